@@ -1,0 +1,56 @@
+public import Foundation
+public import SwiftProtobuf
+
+/// One method a server answers: its descriptor and a handler from request
+/// bytes to response bytes. Generated service code builds these with
+/// ``unary(_:handler:)``; the transport never sees message types.
+public struct ServerMethod: Sendable {
+    /// The method's name and access level.
+    public let descriptor: MethodDescriptor
+    /// Decodes the request, runs the service and encodes the response.
+    public let handler: @Sendable (_ payload: Data, _ context: RequestContext) async throws -> Data
+
+    /// Creates a method from a bytes-level handler.
+    public init(
+        descriptor: MethodDescriptor,
+        handler: @escaping @Sendable (_ payload: Data, _ context: RequestContext) async throws -> Data
+    ) {
+        self.descriptor = descriptor
+        self.handler = handler
+    }
+
+    /// A unary method over protobuf messages. A payload that does not decode
+    /// as `Request` fails with INVALID_ARGUMENT (`INVALID_PAYLOAD`).
+    public static func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ descriptor: MethodDescriptor,
+        handler: @escaping @Sendable (Request, RequestContext) async throws -> Response
+    ) -> ServerMethod {
+        ServerMethod(descriptor: descriptor) { payload, context in
+            let request = try decodeRequest(Request.self, from: payload, method: descriptor)
+            let response = try await handler(request, context)
+            return try response.serializedBytes()
+        }
+    }
+}
+
+/// Decodes a method's request message, mapping failure to INVALID_ARGUMENT.
+@inlinable
+public func decodeRequest<Request: SwiftProtobuf.Message>(
+    _ type: Request.Type, from payload: Data, method: MethodDescriptor
+) throws -> Request {
+    do {
+        return try Request(serializedBytes: payload)
+    } catch {
+        throw RPCError(
+            code: .invalidArgument,
+            message: "payload is not a valid \(Request.protoMessageName) for \(method.path)",
+            reason: RPCError.Reason.invalidPayload)
+    }
+}
+
+/// A service: a set of methods. Generated service protocols refine this and
+/// provide `methods` from the protocol's requirements.
+public protocol RPCService: Sendable {
+    /// The methods this service answers.
+    var methods: [ServerMethod] { get }
+}

@@ -1,0 +1,273 @@
+import Foundation
+import Logging
+import MoatTransport
+
+/// A configuration that cannot be used, with the setting it is about.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Builds a ``MoatConfiguration`` from the defaults, a TOML file, `--set`
+/// overrides and dedicated flags, in that order. Unknown keys and values of
+/// the wrong type or range are errors naming the key, so a typo never
+/// silently falls back to a default.
+public enum ConfigurationLoader {
+    /// Values of moatd's dedicated flags; nil means not given.
+    public struct Flags: Sendable {
+        public var dataDirectory: String?
+        public var socketPath: String?
+        public var logLevel: String?
+        public var logFormat: String?
+
+        public init(
+            dataDirectory: String? = nil, socketPath: String? = nil, logLevel: String? = nil, logFormat: String? = nil
+        ) {
+            self.dataDirectory = dataDirectory
+            self.socketPath = socketPath
+            self.logLevel = logLevel
+            self.logFormat = logFormat
+        }
+    }
+
+    /// Loads the configuration.
+    ///
+    /// - Parameters:
+    ///   - file: A TOML file, or nil.
+    ///   - overrides: `key=value` settings (`limits.max_connections=64`);
+    ///     the value is TOML (`socket.path="/run/moat.sock"`); a bare word is
+    ///     taken as a string.
+    ///   - flags: Dedicated flags, applied last.
+    public static func load(file: String?, overrides: [String] = [], flags: Flags = Flags()) throws
+        -> MoatConfiguration
+    {
+        var root: [String: TOMLValue] = [:]
+        if let file {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw ConfigurationError("cannot read \(file): \(error.localizedDescription)")
+            }
+            do {
+                root = try TOMLDocument.parse(text)
+            } catch {
+                throw ConfigurationError("\(file): \(error)")
+            }
+        }
+        for override in overrides {
+            guard let equals = override.firstIndex(of: "="), equals != override.startIndex else {
+                throw ConfigurationError("--set \(override): expected key=value")
+            }
+            let key = override[..<equals].trimmingCharacters(in: .whitespaces)
+            let value = override[override.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let parsed: [String: TOMLValue]
+            if let document = try? TOMLDocument.parse("\(key) = \(value)") {
+                parsed = document
+            } else if let document = try? TOMLDocument.parse("\(key) = \"\(value)\"") {
+                parsed = document
+            } else {
+                throw ConfigurationError("--set \(override): not a valid key and value")
+            }
+            root = merge(root, parsed)
+        }
+
+        var configuration = MoatConfiguration()
+        var reader = TableReader(path: "", table: root)
+        try apply(&reader, to: &configuration)
+
+        if let dataDirectory = flags.dataDirectory { configuration.dataDirectory = dataDirectory }
+        if let socketPath = flags.socketPath { configuration.socket.path = socketPath }
+        if let level = flags.logLevel { configuration.log.level = try parseLevel(level, key: "--log-level") }
+        if let format = flags.logFormat { configuration.log.format = try parseFormat(format, key: "--log-format") }
+        try validate(configuration)
+        return configuration
+    }
+
+    private static func apply(_ root: inout TableReader, to configuration: inout MoatConfiguration) throws {
+        if let dataDirectory = try root.string("data_dir") { configuration.dataDirectory = dataDirectory }
+
+        if var socket = try root.table("socket") {
+            if let path = try socket.string("path") { configuration.socket.path = path }
+            if let mode = try socket.string("mode") {
+                guard let value = UInt32(mode, radix: 8), value <= 0o777 else {
+                    throw ConfigurationError("socket.mode: expected an octal mode like \"0660\", got \"\(mode)\"")
+                }
+                configuration.socket.mode = value
+            }
+            try socket.finish()
+        }
+
+        if var access = try root.table("access") {
+            if let uids = try access.ids("allow_uids") { configuration.access.allowUIDs = uids }
+            if let gids = try access.ids("allow_gids") { configuration.access.allowGIDs = gids }
+            if let uids = try access.ids("admin_uids") { configuration.access.adminUIDs = uids }
+            if let gids = try access.ids("admin_gids") { configuration.access.adminGIDs = gids }
+            try access.finish()
+        }
+
+        if var limits = try root.table("limits") {
+            var target = configuration.limits
+            if let value = try limits.int("max_frame_bytes", in: 1024...(64 << 20)) { target.maxFrameSize = value }
+            if let value = try limits.int("max_in_flight_per_connection", in: 1...65536) {
+                target.maxInFlightPerConnection = value
+            }
+            if let value = try limits.int("max_connections", in: 1...1_000_000) { target.maxConnections = value }
+            if let value = try limits.int("frame_timeout_ms", in: 1...3_600_000) {
+                target.frameTimeout = .milliseconds(value)
+            }
+            if let value = try limits.int("idle_timeout_seconds", in: 1...86400) { target.idleTimeout = .seconds(value) }
+            if let value = try limits.int("default_deadline_ms", in: 1...3_600_000) {
+                target.defaultDeadline = .milliseconds(value)
+            }
+            if let value = try limits.int("max_deadline_ms", in: 1...3_600_000) { target.maxDeadline = .milliseconds(value) }
+            if let value = try limits.int("shutdown_grace_seconds", in: 0...3600) {
+                target.shutdownGracePeriod = .seconds(value)
+            }
+            try limits.finish()
+            configuration.limits = target
+        }
+
+        if var log = try root.table("log") {
+            if let level = try log.string("level") { configuration.log.level = try parseLevel(level, key: "log.level") }
+            if let format = try log.string("format") {
+                configuration.log.format = try parseFormat(format, key: "log.format")
+            }
+            try log.finish()
+        }
+        try root.finish()
+    }
+
+    private static func validate(_ configuration: MoatConfiguration) throws {
+        guard !configuration.dataDirectory.isEmpty else { throw ConfigurationError("data_dir: must not be empty") }
+        guard configuration.socketPath.utf8.count < 108 else {
+            throw ConfigurationError("socket.path: \(configuration.socketPath.utf8.count) bytes; at most 107 allowed")
+        }
+        guard configuration.limits.defaultDeadline <= configuration.limits.maxDeadline else {
+            throw ConfigurationError("limits.default_deadline_ms: larger than limits.max_deadline_ms")
+        }
+    }
+
+    private static func parseLevel(_ value: String, key: String) throws -> Logger.Level {
+        guard let level = Logger.Level(rawValue: value.lowercased()) else {
+            let names = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigurationError("\(key): expected one of \(names), got \"\(value)\"")
+        }
+        return level
+    }
+
+    private static func parseFormat(_ value: String, key: String) throws -> StructuredLogHandler.Format {
+        guard let format = StructuredLogHandler.Format(rawValue: value.lowercased()) else {
+            throw ConfigurationError("\(key): expected text or json, got \"\(value)\"")
+        }
+        return format
+    }
+
+    private static func merge(_ base: [String: TOMLValue], _ overlay: [String: TOMLValue]) -> [String: TOMLValue] {
+        var result = base
+        for (key, value) in overlay {
+            if case .table(let inner) = value, case .table(let existing)? = result[key] {
+                result[key] = .table(merge(existing, inner))
+            } else {
+                result[key] = value
+            }
+        }
+        return result
+    }
+
+    /// The configuration as TOML, every setting spelled out.
+    public static func render(_ configuration: MoatConfiguration) -> String {
+        func quote(_ value: String) -> String {
+            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }
+        func ids(_ values: [UInt32]) -> String { "[" + values.map(String.init).joined(separator: ", ") + "]" }
+        func milliseconds(_ duration: Duration) -> Int64 { duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000 }
+        let limits = configuration.limits
+        return """
+            data_dir = \(quote(configuration.dataDirectory))
+
+            [socket]
+            path = \(quote(configuration.socketPath))
+            mode = "0\(String(configuration.socket.mode, radix: 8))"
+
+            [access]
+            allow_uids = \(ids(configuration.access.allowUIDs))
+            allow_gids = \(ids(configuration.access.allowGIDs))
+            admin_uids = \(ids(configuration.access.adminUIDs))
+            admin_gids = \(ids(configuration.access.adminGIDs))
+
+            [limits]
+            max_frame_bytes = \(limits.maxFrameSize)
+            max_in_flight_per_connection = \(limits.maxInFlightPerConnection)
+            max_connections = \(limits.maxConnections)
+            frame_timeout_ms = \(milliseconds(limits.frameTimeout))
+            idle_timeout_seconds = \(limits.idleTimeout.components.seconds)
+            default_deadline_ms = \(milliseconds(limits.defaultDeadline))
+            max_deadline_ms = \(milliseconds(limits.maxDeadline))
+            shutdown_grace_seconds = \(limits.shutdownGracePeriod.components.seconds)
+
+            [log]
+            level = \(quote(configuration.log.level.rawValue))
+            format = \(quote(configuration.log.format.rawValue))
+
+            """
+    }
+}
+
+/// Reads one TOML table, remembering which keys were used so that the rest
+/// can be reported as unknown.
+struct TableReader {
+    let path: String
+    let table: [String: TOMLValue]
+    private var used: Set<String> = []
+
+    init(path: String, table: [String: TOMLValue]) {
+        self.path = path
+        self.table = table
+    }
+
+    private func name(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    mutating func string(_ key: String) throws -> String? {
+        used.insert(key)
+        guard let value = table[key] else { return nil }
+        guard case .string(let string) = value else { throw ConfigurationError("\(name(key)): expected a string") }
+        return string
+    }
+
+    mutating func int(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        used.insert(key)
+        guard let value = table[key] else { return nil }
+        guard case .integer(let integer) = value else { throw ConfigurationError("\(name(key)): expected an integer") }
+        guard let int = Int(exactly: integer), range.contains(int) else {
+            throw ConfigurationError("\(name(key)): \(integer) is outside \(range.lowerBound)...\(range.upperBound)")
+        }
+        return int
+    }
+
+    mutating func ids(_ key: String) throws -> [UInt32]? {
+        used.insert(key)
+        guard let value = table[key] else { return nil }
+        guard case .array(let items) = value else { throw ConfigurationError("\(name(key)): expected an array of ids") }
+        return try items.map { item in
+            guard case .integer(let integer) = item, let id = UInt32(exactly: integer) else {
+                throw ConfigurationError("\(name(key)): expected non-negative integer ids")
+            }
+            return id
+        }
+    }
+
+    mutating func table(_ key: String) throws -> TableReader? {
+        used.insert(key)
+        guard let value = table[key] else { return nil }
+        guard case .table(let inner) = value else { throw ConfigurationError("\(name(key)): expected a table") }
+        return TableReader(path: name(key), table: inner)
+    }
+
+    func finish() throws {
+        let unknown = table.keys.filter { !used.contains($0) }.sorted()
+        guard unknown.isEmpty else {
+            throw ConfigurationError("unknown setting\(unknown.count > 1 ? "s" : ""): \(unknown.map(name).joined(separator: ", "))")
+        }
+    }
+}

@@ -1,0 +1,72 @@
+public import Logging
+public import MoatTransport
+
+/// Everything moatd can be told. Each default here is the documented one
+/// (deploy/moatd.toml lists them all); a TOML file and flags override them.
+public struct MoatConfiguration: Sendable, Equatable {
+    /// The data directory: the database, the key file and, by default, the
+    /// socket. Created (mode 0750) if missing. Default `./moat-data`.
+    public var dataDirectory: String = "./moat-data"
+
+    /// The listening socket.
+    public var socket = Socket()
+
+    /// Who may connect and who is an administrator.
+    public var access = Access()
+
+    /// Transport limits.
+    public var limits = TransportLimits()
+
+    /// Logging.
+    public var log = Log()
+
+    /// Socket settings.
+    public struct Socket: Sendable, Equatable {
+        /// The socket file; nil means `<data directory>/moat.sock`.
+        public var path: String?
+        /// The socket file's mode. Default 0660.
+        public var mode: UInt32 = 0o660
+        public init() {}
+    }
+
+    /// Caller access. Root and the daemon's own uid are always
+    /// administrators; the lists add to that.
+    public struct Access: Sendable, Equatable {
+        /// Uids that may connect (besides administrators).
+        public var allowUIDs: [UInt32] = []
+        /// Gids that may connect.
+        public var allowGIDs: [UInt32] = []
+        /// Extra administrator uids.
+        public var adminUIDs: [UInt32] = []
+        /// Administrator gids.
+        public var adminGIDs: [UInt32] = []
+        public init() {}
+    }
+
+    /// Log settings.
+    public struct Log: Sendable, Equatable {
+        /// The lowest level written. Default `info`.
+        public var level: Logger.Level = .info
+        /// `text` or `json`. Default `text`.
+        public var format: StructuredLogHandler.Format = .text
+        public init() {}
+    }
+
+    /// The defaults.
+    public init() {}
+
+    /// The socket path in effect.
+    public var socketPath: String {
+        socket.path ?? (dataDirectory.hasSuffix("/") ? dataDirectory : dataDirectory + "/") + "moat.sock"
+    }
+
+    /// The access policy in effect for a daemon running as `daemonUID`.
+    public func accessPolicy(daemonUID: UInt32) -> AccessPolicy {
+        var policy = AccessPolicy.default(daemonUID: daemonUID)
+        policy.allowedUIDs.formUnion(access.allowUIDs)
+        policy.allowedGIDs.formUnion(access.allowGIDs)
+        policy.adminUIDs.formUnion(access.adminUIDs)
+        policy.adminGIDs.formUnion(access.adminGIDs)
+        return policy
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+public import MoatProto
+public import MoatRPC
+import Synchronization
+
+/// Whether the daemon is taking calls; flipped when a shutdown starts.
+public final class ServingState: Sendable {
+    private let serving = Atomic<Bool>(true)
+
+    /// Creates a state that starts serving.
+    public init() {}
+
+    /// Whether calls are being taken.
+    public var isServing: Bool { serving.load(ordering: .relaxed) }
+
+    /// Marks the daemon as draining.
+    public func stopServing() { serving.store(false, ordering: .relaxed) }
+}
+
+/// `moat.v1.Health`: serving status, version and uptime.
+public struct HealthService: Moat_V1_HealthService {
+    private let version: String
+    private let startedAt: Date
+    private let startedInstant: ContinuousClock.Instant
+    private let state: ServingState
+
+    /// Creates the service; uptime counts from now.
+    public init(version: String = MoatVersion.current, state: ServingState) {
+        self.version = version
+        self.startedAt = Date()
+        self.startedInstant = .now
+        self.state = state
+    }
+
+    public func check(request: Moat_V1_CheckRequest, context: RequestContext) async throws -> Moat_V1_CheckResponse {
+        var response = Moat_V1_CheckResponse()
+        response.status = state.isServing ? .serving : .notServing
+        response.version = version
+        response.uptimeSeconds = UInt64(max(0, (ContinuousClock.now - startedInstant).components.seconds))
+        response.startedAtUnix = Int64(startedAt.timeIntervalSince1970)
+        return response
+    }
+}

@@ -1,0 +1,394 @@
+import Foundation
+import Logging
+public import MoatProto
+public import MoatRPC
+public import NIOCore
+
+/// Serves one connection: turns frames into calls, runs them, writes their
+/// responses as they finish (in any order), and enforces the per-connection
+/// limits.
+///
+/// Everything here runs on the channel's event loop; handlers run as tasks
+/// and hop back to the loop to answer.
+public final class ServerConnectionHandler: ChannelDuplexHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    /// Sent down the pipeline by the server when it starts to shut down: the
+    /// connection refuses new calls, finishes the ones in flight, then closes.
+    public struct DrainEvent: Sendable {
+        public init() {}
+    }
+
+    private struct InFlightCall {
+        var task: Task<Void, Never>?
+        var timer: Scheduled<Void>?
+    }
+
+    private let router: Router
+    private let caller: Caller
+    private let limits: TransportLimits
+    private var logger: Logger
+
+    private var context: ChannelHandlerContext?
+    private var inFlight: [UInt64: InFlightCall] = [:]
+    private var queued = CircularBuffer<ByteBuffer>()
+    private var readHeld = false
+    private var draining = false
+    private var inputClosed = false
+    private var closing = false
+    private var lastActivity = NIODeadline.now()
+    private var idleTimer: Scheduled<Void>?
+    private var frameTimer: Scheduled<Void>?
+
+    /// Creates the handler for a connection from `caller`.
+    public init(router: Router, caller: Caller, limits: TransportLimits, logger: Logger) {
+        self.router = router
+        self.caller = caller
+        self.limits = limits
+        self.logger = logger
+        self.logger[metadataKey: "moat.peer.pid"] = "\(caller.credentials.pid)"
+        self.logger[metadataKey: "moat.peer.uid"] = "\(caller.credentials.uid)"
+    }
+
+    // MARK: Lifecycle
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        lastActivity = .now()
+        scheduleIdleCheck(at: lastActivity + limits.idleTimeout.timeAmount)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+        self.context = nil
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    private func tearDown() {
+        for call in inFlight.values {
+            call.task?.cancel()
+            call.timer?.cancel()
+        }
+        inFlight.removeAll()
+        queued.removeAll()
+        idleTimer?.cancel()
+        idleTimer = nil
+        frameTimer?.cancel()
+        frameTimer = nil
+    }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        lastActivity = .now()
+        guard !closing else { return }
+        let frame = unwrapInboundIn(data)
+        if inFlight.count >= limits.maxInFlightPerConnection || !queued.isEmpty {
+            // Frames that arrived in the same read as the one that filled the
+            // window wait here; no further read happens until a slot frees.
+            queued.append(frame)
+            return
+        }
+        process(frame: frame, context: context)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event {
+        case let progress as FrameProgressEvent:
+            switch progress {
+            case .partialFrameStarted:
+                frameTimer?.cancel()
+                frameTimer = context.eventLoop.assumeIsolated().scheduleTask(in: limits.frameTimeout.timeAmount) { [self] in
+                    frameTimer = nil
+                    protocolError(
+                        code: .invalidArgument, reason: RPCError.Reason.frameTimeout,
+                        message: "frame not completed within \(limits.frameTimeout)")
+                }
+            case .partialFrameCompleted:
+                frameTimer?.cancel()
+                frameTimer = nil
+            }
+        case is DrainEvent:
+            draining = true
+            closeIfFinished()
+        case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
+            // The client sent everything it will send; answer what is in
+            // flight, then close.
+            inputClosed = true
+            closeIfFinished()
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case FrameDecodingError.frameTooLarge(let length, let limit):
+            protocolError(
+                code: .resourceExhausted, reason: RPCError.Reason.frameTooLarge,
+                message: "frame of \(length) bytes is over the \(limit)-byte limit")
+        case FrameDecodingError.truncated(let buffered):
+            protocolError(
+                code: .invalidArgument, reason: RPCError.Reason.truncatedFrame,
+                message: "connection ended inside a frame (\(buffered) bytes buffered)")
+        default:
+            logger.debug("connection error", metadata: ["moat.error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Outbound (backpressure)
+
+    public func read(context: ChannelHandlerContext) {
+        if inFlight.count >= limits.maxInFlightPerConnection || !queued.isEmpty {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    // MARK: Calls
+
+    private func process(frame: ByteBuffer, context: ChannelHandlerContext) {
+        let request: Moat_Rpc_V1_Request
+        do {
+            request = try Moat_Rpc_V1_Request(serializedBytes: Data(frame.readableBytesView))
+        } catch {
+            protocolError(
+                code: .invalidArgument, reason: RPCError.Reason.malformedFrame,
+                message: "frame is not a moat.rpc.v1.Request")
+            return
+        }
+        let id = request.id
+        guard id != 0 else {
+            protocolError(
+                code: .invalidArgument, reason: RPCError.Reason.invalidRequestID,
+                message: "request id 0 is reserved")
+            return
+        }
+        guard inFlight[id] == nil else {
+            protocolError(
+                code: .invalidArgument, reason: RPCError.Reason.duplicateRequestID,
+                message: "request id \(id) is already in flight")
+            return
+        }
+        guard !draining else {
+            respond(
+                id: id,
+                error: RPCError(
+                    code: .unavailable, message: "the server is shutting down",
+                    reason: RPCError.Reason.shuttingDown))
+            return
+        }
+
+        let method: ServerMethod
+        do {
+            method = try router.resolve(path: request.method, caller: caller, authorization: request.authorization)
+        } catch {
+            respond(id: id, error: error)
+            return
+        }
+
+        let timeout = limits.deadline(forTimeoutMilliseconds: request.timeoutMs)
+        let rpcContext = RequestContext(
+            requestID: id, method: method.descriptor, caller: caller, tenant: request.tenant,
+            authorization: request.authorization, metadata: request.metadata,
+            deadline: ContinuousClock.now + timeout)
+
+        let eventLoop = context.eventLoop
+        let timer = eventLoop.assumeIsolated().scheduleTask(in: timeout.timeAmount) { [self] in
+            timedOut(id: id, after: timeout)
+        }
+        inFlight[id] = InFlightCall(task: nil, timer: timer)
+
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        let payload = request.payload
+        let task = Task {
+            let result: Result<Data, any Error>
+            do {
+                result = .success(try await method.handler(payload, rpcContext))
+            } catch {
+                result = .failure(error)
+            }
+            eventLoop.execute {
+                handler.value.finished(id: id, result: result)
+            }
+        }
+        // The task may not have been registered if the call already ended.
+        if inFlight[id] != nil {
+            inFlight[id]?.task = task
+        }
+    }
+
+    private func finished(id: UInt64, result: Result<Data, any Error>) {
+        // Absent when the deadline already answered, or the connection closed.
+        guard let call = inFlight.removeValue(forKey: id) else { return }
+        call.timer?.cancel()
+        switch result {
+        case .success(let payload):
+            respond(id: id, payload: payload)
+        case .failure(let error):
+            respond(id: id, error: error)
+        }
+        callEnded()
+    }
+
+    private func timedOut(id: UInt64, after timeout: Duration) {
+        guard let call = inFlight.removeValue(forKey: id) else { return }
+        call.task?.cancel()
+        respond(
+            id: id,
+            error: RPCError(
+                code: .deadlineExceeded, message: "no answer within \(timeout)",
+                reason: RPCError.Reason.deadlineExceeded))
+        callEnded()
+    }
+
+    /// A slot freed: serve queued frames, resume reading, or close.
+    private func callEnded() {
+        guard let context, !closing else { return }
+        while inFlight.count < limits.maxInFlightPerConnection, let frame = queued.popFirst() {
+            process(frame: frame, context: context)
+            if closing { return }
+        }
+        if readHeld, inFlight.count < limits.maxInFlightPerConnection, queued.isEmpty {
+            readHeld = false
+            context.read()
+        }
+        closeIfFinished()
+    }
+
+    private func closeIfFinished() {
+        guard let context, !closing, draining || inputClosed, inFlight.isEmpty, queued.isEmpty else { return }
+        closing = true
+        context.close(promise: nil)
+    }
+
+    // MARK: Responses
+
+    private func respond(id: UInt64, payload: Data) {
+        var response = Moat_Rpc_V1_Response()
+        response.id = id
+        response.status.code = .ok
+        response.payload = payload
+        write(response)
+    }
+
+    private func respond(id: UInt64, error: any Error) {
+        let rpcError: RPCError
+        if let error = error as? RPCError {
+            rpcError = error
+            if let cause = error.cause {
+                logger.debug(
+                    "call failed",
+                    metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: cause)))"])
+            }
+        } else if error is CancellationError {
+            rpcError = RPCError(code: .cancelled, message: "the call was cancelled", reason: "CANCELLED")
+        } else {
+            // Unknown errors never leave the process. Only their type is
+            // logged: a description could carry a secret from the request.
+            logger.error(
+                "call failed",
+                metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: error)))"])
+            rpcError = RPCError(
+                code: .internal, message: "internal error", reason: RPCError.Reason.internalError)
+        }
+        var response = Moat_Rpc_V1_Response()
+        response.id = id
+        response.status = Moat_Rpc_V1_Status(rpcError)
+        write(response)
+    }
+
+    private func write(_ response: Moat_Rpc_V1_Response) {
+        guard let context else { return }
+        var bytes: [UInt8]
+        do {
+            bytes = try response.serializedBytes()
+        } catch {
+            bytes = []
+        }
+        if bytes.count > limits.maxFrameSize {
+            var tooLarge = Moat_Rpc_V1_Response()
+            tooLarge.id = response.id
+            tooLarge.status = Moat_Rpc_V1_Status(
+                RPCError(
+                    code: .resourceExhausted, message: "the response is over the frame size limit",
+                    reason: RPCError.Reason.responseTooLarge))
+            bytes = (try? tooLarge.serializedBytes()) ?? []
+        }
+        var buffer = context.channel.allocator.buffer(capacity: 4 + bytes.count)
+        buffer.writeFrame(bytes)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    /// Answers a connection-level error with one response (id 0) and closes.
+    private func protocolError(code: Code, reason: String, message: String) {
+        guard let context, !closing else { return }
+        closing = true
+        logger.notice("closing connection", metadata: ["moat.reason": "\(reason)"])
+        for call in inFlight.values {
+            call.task?.cancel()
+            call.timer?.cancel()
+        }
+        inFlight.removeAll()
+        queued.removeAll()
+        var response = Moat_Rpc_V1_Response()
+        response.status = Moat_Rpc_V1_Status(RPCError(code: code, message: message, reason: reason))
+        let bytes = (try? response.serializedBytes() as [UInt8]) ?? []
+        var buffer = context.channel.allocator.buffer(capacity: 4 + bytes.count)
+        buffer.writeFrame(bytes)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: Idle
+
+    private func scheduleIdleCheck(at deadline: NIODeadline) {
+        guard let context else { return }
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            idleTimer = nil
+            let idleUntil = lastActivity + limits.idleTimeout.timeAmount
+            if inFlight.isEmpty, queued.isEmpty, idleUntil <= .now() {
+                logger.debug("closing idle connection")
+                closing = true
+                self.context?.close(promise: nil)
+            } else {
+                scheduleIdleCheck(at: max(idleUntil, .now() + .nanoseconds(limits.idleTimeout.nanoseconds / 10)))
+            }
+        }
+    }
+}
+
+extension Duration {
+    /// The duration as a NIO `TimeAmount`.
+    public var timeAmount: TimeAmount { .nanoseconds(nanoseconds) }
+}
+
+extension Moat_Rpc_V1_Status {
+    /// The wire status of an error. The cause is not sent.
+    public init(_ error: RPCError) {
+        self.init()
+        code = Moat_Rpc_V1_Code(rawValue: error.code.rawValue) ?? .unknown
+        message = error.message
+        reason = error.reason
+        details = error.details
+    }
+}
+
+extension RPCError {
+    /// The error a wire status describes.
+    public init(_ status: Moat_Rpc_V1_Status) {
+        self.init(
+            code: Code(rawValue: status.code.rawValue), message: status.message, reason: status.reason,
+            details: status.details)
+    }
+}

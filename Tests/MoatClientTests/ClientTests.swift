@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+import MoatClient
+import MoatServer
+import XCTest
+
+/// Slow and echo methods for exercising the client, served next to Moat's own.
+struct ProbeService: RPCService {
+    static let sleep = MethodDescriptor(service: "moat.test.Probe", method: "Sleep", access: .public)
+    static let echo = MethodDescriptor(service: "moat.test.Probe", method: "Echo", access: .public)
+
+    var methods: [ServerMethod] {
+        [
+            ServerMethod(descriptor: Self.sleep) { payload, _ in
+                let milliseconds = payload.first.map(Int.init) ?? 0
+                try await Task.sleep(for: .milliseconds(milliseconds * 10))
+                return payload
+            },
+            ServerMethod(descriptor: Self.echo) { payload, _ in
+                if let first = payload.first, first % 3 == 0 { await Task.yield() }
+                return payload
+            },
+        ]
+    }
+}
+
+/// A daemon on a temporary data directory.
+final class DaemonFixture: @unchecked Sendable {
+    let directory: String
+    var daemon: MoatDaemon
+    var task: Task<Void, Error>?
+    var socketPath: String { daemon.configuration.socketPath }
+
+    init() async throws {
+        directory = NSTemporaryDirectory() + "moat-client-" + UUID().uuidString.prefix(8)
+        var configuration = MoatConfiguration()
+        configuration.dataDirectory = directory
+        daemon = try MoatDaemon(configuration: configuration, logger: Logger(label: "test"), extraServices: [ProbeService()])
+        try await start()
+    }
+
+    func start() async throws {
+        try await daemon.server.start()
+        let daemon = self.daemon
+        task = Task { try await daemon.run() }
+    }
+
+    func stop() async throws {
+        await daemon.shutdown()
+        try await task?.value
+    }
+
+    func restart() async throws {
+        try await stop()
+        daemon = try MoatDaemon(
+            configuration: daemon.configuration, logger: Logger(label: "test"), extraServices: [ProbeService()])
+        try await start()
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+}
+
+final class ClientTests: XCTestCase {
+    func testHealth() async throws {
+        let fixture = try await DaemonFixture()
+        let client = MoatClient(socketPath: fixture.socketPath)
+        let health = try await client.health.check()
+        XCTAssertEqual(health.status, .serving)
+        XCTAssertEqual(health.version, MoatVersion.current)
+        XCTAssertGreaterThan(health.startedAtUnix, 1_700_000_000)
+        await client.close()
+        try await fixture.stop()
+    }
+
+    func testThousandConcurrentCallsShareOneConnection() async throws {
+        let fixture = try await DaemonFixture()
+        let client = MoatClient(socketPath: fixture.socketPath)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<1000 {
+                group.addTask {
+                    let payload = Data("call-\(index)".utf8)
+                    let answer = try await client.call(ProbeService.echo, payload: payload, options: CallOptions())
+                    XCTAssertEqual(answer, payload)
+                }
+            }
+            try await group.waitForAll()
+        }
+        XCTAssertEqual(fixture.daemon.server.connectionCount, 1)
+        await client.close()
+        try await fixture.stop()
+    }
+
+    func testErrorsCarryCodeMessageAndReason() async throws {
+        let fixture = try await DaemonFixture()
+        let client = MoatClient(socketPath: fixture.socketPath)
+        let missing = MethodDescriptor(service: "moat.v1.Nope", method: "Missing", access: .public)
+        do {
+            _ = try await client.call(missing, payload: Data(), options: CallOptions())
+            XCTFail("succeeded")
+        } catch let error as RPCError {
+            XCTAssertEqual(error.code, .unimplemented)
+            XCTAssertEqual(error.reason, "UNKNOWN_METHOD")
+            XCTAssertTrue(error.message.contains("/moat.v1.Nope/Missing"))
+        }
+        // The connection survives the error.
+        let status = try await client.health.check().status
+        XCTAssertEqual(status, .serving)
+        await client.close()
+        try await fixture.stop()
+    }
+
+    func testPerCallDeadline() async throws {
+        let fixture = try await DaemonFixture()
+        let client = MoatClient(socketPath: fixture.socketPath)
+        let start = ContinuousClock.now
+        do {
+            // The handler would sleep 2 s.
+            _ = try await client.call(ProbeService.sleep, payload: Data([200]), options: CallOptions(timeout: .milliseconds(100)))
+            XCTFail("succeeded")
+        } catch let error as RPCError {
+            XCTAssertEqual(error.code, .deadlineExceeded)
+        }
+        XCTAssertLessThan(ContinuousClock.now - start, .seconds(1))
+        await client.close()
+        try await fixture.stop()
+    }
+
+    func testCancellationEndsTheCall() async throws {
+        let fixture = try await DaemonFixture()
+        let client = MoatClient(socketPath: fixture.socketPath)
+        let call = Task {
+            try await client.call(ProbeService.sleep, payload: Data([200]), options: CallOptions())
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        call.cancel()
+        do {
+            _ = try await call.value
+            XCTFail("succeeded")
+        } catch let error as RPCError {
+            XCTAssertEqual(error.code, .cancelled)
+        }
+        await client.close()
+        try await fixture.stop()
+    }
+
+    func testNoDaemonIsUnavailable() async throws {
+        let client = MoatClient(socketPath: NSTemporaryDirectory() + "no-such-moat.sock")
+        do {
+            _ = try await client.health.check()
+            XCTFail("succeeded")
+        } catch let error as RPCError {
+            XCTAssertEqual(error.code, .unavailable)
+            XCTAssertEqual(error.reason, "NOT_CONNECTED")
+        }
+    }
+
+    func testReconnectsAfterDaemonRestart() async throws {
+        let fixture = try await DaemonFixture()
+        let client = MoatClient(socketPath: fixture.socketPath)
+        let before = try await client.health.check()
+        try await fixture.stop()
+        do {
+            _ = try await client.health.check()
+            XCTFail("answered while the daemon was down")
+        } catch let error as RPCError {
+            XCTAssertEqual(error.code, .unavailable)
+        }
+        try await Task.sleep(for: .milliseconds(1100))
+        try await fixture.restart()
+        let after = try await client.health.check()
+        XCTAssertEqual(after.status, .serving)
+        XCTAssertGreaterThan(after.startedAtUnix, before.startedAtUnix, "a new daemon answered")
+        await client.close()
+        try await fixture.stop()
+    }
+
+    func testGracefulShutdownLetsACallInFlightFinish() async throws {
+        let fixture = try await DaemonFixture()
+        let client = MoatClient(socketPath: fixture.socketPath)
+        _ = try await client.health.check()
+        let call = Task { try await client.call(ProbeService.sleep, payload: Data([100]), options: CallOptions()) }
+        try await Task.sleep(for: .milliseconds(100))
+        try await fixture.stop()  // drains: the 1 s call completes first
+        let answer = try await call.value
+        XCTAssertEqual(answer, Data([100]), "graceful shutdown let the call finish")
+        await client.close()
+    }
+}

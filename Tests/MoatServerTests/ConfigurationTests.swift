@@ -1,0 +1,116 @@
+import Foundation
+import XCTest
+
+@testable import MoatServer
+
+final class ConfigurationTests: XCTestCase {
+    private func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "moatd-\(UUID().uuidString).toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testDefaults() throws {
+        let configuration = try ConfigurationLoader.load(file: nil)
+        XCTAssertEqual(configuration, MoatConfiguration())
+        XCTAssertEqual(configuration.dataDirectory, "./moat-data")
+        XCTAssertEqual(configuration.socketPath, "./moat-data/moat.sock")
+        XCTAssertEqual(configuration.socket.mode, 0o660)
+        XCTAssertEqual(configuration.limits.maxFrameSize, 1 << 20)
+        XCTAssertEqual(configuration.log.level, .info)
+    }
+
+    func testDefaultAccessPolicyMakesRootAndSelfAdministrators() {
+        let policy = MoatConfiguration().accessPolicy(daemonUID: 1234)
+        XCTAssertEqual(policy.adminUIDs, [0, 1234])
+        XCTAssertTrue(policy.allowedUIDs.isEmpty)
+    }
+
+    func testFileThenSetThenFlags() throws {
+        let file = try write(
+            """
+            data_dir = "/var/lib/moat"
+            [socket]
+            mode = "0600"
+            [access]
+            allow_uids = [1000, 1001]
+            admin_gids = [50]
+            [limits]
+            max_connections = 64
+            idle_timeout_seconds = 30
+            [log]
+            level = "debug"
+            format = "json"
+            """)
+        let configuration = try ConfigurationLoader.load(
+            file: file, overrides: ["limits.max_connections=8", "socket.path=/run/moat/moat.sock"],
+            flags: .init(dataDirectory: "/srv/moat", logLevel: "warning"))
+        XCTAssertEqual(configuration.dataDirectory, "/srv/moat", "flags win")
+        XCTAssertEqual(configuration.socketPath, "/run/moat/moat.sock", "--set takes a bare string")
+        XCTAssertEqual(configuration.socket.mode, 0o600)
+        XCTAssertEqual(configuration.access.allowUIDs, [1000, 1001])
+        XCTAssertEqual(configuration.access.adminGIDs, [50])
+        XCTAssertEqual(configuration.limits.maxConnections, 8, "--set wins over the file")
+        XCTAssertEqual(configuration.limits.idleTimeout, .seconds(30))
+        XCTAssertEqual(configuration.log.level, .warning)
+        XCTAssertEqual(configuration.log.format, .json)
+    }
+
+    func testUnknownKeysAreErrors() throws {
+        let file = try write("[limits]\nmax_conections = 5\n")
+        XCTAssertThrowsError(try ConfigurationLoader.load(file: file)) { error in
+            XCTAssertTrue("\(error)".contains("limits.max_conections"), "\(error)")
+        }
+        XCTAssertThrowsError(try ConfigurationLoader.load(file: nil, overrides: ["nope=1"])) { error in
+            XCTAssertTrue("\(error)".contains("nope"), "\(error)")
+        }
+    }
+
+    func testWrongTypesAndRangesAreErrors() throws {
+        for (text, key) in [
+            ("[limits]\nmax_connections = \"many\"", "limits.max_connections"),
+            ("[limits]\nmax_frame_bytes = 10", "limits.max_frame_bytes"),
+            ("[socket]\nmode = \"999\"", "socket.mode"),
+            ("[access]\nallow_uids = [-1]", "access.allow_uids"),
+            ("[log]\nlevel = \"loud\"", "log.level"),
+            ("limits = 3", "limits"),
+        ] {
+            XCTAssertThrowsError(try ConfigurationLoader.load(file: try write(text)), text) { error in
+                XCTAssertTrue("\(error)".contains(key), "\(error)")
+            }
+        }
+    }
+
+    func testSyntaxErrorNamesFileAndLine() throws {
+        let file = try write("data_dir = \"x\"\n[limits\n")
+        XCTAssertThrowsError(try ConfigurationLoader.load(file: file)) { error in
+            XCTAssertTrue("\(error)".contains(file), "\(error)")
+            XCTAssertTrue("\(error)".contains("2"), "\(error)")
+        }
+    }
+
+    func testMissingFileIsAnError() {
+        XCTAssertThrowsError(try ConfigurationLoader.load(file: "/nonexistent/moatd.toml"))
+    }
+
+    func testRenderedConfigurationLoadsBackUnchanged() throws {
+        var configuration = MoatConfiguration()
+        configuration.dataDirectory = "/data \"quoted\""
+        configuration.socket.path = "/run/m.sock"
+        configuration.access.allowUIDs = [7]
+        configuration.limits.frameTimeout = .milliseconds(1500)
+        configuration.log.format = .json
+        let reloaded = try ConfigurationLoader.load(file: try write(ConfigurationLoader.render(configuration)))
+        XCTAssertEqual(reloaded, configuration)
+    }
+
+    func testExampleConfigInDeployIsTheDefaults() throws {
+        // deploy/moatd.toml documents every setting with its default value.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let example = root.appendingPathComponent("deploy/moatd.toml").path
+        var expected = MoatConfiguration()
+        expected.socket.path = "./moat-data/moat.sock"
+        XCTAssertEqual(try ConfigurationLoader.load(file: example), expected)
+    }
+}

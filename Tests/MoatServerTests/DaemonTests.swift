@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+import MoatClient
+import XCTest
+
+@testable import MoatServer
+
+struct SlowService: RPCService {
+    static let sleep = MethodDescriptor(service: "moat.test.Slow", method: "Sleep", access: .public)
+    var methods: [ServerMethod] {
+        [
+            ServerMethod(descriptor: Self.sleep) { payload, _ in
+                try await Task.sleep(for: .milliseconds(500))
+                return payload
+            }
+        ]
+    }
+}
+
+final class DaemonTests: XCTestCase {
+    private func makeDaemon() throws -> (MoatDaemon, String) {
+        let directory = NSTemporaryDirectory() + "moatd-" + UUID().uuidString.prefix(8)
+        var configuration = MoatConfiguration()
+        configuration.dataDirectory = directory + "/data"
+        return (try MoatDaemon(configuration: configuration, logger: Logger(label: "test"), extraServices: [SlowService()]), directory)
+    }
+
+    func testCreatesTheDataDirectoryPrivately() throws {
+        let (daemon, directory) = try makeDaemon()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let attributes = try FileManager.default.attributesOfItem(atPath: daemon.configuration.dataDirectory)
+        XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o750)
+    }
+
+    func testRefusesAWorldWritableDataDirectory() throws {
+        let directory = NSTemporaryDirectory() + "moatd-open-" + UUID().uuidString.prefix(8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        chmod(directory, 0o777)
+        var configuration = MoatConfiguration()
+        configuration.dataDirectory = directory
+        XCTAssertThrowsError(try MoatDaemon(configuration: configuration, logger: Logger(label: "test"))) { error in
+            XCTAssertTrue("\(error)".contains("writable by others"), "\(error)")
+        }
+    }
+
+    func testSIGTERMCompletesCallsInFlightAndRemovesTheSocket() async throws {
+        let (daemon, directory) = try makeDaemon()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try await daemon.server.start()
+        let running = Task { try await daemon.run() }
+        let client = MoatClient(socketPath: daemon.configuration.socketPath)
+        let status = try await client.health.check().status
+        XCTAssertEqual(status, .serving)
+
+        let calls = (1...5).map { index in
+            Task { try await client.call(SlowService.sleep, payload: Data([UInt8(index)]), options: CallOptions()) }
+        }
+        try await Task.sleep(for: .milliseconds(150))
+        // A real SIGTERM to this process; the daemon's ServiceGroup handles it.
+        kill(getpid(), SIGTERM)
+        for (index, call) in calls.enumerated() {
+            let answer = try await call.value
+            XCTAssertEqual(answer, Data([UInt8(index + 1)]), "call \(index + 1) completed")
+        }
+        try await running.value
+        XCTAssertFalse(FileManager.default.fileExists(atPath: daemon.configuration.socketPath))
+        do {
+            _ = try await client.health.check()
+            XCTFail("answered after shutdown")
+        } catch let error as RPCError {
+            XCTAssertEqual(error.code, .unavailable)
+        }
+        await client.close()
+    }
+
+    func testHealthReportsVersionAndUptime() async throws {
+        let state = ServingState()
+        let service = HealthService(version: "9.9.9", state: state)
+        let context = RequestContext(
+            requestID: 1, method: Moat_V1_Health.Method.check,
+            caller: Caller(credentials: PeerCredentials(uid: 0, gid: 0, pid: 1), isAdmin: true), deadline: .now + .seconds(1))
+        var response = try await service.check(request: .init(), context: context)
+        XCTAssertEqual(response.status, .serving)
+        XCTAssertEqual(response.version, "9.9.9")
+        state.stopServing()
+        response = try await service.check(request: .init(), context: context)
+        XCTAssertEqual(response.status, .notServing)
+    }
+}
