@@ -7,6 +7,10 @@ public enum MethodAccess: String, Sendable, Hashable, CaseIterable {
     case user
     /// Administrator callers only (uid/gid named as administrators).
     case admin
+    /// Administrator callers, or anyone acting with a session token (the
+    /// service then checks the session's role). Declared in `.proto` as
+    /// `@access admin_or_user`.
+    case adminOrUser = "admin_or_user"
 }
 
 /// Names one RPC method and declares who may call it. Generated from

@@ -51,6 +51,13 @@ public struct Router: Sendable {
                     code: .permissionDenied, message: "\(method.path) is for administrator callers",
                     reason: RPCError.Reason.adminRequired)
             }
+        case .adminOrUser:
+            guard caller.isAdmin || !authorization.isEmpty else {
+                throw RPCError(
+                    code: .unauthenticated,
+                    message: "\(method.path) needs a session token or an administrator caller",
+                    reason: RPCError.Reason.sessionRequired)
+            }
         case .user:
             guard !authorization.isEmpty else {
                 throw RPCError(

@@ -9,14 +9,41 @@ public struct ServerMethod: Sendable {
     public let descriptor: MethodDescriptor
     /// Decodes the request, runs the service and encodes the response.
     public let handler: @Sendable (_ payload: Data, _ context: RequestContext) async throws -> Data
+    /// An optional synchronous answer, tried first on the transport's own
+    /// thread: it returns the response, throws the call's error, or returns
+    /// nil when only ``handler`` can answer (for example a cache miss). It
+    /// must never block.
+    public let fastPath: (@Sendable (_ payload: Data, _ context: RequestContext) throws -> Data?)?
 
     /// Creates a method from a bytes-level handler.
     public init(
         descriptor: MethodDescriptor,
+        fastPath: (@Sendable (_ payload: Data, _ context: RequestContext) throws -> Data?)? = nil,
         handler: @escaping @Sendable (_ payload: Data, _ context: RequestContext) async throws -> Data
     ) {
         self.descriptor = descriptor
+        self.fastPath = fastPath
         self.handler = handler
+    }
+
+    /// A unary method over protobuf messages with a synchronous fast path
+    /// (see ``fastPath``) in front of its async handler.
+    public static func unary<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        _ descriptor: MethodDescriptor,
+        fastPath: @escaping @Sendable (Request, RequestContext) throws -> Response?,
+        handler: @escaping @Sendable (Request, RequestContext) async throws -> Response
+    ) -> ServerMethod {
+        ServerMethod(
+            descriptor: descriptor,
+            fastPath: { payload, context in
+                let request = try decodeRequest(Request.self, from: payload, method: descriptor)
+                guard let response = try fastPath(request, context) else { return nil }
+                return try response.serializedBytes()
+            },
+            handler: { payload, context in
+                let request = try decodeRequest(Request.self, from: payload, method: descriptor)
+                return try await handler(request, context).serializedBytes()
+            })
     }
 
     /// A unary method over protobuf messages. A payload that does not decode

@@ -1,6 +1,8 @@
 import Foundation
 public import Logging
+public import MoatCore
 public import MoatRPC
+public import MoatStore
 public import MoatTransport
 import NIOPosix
 import ServiceLifecycle
@@ -17,29 +19,82 @@ public struct DaemonStartError: Error, CustomStringConvertible, Sendable {
     init(_ description: String) { self.description = description }
 }
 
-/// The assembled daemon: its services, the socket server and their lifecycle.
+/// The assembled daemon: its store, services, the socket server and their
+/// lifecycle.
 public final class MoatDaemon: Sendable {
     /// The configuration in effect.
     public let configuration: MoatConfiguration
     /// The socket server (exposed for tests and embedding).
     public let server: UnixSocketServer
+    /// The account domain (exposed for tests and embedding).
+    public let accounts: AccountService
+    /// The account store.
+    public let store: SQLiteAccountStore
+    private let hasher: PasswordHasher
     private let serving: ServingState
     private let logger: Logger
     private let group: ServiceGroup
 
-    /// Prepares the data directory and builds the services. Nothing listens
+    /// The database file inside the data directory.
+    public static let databaseFileName = "moat.db"
+
+    /// Prepares the data directory, opens (and migrates) the database, loads
+    /// or creates the key file, and builds the services. Nothing listens
     /// until ``run()``.
     ///
     /// - Parameter extraServices: Services served besides Moat's own (for
     ///   embedding and tests).
-    public init(configuration: MoatConfiguration, logger: Logger, extraServices: [any RPCService] = []) throws {
+    public static func open(
+        configuration: MoatConfiguration, logger: Logger, clock: any WallClock = SystemWallClock(),
+        extraServices: [any RPCService] = []
+    ) async throws -> MoatDaemon {
+        try prepareDataDirectory(configuration.dataDirectory)
+        let path = (configuration.dataDirectory as NSString).appendingPathComponent(databaseFileName)
+        let store = try await SQLiteAccountStore.open(
+            path: path, synchronous: configuration.store.synchronous == .full ? .full : .normal,
+            readerCount: configuration.store.readers, encoder: ProtobufEventEncoder(), logger: logger)
+        do {
+            let recorded = try await store.meta(keyFingerprintKey).map { String(decoding: $0, as: UTF8.self) }
+            let key = try KeyFile.load(directory: configuration.dataDirectory, mayCreate: recorded == nil)
+            if let recorded, recorded != key.fingerprint {
+                throw DaemonStartError(
+                    "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(recorded))")
+            }
+            if recorded == nil { try await store.setMeta(keyFingerprintKey, Array(key.fingerprint.utf8)) }
+            if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
+            let hasher = try PasswordHasher(configuration: configuration.hashing)
+            return MoatDaemon(
+                configuration: configuration, store: store, hasher: hasher, clock: clock, logger: logger,
+                extraServices: extraServices)
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    static let keyFingerprintKey = "master_key_fingerprint"
+
+    private init(
+        configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher, clock: any WallClock,
+        logger: Logger, extraServices: [any RPCService]
+    ) {
         self.configuration = configuration
         self.logger = logger
-        try Self.prepareDataDirectory(configuration.dataDirectory)
+        self.store = store
+        self.hasher = hasher
+        let accounts = AccountService(
+            store: store, hasher: hasher, clock: clock, configuration: configuration.accounts,
+            sessionCache: SessionCache(capacity: configuration.sessions.cacheEntries))
+        self.accounts = accounts
 
         let serving = ServingState()
         self.serving = serving
-        var router = Router(services: [HealthService(state: serving)])
+        let sessions = SessionsHandler(accounts: accounts)
+        var router = Router(services: [
+            HealthService(state: serving), TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts),
+            sessions,
+        ])
+        router.register(sessions.validateWithFastPath)
         for service in extraServices { router.register(service) }
 
         var serverConfiguration = UnixSocketServer.Configuration(
@@ -53,6 +108,12 @@ public final class MoatDaemon: Sendable {
             configuration: .init(
                 services: [
                     .init(service: ServingStateService(state: serving), successTerminationBehavior: .ignore),
+                    // Shut down in reverse order: the server drains first,
+                    // then the last last-active flush runs.
+                    .init(
+                        service: SessionMaintenance(
+                            accounts: accounts, settings: configuration.sessions, logger: logger),
+                        successTerminationBehavior: .ignore),
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -63,8 +124,20 @@ public final class MoatDaemon: Sendable {
     /// flight and stops. The socket is listening before this first suspends
     /// on the services.
     public func run() async throws {
-        try await server.start()
-        try await group.run()
+        do {
+            try await server.start()
+            try await group.run()
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+    }
+
+    /// Closes the store and stops the hashing threads.
+    private func close() async {
+        await store.close()
+        hasher.shutdown()
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.

@@ -41,6 +41,7 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var frameTimer: Scheduled<Void>?
+    private var needsFlush = false
 
     /// Creates the handler for a connection from `caller`.
     public init(router: Router, caller: Caller, limits: TransportLimits, logger: Logger) {
@@ -200,6 +201,21 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
             requestID: id, method: method.descriptor, caller: caller, tenant: request.tenant,
             authorization: request.authorization, metadata: request.metadata,
             deadline: ContinuousClock.now + timeout)
+        let payload = request.payload
+
+        // Answer on this thread when the method can (a cache hit): no task,
+        // no hop, and the write is flushed with the rest of this read.
+        if let fastPath = method.fastPath {
+            do {
+                if let response = try fastPath(payload, rpcContext) {
+                    respond(id: id, payload: response, flush: false)
+                    return
+                }
+            } catch {
+                respond(id: id, error: error, flush: false)
+                return
+            }
+        }
 
         let eventLoop = context.eventLoop
         let timer = eventLoop.assumeIsolated().scheduleTask(in: timeout.timeAmount) { [self] in
@@ -208,7 +224,6 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         inFlight[id] = InFlightCall(task: nil, timer: timer)
 
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
-        let payload = request.payload
         let task = Task {
             let result: Result<Data, any Error>
             do {
@@ -257,6 +272,12 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
             process(frame: frame, context: context)
             if closing { return }
         }
+        // Fast-path answers to queued frames were written outside a read
+        // cycle: no channelReadComplete will flush them.
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
         if readHeld, inFlight.count < limits.maxInFlightPerConnection, queued.isEmpty {
             readHeld = false
             context.read()
@@ -272,15 +293,15 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
 
     // MARK: Responses
 
-    private func respond(id: UInt64, payload: Data) {
+    private func respond(id: UInt64, payload: Data, flush: Bool = true) {
         var response = Moat_Rpc_V1_Response()
         response.id = id
         response.status.code = .ok
         response.payload = payload
-        write(response)
+        write(response, flush: flush)
     }
 
-    private func respond(id: UInt64, error: any Error) {
+    private func respond(id: UInt64, error: any Error, flush: Bool = true) {
         let rpcError: RPCError
         if let error = error as? RPCError {
             rpcError = error
@@ -303,10 +324,10 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         var response = Moat_Rpc_V1_Response()
         response.id = id
         response.status = Moat_Rpc_V1_Status(rpcError)
-        write(response)
+        write(response, flush: flush)
     }
 
-    private func write(_ response: Moat_Rpc_V1_Response) {
+    private func write(_ response: Moat_Rpc_V1_Response, flush: Bool = true) {
         guard let context else { return }
         var bytes: [UInt8]
         do {
@@ -325,7 +346,20 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         }
         var buffer = context.channel.allocator.buffer(capacity: 4 + bytes.count)
         buffer.writeFrame(bytes)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(buffer), promise: nil)
+            needsFlush = true
+        }
+    }
+
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
     }
 
     /// Answers a connection-level error with one response (id 0) and closes.

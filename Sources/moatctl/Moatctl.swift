@@ -10,7 +10,63 @@ struct Moatctl: AsyncParsableCommand {
         commandName: "moatctl",
         abstract: "Operate a Moat daemon over its socket.",
         version: MoatVersion.current,
-        subcommands: [HealthCommand.self])
+        subcommands: [
+            HealthCommand.self,
+            TenantCommand.self,
+            UserCommand.self,
+            SignInCommand.self,
+            SignOutCommand.self,
+            PasswdCommand.self,
+            ResetCommand.self,
+        ])
+
+    /// ArgumentParser's entry point, except that usage errors exit 2 (not
+    /// EX_USAGE, 64) and ``CommandFailure`` prints as `moatctl: message`.
+    static func main() async {
+        do {
+            var command = try await asyncParseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CommandFailure {
+            printError("moatctl: \(failure.message)")
+            exit(withError: ExitCode(failure.exitCode))
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                printError(fullMessage(for: error))
+                exit(withError: ExitCode(CommandFailure.usageExitCode))
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// A failure moatctl reports itself, as `moatctl: message`.
+struct CommandFailure: Error, CustomStringConvertible {
+    /// Exit status of a command line that cannot work as given.
+    static let usageExitCode: Int32 = 2
+
+    var message: String
+    var exitCode: Int32
+
+    var description: String { message }
+
+    /// The command line cannot work as given (exit 2).
+    static func usage(_ message: String) -> CommandFailure {
+        CommandFailure(message: message, exitCode: usageExitCode)
+    }
+
+    /// The command ran and failed (exit 1).
+    static func failed(_ message: String) -> CommandFailure {
+        CommandFailure(message: message, exitCode: 1)
+    }
+}
+
+/// Writes one line to standard error.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line.hasSuffix("\n") ? line : line + "\n").utf8))
 }
 
 /// Options every subcommand takes.
@@ -31,7 +87,29 @@ struct GlobalOptions: ParsableArguments {
     func client() -> MoatClient { MoatClient(socketPath: socketPath) }
 
     func callOptions(tenant: String = "", authorization: String = "") -> CallOptions {
-        CallOptions(tenant: tenant, authorization: authorization, timeout: .milliseconds(Int64(timeout * 1000)))
+        CallOptions(
+            tenant: tenant, authorization: authorization, timeout: .milliseconds(Int64(timeout * 1000)),
+            metadata: ["user-agent": "moatctl/\(MoatVersion.current)"])
+    }
+
+    mutating func validate() throws {
+        guard timeout.isFinite, timeout > 0, timeout <= 86400 else {
+            throw ValidationError("--timeout must be a number of seconds above 0 (at most 86400).")
+        }
+    }
+
+    /// Connects, runs `body` through ``perform(_:)``, and closes the
+    /// connection whatever happened.
+    func withClient<T>(_ body: (MoatClient) async throws -> T) async throws -> T {
+        let client = client()
+        do {
+            let result = try await perform { try await body(client) }
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
     }
 }
 
@@ -41,7 +119,10 @@ func perform<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as RPCError {
-        FileHandle.standardError.write(Data("moatctl: \(error)\n".utf8))
+        printError("moatctl: \(error)")
+        for (key, value) in error.details.sorted(by: { $0.key < $1.key }) {
+            printError("  \(key): \(displayText(value))")
+        }
         throw ExitCode(1)
     }
 }
@@ -54,11 +135,12 @@ func printJSON(_ message: some SwiftProtobuf.Message) throws {
     print(try message.jsonString(options: options))
 }
 
-/// Prints aligned `key  value` rows.
+/// Prints aligned `key  value` rows; an empty value shows as `-`, and
+/// control characters in values are escaped (see ``displayText(_:)``).
 func printFields(_ rows: [(String, String)]) {
     let width = rows.map(\.0.count).max() ?? 0
     for (key, value) in rows {
-        print(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
+        print(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + (value.isEmpty ? "-" : displayText(value)))
     }
 }
 

@@ -61,7 +61,7 @@ struct Moatd: AsyncParsableCommand {
         }
         let logger = Logger(label: "moatd")
         do {
-            let daemon = try MoatDaemon(configuration: settings, logger: logger)
+            let daemon = try await MoatDaemon.open(configuration: settings, logger: logger)
             logger.info(
                 "starting", metadata: ["moat.version": "\(MoatVersion.current)", "moat.data_dir": "\(settings.dataDirectory)"])
             try await daemon.run()

@@ -35,7 +35,8 @@ final class DaemonFixture: @unchecked Sendable {
         directory = NSTemporaryDirectory() + "moat-client-" + UUID().uuidString.prefix(8)
         var configuration = MoatConfiguration()
         configuration.dataDirectory = directory
-        daemon = try MoatDaemon(configuration: configuration, logger: Logger(label: "test"), extraServices: [ProbeService()])
+        daemon = try await MoatDaemon.open(
+            configuration: configuration, logger: Logger(label: "test"), extraServices: [ProbeService()])
         try await start()
     }
 
@@ -52,7 +53,7 @@ final class DaemonFixture: @unchecked Sendable {
 
     func restart() async throws {
         try await stop()
-        daemon = try MoatDaemon(
+        daemon = try await MoatDaemon.open(
             configuration: daemon.configuration, logger: Logger(label: "test"), extraServices: [ProbeService()])
         try await start()
     }

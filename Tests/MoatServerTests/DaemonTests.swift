@@ -18,34 +18,39 @@ struct SlowService: RPCService {
 }
 
 final class DaemonTests: XCTestCase {
-    private func makeDaemon() throws -> (MoatDaemon, String) {
+    private func makeDaemon() async throws -> (MoatDaemon, String) {
         let directory = NSTemporaryDirectory() + "moatd-" + UUID().uuidString.prefix(8)
         var configuration = MoatConfiguration()
         configuration.dataDirectory = directory + "/data"
-        return (try MoatDaemon(configuration: configuration, logger: Logger(label: "test"), extraServices: [SlowService()]), directory)
+        let daemon = try await MoatDaemon.open(
+            configuration: configuration, logger: Logger(label: "test"), extraServices: [SlowService()])
+        return (daemon, directory)
     }
 
-    func testCreatesTheDataDirectoryPrivately() throws {
-        let (daemon, directory) = try makeDaemon()
+    func testCreatesTheDataDirectoryPrivately() async throws {
+        let (daemon, directory) = try await makeDaemon()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let attributes = try FileManager.default.attributesOfItem(atPath: daemon.configuration.dataDirectory)
         XCTAssertEqual((attributes[.posixPermissions] as? NSNumber)?.intValue, 0o750)
     }
 
-    func testRefusesAWorldWritableDataDirectory() throws {
+    func testRefusesAWorldWritableDataDirectory() async throws {
         let directory = NSTemporaryDirectory() + "moatd-open-" + UUID().uuidString.prefix(8)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         chmod(directory, 0o777)
         var configuration = MoatConfiguration()
         configuration.dataDirectory = directory
-        XCTAssertThrowsError(try MoatDaemon(configuration: configuration, logger: Logger(label: "test"))) { error in
+        do {
+            _ = try await MoatDaemon.open(configuration: configuration, logger: Logger(label: "test"))
+            XCTFail("started on a world-writable data directory")
+        } catch {
             XCTAssertTrue("\(error)".contains("writable by others"), "\(error)")
         }
     }
 
     func testSIGTERMCompletesCallsInFlightAndRemovesTheSocket() async throws {
-        let (daemon, directory) = try makeDaemon()
+        let (daemon, directory) = try await makeDaemon()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await daemon.server.start()
         let running = Task { try await daemon.run() }

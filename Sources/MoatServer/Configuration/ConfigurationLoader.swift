@@ -128,6 +128,53 @@ public enum ConfigurationLoader {
             configuration.limits = target
         }
 
+        if var store = try root.table("store") {
+            if let value = try store.string("synchronous") {
+                guard let mode = MoatConfiguration.Store.Synchronous(rawValue: value.lowercased()) else {
+                    throw ConfigurationError("store.synchronous: expected full or normal, got \"\(value)\"")
+                }
+                configuration.store.synchronous = mode
+            }
+            if let value = try store.int("readers", in: 1...64) { configuration.store.readers = value }
+            try store.finish()
+        }
+
+        if var hashing = try root.table("hashing") {
+            if let value = try hashing.int("memory_kib", in: 8...(4 << 20)) {
+                configuration.hashing.parameters.memoryKiB = value
+            }
+            if let value = try hashing.int("iterations", in: 1...100) {
+                configuration.hashing.parameters.iterations = value
+            }
+            if let value = try hashing.int("parallelism", in: 1...64) {
+                configuration.hashing.parameters.parallelism = value
+            }
+            if let value = try hashing.int("workers", in: 1...256) { configuration.hashing.workers = value }
+            if let value = try hashing.int("queue", in: 0...100_000) { configuration.hashing.queueCapacity = value }
+            try hashing.finish()
+        }
+
+        if var accounts = try root.table("accounts") {
+            if let value = try accounts.int("reset_token_lifetime_seconds", in: 60...86400) {
+                configuration.accounts.resetTokenLifetimeSeconds = Int64(value)
+            }
+            try accounts.finish()
+        }
+
+        if var sessions = try root.table("sessions") {
+            if let value = try sessions.int("cache_entries", in: 0...10_000_000) {
+                configuration.sessions.cacheEntries = value
+            }
+            if let value = try sessions.int("last_active_flush_seconds", in: 1...3600) {
+                configuration.sessions.lastActiveFlushSeconds = value
+            }
+            if let value = try sessions.int("cleanup_interval_seconds", in: 60...86400) {
+                configuration.sessions.cleanupIntervalSeconds = value
+            }
+            if let value = try sessions.int("retention_days", in: 0...3650) { configuration.sessions.retentionDays = value }
+            try sessions.finish()
+        }
+
         if var log = try root.table("log") {
             if let level = try log.string("level") { configuration.log.level = try parseLevel(level, key: "log.level") }
             if let format = try log.string("format") {
@@ -205,6 +252,26 @@ public enum ConfigurationLoader {
             default_deadline_ms = \(milliseconds(limits.defaultDeadline))
             max_deadline_ms = \(milliseconds(limits.maxDeadline))
             shutdown_grace_seconds = \(limits.shutdownGracePeriod.components.seconds)
+
+            [store]
+            synchronous = \(quote(configuration.store.synchronous.rawValue))
+            readers = \(configuration.store.readers)
+
+            [hashing]
+            memory_kib = \(configuration.hashing.parameters.memoryKiB)
+            iterations = \(configuration.hashing.parameters.iterations)
+            parallelism = \(configuration.hashing.parameters.parallelism)
+            workers = \(configuration.hashing.workers)
+            queue = \(configuration.hashing.queueCapacity)
+
+            [accounts]
+            reset_token_lifetime_seconds = \(configuration.accounts.resetTokenLifetimeSeconds)
+
+            [sessions]
+            cache_entries = \(configuration.sessions.cacheEntries)
+            last_active_flush_seconds = \(configuration.sessions.lastActiveFlushSeconds)
+            cleanup_interval_seconds = \(configuration.sessions.cleanupIntervalSeconds)
+            retention_days = \(configuration.sessions.retentionDays)
 
             [log]
             level = \(quote(configuration.log.level.rawValue))

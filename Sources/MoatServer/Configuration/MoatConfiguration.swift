@@ -1,4 +1,6 @@
 public import Logging
+public import MoatCore
+import MoatCrypto
 public import MoatTransport
 
 /// Everything moatd can be told. Each default here is the documented one
@@ -19,6 +21,45 @@ public struct MoatConfiguration: Sendable, Equatable {
 
     /// Logging.
     public var log = Log()
+
+    /// The database.
+    public var store = Store()
+
+    /// Password hashing.
+    public var hashing = HashingConfiguration()
+
+    /// Account rules that are not per-tenant policy.
+    public var accounts = AccountConfiguration()
+
+    /// Session validation and housekeeping.
+    public var sessions = Sessions()
+
+    /// Session settings (idle timeout and lifetime are tenant policy).
+    public struct Sessions: Sendable, Equatable {
+        /// Live sessions cached for Validate. Default 100000.
+        public var cacheEntries = 100_000
+        /// How often last-active times kept in memory are written; a crash
+        /// loses at most this much of them (never a revocation). Default 5.
+        public var lastActiveFlushSeconds = 5
+        /// How often ended sessions are deleted. Default 3600.
+        public var cleanupIntervalSeconds = 3600
+        /// Ended (revoked or expired) sessions are kept this long. Default 7.
+        public var retentionDays = 7
+        public init() {}
+    }
+
+    /// Database settings.
+    public struct Store: Sendable, Equatable {
+        /// SQLite `synchronous`: `full` (default; every commit survives a
+        /// power cut) or `normal` (WAL: a power cut may lose the last
+        /// commits, never corrupts).
+        public var synchronous: Synchronous = .full
+        /// Reader connections. Default 4.
+        public var readers = 4
+
+        public enum Synchronous: String, Sendable, Equatable { case full, normal }
+        public init() {}
+    }
 
     /// Socket settings.
     public struct Socket: Sendable, Equatable {

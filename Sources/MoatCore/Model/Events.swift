@@ -1,0 +1,112 @@
+/// Something another service or the user's mailbox must hear about. Written
+/// to the outbox in the same transaction as the change it reports.
+public enum DomainEvent: Sendable, Equatable, Codable {
+    case tenantCreated(tenantID: TenantID, slug: String, name: String, ownerID: UserID, ownerEmail: String)
+    case tenantPolicyUpdated(tenantID: TenantID)
+    case userCreated(userID: UserID, email: String, role: TenantRole)
+    case userDisabled(userID: UserID, email: String)
+    case userEnabled(userID: UserID, email: String)
+    case passwordChanged(userID: UserID, email: String, ip: String, userAgent: String, revokedSessions: Int)
+    /// Carries the one-time token: the mail service delivers it.
+    case passwordResetRequested(
+        userID: UserID, email: String, token: String, expiresAt: Timestamp, ip: String, userAgent: String)
+    case passwordReset(userID: UserID, email: String, revokedSessions: Int)
+    /// A reset was asked for an address with no account in the tenant.
+    case passwordResetUnknownEmail(email: String, ip: String)
+    case sessionRevoked(sessionID: SessionID, userID: UserID, reason: String)
+
+    /// The event type, e.g. `password.changed`.
+    public var type: String {
+        switch self {
+        case .tenantCreated: "tenant.created"
+        case .tenantPolicyUpdated: "tenant.policy_updated"
+        case .userCreated: "user.created"
+        case .userDisabled: "user.disabled"
+        case .userEnabled: "user.enabled"
+        case .passwordChanged: "password.changed"
+        case .passwordResetRequested: "password_reset.requested"
+        case .passwordReset: "password.reset"
+        case .passwordResetUnknownEmail: "password_reset.unknown_email"
+        case .sessionRevoked: "session.revoked"
+        }
+    }
+
+    /// What the event is about: a user or tenant id.
+    public var subject: String {
+        switch self {
+        case .tenantCreated(let tenantID, _, _, _, _), .tenantPolicyUpdated(let tenantID): tenantID.rawValue
+        case .userCreated(let userID, _, _), .userDisabled(let userID, _), .userEnabled(let userID, _),
+            .passwordChanged(let userID, _, _, _, _), .passwordResetRequested(let userID, _, _, _, _, _),
+            .passwordReset(let userID, _, _), .sessionRevoked(_, let userID, _):
+            userID.rawValue
+        case .passwordResetUnknownEmail(let email, _): email
+        }
+    }
+}
+
+/// Turns domain events into payload bytes for the outbox (protobuf in the
+/// daemon, see MoatServer).
+public protocol EventEncoder: Sendable {
+    func encode(_ event: DomainEvent) -> [UInt8]
+}
+
+/// An event as stored in the outbox.
+public struct EventRecord: Sendable, Equatable {
+    /// Global, increasing with commit order.
+    public var sequence: Int64
+    public var tenantID: TenantID
+    public var type: String
+    public var subject: String
+    public var payload: [UInt8]
+    public var createdAt: Timestamp
+
+    public init(sequence: Int64, tenantID: TenantID, type: String, subject: String, payload: [UInt8], createdAt: Timestamp) {
+        self.sequence = sequence
+        self.tenantID = tenantID
+        self.type = type
+        self.subject = subject
+        self.payload = payload
+        self.createdAt = createdAt
+    }
+}
+
+/// What a user's security log records.
+public enum SecurityEventKind: String, Sendable, Equatable, Codable, CaseIterable {
+    case signInSucceeded = "sign_in.succeeded"
+    case signInFailed = "sign_in.failed"
+    case signInLocked = "sign_in.locked"
+    case signedOut = "signed_out"
+    case passwordChanged = "password.changed"
+    case passwordResetRequested = "password_reset.requested"
+    case passwordReset = "password.reset"
+    case sessionRevoked = "session.revoked"
+    case userDisabled = "user.disabled"
+    case userEnabled = "user.enabled"
+}
+
+/// One line of a user's security log.
+public struct SecurityLogEntry: Sendable, Equatable {
+    public var id: Int64
+    public var tenantID: TenantID
+    public var userID: UserID
+    public var kind: SecurityEventKind
+    public var ip: String
+    public var userAgent: String
+    /// Short, secret-free context ("wrong password", "session se_...").
+    public var detail: String
+    public var createdAt: Timestamp
+
+    public init(
+        id: Int64 = 0, tenantID: TenantID, userID: UserID, kind: SecurityEventKind, ip: String, userAgent: String,
+        detail: String, createdAt: Timestamp
+    ) {
+        self.id = id
+        self.tenantID = tenantID
+        self.userID = userID
+        self.kind = kind
+        self.ip = ip
+        self.userAgent = userAgent
+        self.detail = detail
+        self.createdAt = createdAt
+    }
+}

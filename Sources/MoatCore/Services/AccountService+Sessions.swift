@@ -1,0 +1,186 @@
+/// A session as the "Active Sessions" page shows it.
+public struct SessionListing: Sendable {
+    public var session: Session
+    /// Including activity not yet written to the store.
+    public var lastActiveAt: Timestamp
+    /// The session that made the call.
+    public var current: Bool
+}
+
+extension AccountService {
+    // MARK: Validate (the hot path)
+
+    /// Validates a token from the caches alone, without suspending.
+    ///
+    /// - Returns: the answer, or nil when the store must be asked (use
+    ///   ``validate(tenantReference:token:)``).
+    public func validateCached(tenantReference: String, token: String) -> Result<(ValidatedSession, Tenant), DomainError>? {
+        let tenant: Tenant
+        do {
+            guard let cached = try cachedTenant(reference: tenantReference) else { return nil }
+            tenant = cached
+        } catch {
+            return .failure(error)
+        }
+        guard Self.plausibleToken(token) else { return .failure(.sessionInvalid) }
+        switch sessionCache.validate(tenant: tenant.id, tokenHash: OpaqueToken.hash(token), now: clock.now()) {
+        case .hit(let validated): return .success((validated, tenant))
+        case .invalid: return .failure(.sessionInvalid)
+        case .miss: return nil
+        }
+    }
+
+    /// Validates a token: the cached answer if there is one, else the store.
+    /// Unknown, revoked, expired, other-tenant, or a user who is not active:
+    /// UNAUTHENTICATED (`SESSION_INVALID`). Records the activity.
+    public func validate(tenantReference: String, token: String) async throws -> (ValidatedSession, Tenant) {
+        let tenant = try await self.tenant(reference: tenantReference)
+        guard Self.plausibleToken(token) else { throw DomainError.sessionInvalid }
+        let hash = OpaqueToken.hash(token)
+        let now = clock.now()
+        switch sessionCache.validate(tenant: tenant.id, tokenHash: hash, now: now) {
+        case .hit(let validated):
+            return (validated, tenant)
+        case .invalid:
+            throw DomainError.sessionInvalid
+        case .miss(let epoch):
+            let loaded = try await store.read { reader -> ValidatedSession? in
+                guard let session = try reader.session(tenant: tenant.id, tokenHash: hash), session.revokedAt == nil,
+                    let user = try reader.user(tenant: tenant.id, id: session.userID), user.status == .active
+                else { return nil }
+                return ValidatedSession(
+                    session: session, email: user.email, role: user.role, twoFactorEnabled: user.twoFactorEnabled)
+            }
+            guard var validated = loaded else { throw DomainError.sessionInvalid }
+            if let pending = sessionCache.pendingLastActive(validated.session.id),
+                pending > validated.session.lastActiveAt
+            {
+                validated.session.lastActiveAt = pending
+            }
+            guard validated.session.isLive(at: now) else { throw DomainError.sessionInvalid }
+            validated.session.lastActiveAt = max(validated.session.lastActiveAt, now)
+            sessionCache.touch(tenant: tenant.id, session: validated.session.id, at: now)
+            sessionCache.insert(validated, loadedAt: epoch)
+            return (validated, tenant)
+        }
+    }
+
+    /// Tokens are 43 base64url characters; anything far off is not one.
+    static func plausibleToken(_ token: String) -> Bool {
+        !token.isEmpty && token.utf8.count <= 256
+    }
+
+    // MARK: The Active Sessions page
+
+    /// The user's live sessions, newest activity first, the caller's marked.
+    public func listSessions(tenant: Tenant, token: String) async throws -> [SessionListing] {
+        let (current, user) = try await authenticate(tenant: tenant.id, token: token)
+        let now = clock.now()
+        let sessions = try await store.read { try $0.sessions(tenant: tenant.id, user: user.id) }
+        return
+            sessions.compactMap { session -> SessionListing? in
+                let lastActive = max(session.lastActiveAt, sessionCache.pendingLastActive(session.id) ?? session.lastActiveAt)
+                guard session.isLive(at: now, lastActive: lastActive) else { return nil }
+                return SessionListing(session: session, lastActiveAt: lastActive, current: session.id == current.id)
+            }
+            .sorted { ($0.lastActiveAt, $0.session.createdAt) > ($1.lastActiveAt, $1.session.createdAt) }
+    }
+
+    /// Ends one of the caller's own sessions. Another user's session, or one
+    /// already ended, is NOT_FOUND (`SESSION_NOT_FOUND`).
+    public func revokeSession(tenant: Tenant, token: String, sessionID: String, client: ClientDetails) async throws {
+        let (_, user) = try await authenticate(tenant: tenant.id, token: token)
+        let notFound = DomainError(.notFound, "SESSION_NOT_FOUND", "no such session")
+        guard let id = SessionID(sessionID) else { throw notFound }
+        let now = clock.now()
+        let client = Self.bounded(client)
+        defer { sessionCache.invalidate(user: user.id) }
+        try await store.write { writer in
+            guard let session = try writer.session(tenant: tenant.id, id: id), session.userID == user.id,
+                try writer.revokeSession(tenant: tenant.id, id: id, at: now, reason: "revoked")
+            else { throw notFound }
+            try writer.append(.sessionRevoked(sessionID: id, userID: user.id, reason: "revoked"), tenant: tenant.id, at: now)
+            try writer.append(
+                SecurityLogEntry(
+                    tenantID: tenant.id, userID: user.id, kind: .sessionRevoked, ip: client.ip,
+                    userAgent: client.userAgent, detail: "session \(id)", createdAt: now))
+        }
+    }
+
+    /// Ends every session of the caller but the calling one.
+    public func revokeOtherSessions(tenant: Tenant, token: String, client: ClientDetails) async throws -> Int {
+        let (current, user) = try await authenticate(tenant: tenant.id, token: token)
+        return try await revokeAll(
+            tenant: tenant, user: user.id, except: current.id, reason: "revoked_others", client: Self.bounded(client))
+    }
+
+    /// Ends every session of a user: administrators and tenant owners/admins
+    /// (an owner's sessions only by an owner or an administrator).
+    public func revokeAllSessions(tenant: Tenant, actor: Actor, userID: String, client: ClientDetails) async throws
+        -> Int
+    {
+        guard actor.managesUsers else { throw DomainError.forbidden }
+        guard let id = UserID(userID),
+            let user = try await store.read({ try $0.user(tenant: tenant.id, id: id) })
+        else { throw DomainError.userNotFound }
+        guard user.role <= actor.role else {
+            throw DomainError(.permissionDenied, "ROLE_REQUIRED", "only an owner may sign out an owner")
+        }
+        return try await revokeAll(
+            tenant: tenant, user: id, except: nil, reason: "revoked_by_admin", client: Self.bounded(client))
+    }
+
+    private func revokeAll(tenant: Tenant, user: UserID, except: SessionID?, reason: String, client: ClientDetails)
+        async throws -> Int
+    {
+        let now = clock.now()
+        defer { sessionCache.invalidate(user: user) }
+        return try await store.write { writer in
+            let revoked = try writer.revokeSessions(tenant: tenant.id, user: user, except: except, at: now, reason: reason)
+            for id in revoked {
+                try writer.append(.sessionRevoked(sessionID: id, userID: user, reason: reason), tenant: tenant.id, at: now)
+            }
+            if !revoked.isEmpty {
+                try writer.append(
+                    SecurityLogEntry(
+                        tenantID: tenant.id, userID: user, kind: .sessionRevoked, ip: client.ip,
+                        userAgent: client.userAgent, detail: "\(revoked.count) sessions (\(reason))", createdAt: now))
+            }
+            return revoked.count
+        }
+    }
+
+    // MARK: Background work
+
+    /// Writes the last-active times kept in memory. Returns how many.
+    @discardableResult
+    public func flushLastActive() async throws -> Int {
+        let touches = sessionCache.takePendingTouches()
+        guard !touches.isEmpty else { return 0 }
+        do {
+            try await store.write { writer in try writer.touchSessions(touches) }
+        } catch {
+            sessionCache.restore(touches)
+            throw error
+        }
+        return touches.count
+    }
+
+    /// Deletes sessions that ended (revoked, or past their idle timeout or
+    /// absolute lifetime) more than `retentionSeconds` ago. Returns how many.
+    @discardableResult
+    public func purgeEndedSessions(retentionSeconds: Int64) async throws -> Int {
+        let cutoff = clock.now().adding(seconds: -retentionSeconds)
+        var deleted = 0
+        var after: String?
+        while true {
+            let page = try await store.read { [after] in try $0.tenants(afterSlug: after, limit: 200) }
+            for tenant in page {
+                deleted += try await store.write { try $0.deleteEndedSessions(tenant: tenant.id, endedBefore: cutoff) }
+            }
+            guard page.count == 200, let last = page.last else { break }
+            after = last.slug
+        }
+        return deleted
+    }
+}

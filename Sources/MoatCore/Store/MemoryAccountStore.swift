@@ -1,0 +1,190 @@
+import Synchronization
+
+/// The account store in memory: for tests of the domain, and as the
+/// reference behaviour the SQLite store must match.
+///
+/// A write works on a copy of the state and publishes it only if the body
+/// returns, so a throwing body changes nothing.
+public final class MemoryAccountStore: AccountStore {
+    struct State: Sendable {
+        var tenants: [TenantID: Tenant] = [:]
+        var users: [UserID: User] = [:]
+        var sessions: [SessionID: Session] = [:]
+        var resets: [[UInt8]: PasswordResetToken] = [:]
+        var events: [EventRecord] = []
+        var securityLog: [SecurityLogEntry] = []
+        var nextSequence: Int64 = 1
+        var nextLogID: Int64 = 1
+    }
+
+    private let state = Mutex(State())
+    private let encoder: any EventEncoder
+
+    /// Creates an empty store.
+    public init(encoder: any EventEncoder) {
+        self.encoder = encoder
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T {
+        let snapshot = state.withLock { $0 }
+        return try body(MemoryTransaction(state: snapshot, encoder: encoder))
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
+        try state.withLock { state in
+            let transaction = MemoryTransaction(state: state, encoder: encoder)
+            let result = try body(transaction)
+            state = transaction.state
+            return result
+        }
+    }
+
+    /// Every event in the outbox (tests).
+    public var allEvents: [EventRecord] { state.withLock { $0.events } }
+
+    /// Every security-log entry (tests).
+    public var allSecurityLog: [SecurityLogEntry] { state.withLock { $0.securityLog } }
+}
+
+final class MemoryTransaction: AccountStoreWriter {
+    var state: MemoryAccountStore.State
+    let encoder: any EventEncoder
+
+    init(state: MemoryAccountStore.State, encoder: any EventEncoder) {
+        self.state = state
+        self.encoder = encoder
+    }
+
+    func tenant(id: TenantID) -> Tenant? { state.tenants[id] }
+    func tenant(slug: String) -> Tenant? { state.tenants.values.first { $0.slug == slug } }
+    func tenants(afterSlug: String?, limit: Int) -> [Tenant] {
+        Array(
+            state.tenants.values.filter { afterSlug == nil || $0.slug > afterSlug! }.sorted { $0.slug < $1.slug }
+                .prefix(limit))
+    }
+
+    func user(tenant: TenantID, id: UserID) -> User? {
+        guard let user = state.users[id], user.tenantID == tenant else { return nil }
+        return user
+    }
+    func user(tenant: TenantID, email: String) -> User? {
+        state.users.values.first { $0.tenantID == tenant && $0.email == email }
+    }
+    func users(tenant: TenantID, afterEmail: String?, limit: Int) -> [User] {
+        Array(
+            state.users.values.filter { $0.tenantID == tenant && (afterEmail == nil || $0.email > afterEmail!) }
+                .sorted { $0.email < $1.email }.prefix(limit))
+    }
+
+    func session(tenant: TenantID, tokenHash: [UInt8]) -> Session? {
+        state.sessions.values.first { $0.tenantID == tenant && $0.tokenHash == tokenHash }
+    }
+    func session(tenant: TenantID, id: SessionID) -> Session? {
+        guard let session = state.sessions[id], session.tenantID == tenant else { return nil }
+        return session
+    }
+    func sessions(tenant: TenantID, user: UserID) -> [Session] {
+        state.sessions.values.filter { $0.tenantID == tenant && $0.userID == user && $0.revokedAt == nil }
+            .sorted { $0.createdAt < $1.createdAt }
+    }
+
+    func passwordReset(tenant: TenantID, tokenHash: [UInt8]) -> PasswordResetToken? {
+        guard let reset = state.resets[tokenHash], reset.tenantID == tenant else { return nil }
+        return reset
+    }
+
+    func events(after sequence: Int64, limit: Int) -> [EventRecord] {
+        Array(state.events.filter { $0.sequence > sequence }.prefix(limit))
+    }
+
+    func securityLog(tenant: TenantID, user: UserID, beforeID: Int64?, limit: Int) -> [SecurityLogEntry] {
+        Array(
+            state.securityLog.filter { $0.tenantID == tenant && $0.userID == user && (beforeID == nil || $0.id < beforeID!) }
+                .sorted { $0.id > $1.id }.prefix(limit))
+    }
+
+    func insert(_ tenant: Tenant) throws {
+        guard self.tenant(slug: tenant.slug) == nil, state.tenants[tenant.id] == nil else { throw DomainError.slugTaken }
+        state.tenants[tenant.id] = tenant
+    }
+    func update(_ tenant: Tenant) {
+        guard state.tenants[tenant.id] != nil else { return }
+        state.tenants[tenant.id] = tenant
+    }
+
+    func insert(_ user: User) throws {
+        guard self.user(tenant: user.tenantID, email: user.email) == nil else { throw DomainError.emailTaken }
+        state.users[user.id] = user
+    }
+    func update(_ user: User) throws {
+        guard let existing = state.users[user.id], existing.tenantID == user.tenantID else { return }
+        if existing.email != user.email, self.user(tenant: user.tenantID, email: user.email) != nil {
+            throw DomainError.emailTaken
+        }
+        state.users[user.id] = user
+    }
+
+    func insert(_ session: Session) { state.sessions[session.id] = session }
+
+    func revokeSession(tenant: TenantID, id: SessionID, at: Timestamp, reason: String) -> Bool {
+        guard var session = state.sessions[id], session.tenantID == tenant, session.revokedAt == nil else { return false }
+        session.revokedAt = at
+        session.revokeReason = reason
+        state.sessions[id] = session
+        return true
+    }
+
+    func revokeSessions(tenant: TenantID, user: UserID, except: SessionID?, at: Timestamp, reason: String) -> [SessionID] {
+        var revoked: [SessionID] = []
+        for (id, session) in state.sessions
+        where session.tenantID == tenant && session.userID == user && session.revokedAt == nil && id != except {
+            state.sessions[id]?.revokedAt = at
+            state.sessions[id]?.revokeReason = reason
+            revoked.append(id)
+        }
+        return revoked.sorted { $0.rawValue < $1.rawValue }
+    }
+
+    func touchSessions(_ touches: [SessionCache.Touch]) {
+        for touch in touches {
+            guard let session = state.sessions[touch.sessionID], session.tenantID == touch.tenantID,
+                session.lastActiveAt < touch.at
+            else { continue }
+            state.sessions[touch.sessionID]?.lastActiveAt = touch.at
+        }
+    }
+
+    func deleteEndedSessions(tenant: TenantID, endedBefore: Timestamp) -> Int {
+        let ended = state.sessions.values.filter { session in
+            session.tenantID == tenant
+                && ((session.revokedAt.map { $0 < endedBefore } ?? false) || session.expiresAt() < endedBefore)
+        }
+        for session in ended { state.sessions.removeValue(forKey: session.id) }
+        return ended.count
+    }
+
+    func insert(_ reset: PasswordResetToken) { state.resets[reset.tokenHash] = reset }
+
+    func consumePasswordReset(tenant: TenantID, tokenHash: [UInt8], at: Timestamp) -> PasswordResetToken? {
+        guard var reset = state.resets[tokenHash], reset.tenantID == tenant, reset.usedAt == nil, at < reset.expiresAt
+        else { return nil }
+        reset.usedAt = at
+        state.resets[tokenHash] = reset
+        return reset
+    }
+
+    func append(_ event: DomainEvent, tenant: TenantID, at: Timestamp) {
+        state.events.append(
+            EventRecord(
+                sequence: state.nextSequence, tenantID: tenant, type: event.type, subject: event.subject,
+                payload: encoder.encode(event), createdAt: at))
+        state.nextSequence += 1
+    }
+
+    func append(_ entry: SecurityLogEntry) {
+        var entry = entry
+        entry.id = state.nextLogID
+        state.nextLogID += 1
+        state.securityLog.append(entry)
+    }
+}

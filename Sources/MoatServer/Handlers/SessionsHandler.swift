@@ -1,0 +1,109 @@
+import MoatCore
+import MoatProto
+import MoatRPC
+
+/// `moat.v1.Sessions`. Validate answers cache hits on the event loop
+/// (``validateWithFastPath``); everything else runs as a task.
+struct SessionsHandler: Moat_V1_SessionsService {
+    let accounts: AccountService
+
+    /// Validate with its synchronous fast path; registered over the
+    /// generated entry.
+    var validateWithFastPath: ServerMethod {
+        let accounts = self.accounts
+        return .unary(
+            Moat_V1_Sessions.Method.validate,
+            fastPath: { (request: Moat_V1_ValidateRequest, context) -> Moat_V1_ValidateResponse? in
+                switch accounts.validateCached(tenantReference: context.tenant, token: request.token) {
+                case nil: return nil
+                case .success(let (validated, tenant)): return Self.response(validated, tenant)
+                case .failure(let error): throw RPCError(error)
+                }
+            },
+            handler: { request, context in
+                try await self.validate(request: request, context: context)
+            })
+    }
+
+    func validate(request: Moat_V1_ValidateRequest, context: RequestContext) async throws -> Moat_V1_ValidateResponse {
+        try await translatingErrors {
+            let (validated, tenant) = try await accounts.validate(tenantReference: context.tenant, token: request.token)
+            return Self.response(validated, tenant)
+        }
+    }
+
+    static func response(_ validated: ValidatedSession, _ tenant: Tenant) -> Moat_V1_ValidateResponse {
+        var response = Moat_V1_ValidateResponse()
+        let session = validated.session
+        response.sessionID = session.id.rawValue
+        response.userID = session.userID.rawValue
+        response.tenantID = tenant.id.rawValue
+        response.role = Moat_V1_TenantRole(validated.role)
+        response.email = validated.email
+        response.secondFactorSatisfied = session.secondFactorSatisfied
+        response.twoFactorSetupRequired = tenant.policy.requireTwoFactor && !validated.twoFactorEnabled
+        response.expiresAtUnix = session.expiresAt().seconds
+        response.absoluteExpiresAtUnix = session.absoluteExpiresAt.seconds
+        return response
+    }
+
+    private func tenant(_ context: RequestContext) async throws -> Tenant {
+        try await accounts.tenant(reference: context.tenant)
+    }
+
+    private func client(_ context: RequestContext) -> ClientDetails {
+        ClientDetails(Moat_V1_ClientDetails(), metadata: context.metadata)
+    }
+
+    func list(request: Moat_V1_ListSessionsRequest, context: RequestContext) async throws -> Moat_V1_ListSessionsResponse {
+        try await translatingErrors {
+            let listings = try await accounts.listSessions(tenant: try await tenant(context), token: context.authorization)
+            return .with {
+                $0.sessions = listings.map {
+                    Moat_V1_Session($0.session, current: $0.current, lastActive: $0.lastActiveAt)
+                }
+            }
+        }
+    }
+
+    func revoke(request: Moat_V1_RevokeSessionRequest, context: RequestContext) async throws
+        -> Moat_V1_RevokeSessionResponse
+    {
+        try await translatingErrors {
+            try await accounts.revokeSession(
+                tenant: try await tenant(context), token: context.authorization, sessionID: request.sessionID,
+                client: client(context))
+            return Moat_V1_RevokeSessionResponse()
+        }
+    }
+
+    func revokeOthers(request: Moat_V1_RevokeOthersRequest, context: RequestContext) async throws
+        -> Moat_V1_RevokeSessionsResponse
+    {
+        try await translatingErrors {
+            let revoked = try await accounts.revokeOtherSessions(
+                tenant: try await tenant(context), token: context.authorization, client: client(context))
+            return .with { $0.revoked = UInt32(clamping: revoked) }
+        }
+    }
+
+    func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
+        try await translatingErrors {
+            try await accounts.signOut(tenant: try await tenant(context), token: context.authorization)
+            return Moat_V1_SignOutResponse()
+        }
+    }
+
+    func revokeAllForUser(request: Moat_V1_RevokeAllForUserRequest, context: RequestContext) async throws
+        -> Moat_V1_RevokeSessionsResponse
+    {
+        try await translatingErrors {
+            let tenant = try await tenant(context)
+            let actor = try await accounts.actor(
+                tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
+            let revoked = try await accounts.revokeAllSessions(
+                tenant: tenant, actor: actor, userID: request.userID, client: client(context))
+            return .with { $0.revoked = UInt32(clamping: revoked) }
+        }
+    }
+}

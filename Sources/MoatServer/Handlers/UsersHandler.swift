@@ -1,0 +1,123 @@
+import MoatCore
+import MoatProto
+import MoatRPC
+
+/// `moat.v1.Users`: every method acts in the envelope's tenant.
+struct UsersHandler: Moat_V1_UsersService {
+    let accounts: AccountService
+
+    private func tenant(_ context: RequestContext) async throws -> Tenant {
+        try await accounts.tenant(reference: context.tenant)
+    }
+
+    private func actor(_ tenant: Tenant, _ context: RequestContext) async throws -> Actor {
+        try await accounts.actor(
+            tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
+    }
+
+    func create(request: Moat_V1_CreateUserRequest, context: RequestContext) async throws -> Moat_V1_User {
+        try await translatingErrors {
+            let tenant = try await tenant(context)
+            guard let role = request.role.domain else { throw DomainError(.invalidArgument, "ROLE_INVALID", "unknown role") }
+            let user = try await accounts.createUser(
+                tenant: tenant, actor: try await actor(tenant, context), email: request.email,
+                password: request.password, role: role)
+            return Moat_V1_User(user)
+        }
+    }
+
+    func get(request: Moat_V1_GetUserRequest, context: RequestContext) async throws -> Moat_V1_User {
+        try await translatingErrors {
+            let tenant = try await tenant(context)
+            return Moat_V1_User(
+                try await accounts.user(tenant: tenant, actor: try await actor(tenant, context), id: request.userID))
+        }
+    }
+
+    func list(request: Moat_V1_ListUsersRequest, context: RequestContext) async throws -> Moat_V1_ListUsersResponse {
+        try await translatingErrors {
+            let tenant = try await tenant(context)
+            let page = try await accounts.listUsers(
+                tenant: tenant, actor: try await actor(tenant, context), pageSize: Int(request.pageSize),
+                pageToken: request.pageToken)
+            return .with {
+                $0.users = page.users.map(Moat_V1_User.init)
+                $0.nextPageToken = page.nextPageToken
+            }
+        }
+    }
+
+    func disable(request: Moat_V1_SetUserEnabledRequest, context: RequestContext) async throws -> Moat_V1_User {
+        try await setEnabled(false, request: request, context: context)
+    }
+
+    func enable(request: Moat_V1_SetUserEnabledRequest, context: RequestContext) async throws -> Moat_V1_User {
+        try await setEnabled(true, request: request, context: context)
+    }
+
+    private func setEnabled(_ enabled: Bool, request: Moat_V1_SetUserEnabledRequest, context: RequestContext)
+        async throws -> Moat_V1_User
+    {
+        try await translatingErrors {
+            let tenant = try await tenant(context)
+            return Moat_V1_User(
+                try await accounts.setUserEnabled(
+                    tenant: tenant, actor: try await actor(tenant, context), id: request.userID, enabled: enabled))
+        }
+    }
+
+    func signIn(request: Moat_V1_SignInRequest, context: RequestContext) async throws -> Moat_V1_SignInResponse {
+        try await translatingErrors {
+            let tenant = try await tenant(context)
+            let result = try await accounts.signIn(
+                tenant: tenant, email: request.email, password: request.password,
+                client: ClientDetails(request.client, metadata: context.metadata))
+            return .with {
+                $0.sessionToken = result.token
+                $0.session = Moat_V1_Session(result.session, current: true)
+                $0.user = Moat_V1_User(result.user)
+            }
+        }
+    }
+
+    func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
+        try await translatingErrors {
+            try await accounts.signOut(tenant: try await tenant(context), token: context.authorization)
+            return Moat_V1_SignOutResponse()
+        }
+    }
+
+    func changePassword(request: Moat_V1_ChangePasswordRequest, context: RequestContext) async throws
+        -> Moat_V1_ChangePasswordResponse
+    {
+        try await translatingErrors {
+            let revoked = try await accounts.changePassword(
+                tenant: try await tenant(context), token: context.authorization,
+                currentPassword: request.currentPassword, newPassword: request.newPassword,
+                revokeOtherSessions: request.revokeOtherSessions,
+                client: ClientDetails(Moat_V1_ClientDetails(), metadata: context.metadata))
+            return .with { $0.revokedSessions = UInt32(clamping: revoked) }
+        }
+    }
+
+    func requestPasswordReset(request: Moat_V1_RequestPasswordResetRequest, context: RequestContext) async throws
+        -> Moat_V1_RequestPasswordResetResponse
+    {
+        try await translatingErrors {
+            try await accounts.requestPasswordReset(
+                tenant: try await tenant(context), email: request.email,
+                client: ClientDetails(request.client, metadata: context.metadata))
+            return Moat_V1_RequestPasswordResetResponse()
+        }
+    }
+
+    func resetPassword(request: Moat_V1_ResetPasswordRequest, context: RequestContext) async throws
+        -> Moat_V1_ResetPasswordResponse
+    {
+        try await translatingErrors {
+            let revoked = try await accounts.resetPassword(
+                tenant: try await tenant(context), token: request.token, newPassword: request.newPassword)
+            return .with { $0.revokedSessions = UInt32(clamping: revoked) }
+        }
+    }
+}

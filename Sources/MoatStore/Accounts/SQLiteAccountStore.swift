@@ -1,0 +1,527 @@
+import Logging
+import MoatCore
+
+/// The account store on SQLite: MoatCore's `AccountStore` over a
+/// ``Database`` with the ``AccountSchema`` migrations.
+///
+/// Reads run on the reader pool (one snapshot per `read`), writes on the
+/// single writer (one SAVEPOINT per `write`, group-committed): a write body
+/// that throws leaves nothing behind and its error, `DomainError` included,
+/// reaches the caller unchanged.
+///
+/// Behaves like `MemoryAccountStore`, the reference: same errors
+/// (`DomainError.slugTaken`, `DomainError.emailTaken`), same orderings, same
+/// conditional updates. Every tenant-owned query is scoped by `tenant_id` in
+/// its SQL. Beyond the reference, the schema refuses rows that reference a
+/// missing tenant or user, or a user of another tenant (a `StoreError` with
+/// reason `CONSTRAINT_FOREIGN_KEY`). A stored row that cannot be read back
+/// (an id of the wrong form, an unknown role) fails with reason
+/// ``StoreError/Reason/invalidRow``.
+///
+/// ```swift
+/// let store = try await SQLiteAccountStore.open(path: "/var/lib/moat/moat.db", encoder: ProtobufEventEncoder())
+/// let tenant = try await store.read { try $0.tenant(slug: "acme") }
+/// await store.close()
+/// ```
+public final class SQLiteAccountStore: AccountStore {
+    /// The underlying database (metrics, migration report).
+    public let database: Database
+    private let encoder: any EventEncoder
+
+    private init(database: Database, encoder: any EventEncoder) {
+        self.database = database
+        self.encoder = encoder
+    }
+
+    /// Opens (creating it if missing) the database at `path` and applies the
+    /// pending ``AccountSchema`` migrations.
+    ///
+    /// - Parameters:
+    ///   - path: the database file; its directory must exist.
+    ///   - synchronous: commit durability; `.full` (the default) fsyncs every commit.
+    ///   - readerCount: reader connections serving `read`.
+    ///   - encoder: turns domain events into outbox payloads.
+    ///   - logger: the store's logger.
+    public static func open(
+        path: String, synchronous: SynchronousMode = .full, readerCount: Int = 4, encoder: any EventEncoder,
+        logger: Logger = Logger(label: "moat.store")
+    ) async throws -> SQLiteAccountStore {
+        try await open(
+            configuration: StoreConfiguration(path: path, synchronous: synchronous, readerCount: readerCount),
+            encoder: encoder, logger: logger)
+    }
+
+    /// Opens the database with a full configuration and applies the pending
+    /// ``AccountSchema`` migrations.
+    public static func open(
+        configuration: StoreConfiguration, encoder: any EventEncoder, logger: Logger = Logger(label: "moat.store")
+    ) async throws -> SQLiteAccountStore {
+        let database = try await Database.open(
+            configuration: configuration, migrations: AccountSchema.migrations, logger: logger)
+        return SQLiteAccountStore(database: database, encoder: encoder)
+    }
+
+    /// Closes the database: queued writes are committed, later calls fail
+    /// with `CLOSED`. Idempotent.
+    public func close() async {
+        await database.close()
+    }
+
+    /// Runs a read-only transaction on one consistent snapshot.
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T {
+        try await database.read { connection in
+            try body(SQLiteAccountReader(db: connection))
+        }
+    }
+
+    /// Runs a write transaction; if the body throws, none of its changes are
+    /// kept and its error is rethrown as is.
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
+        let encoder = self.encoder
+        return try await database.write { transaction in
+            try body(SQLiteAccountWriter(db: transaction, encoder: encoder))
+        }
+    }
+
+    /// A daemon-wide fact (e.g. the key file's fingerprint), or nil if unset.
+    public func meta(_ key: String) async throws -> [UInt8]? {
+        try await database.read { connection in
+            try connection.queryFirst("SELECT value FROM meta WHERE key = ?", [key]) { try $0.blob("value") }
+        }
+    }
+
+    /// Sets (or replaces) a daemon-wide fact, durably.
+    public func setMeta(_ key: String, _ value: [UInt8]) async throws {
+        try await database.write { transaction in
+            try transaction.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value])
+        }
+    }
+}
+
+extension StoreError.Reason {
+    /// A stored row holds a value the account store cannot read back (an id
+    /// of the wrong form, an unknown enum value): the database was changed
+    /// outside the store, or by a newer build.
+    public static let invalidRow = StoreError.Reason(rawValue: "INVALID_ROW")
+}
+
+// MARK: - Reading
+
+/// The reader methods, in SQL, over a reader connection or the write
+/// transaction. Every tenant-owned query has `tenant_id = ?` in its WHERE.
+protocol SQLiteAccountReading: AccountStoreReader {
+    associatedtype Querying: SQLiteQuerying
+    /// Where the SQL runs.
+    var db: Querying { get }
+}
+
+/// A read transaction's view.
+struct SQLiteAccountReader: SQLiteAccountReading {
+    let db: SQLiteConnection
+}
+
+extension SQLiteAccountReading {
+    func tenant(id: TenantID) throws -> Tenant? {
+        try db.queryFirst("SELECT \(Columns.tenant) FROM tenants WHERE id = ?", [id.rawValue], RowDecoder.tenant)
+    }
+
+    func tenant(slug: String) throws -> Tenant? {
+        try db.queryFirst("SELECT \(Columns.tenant) FROM tenants WHERE slug = ?", [slug], RowDecoder.tenant)
+    }
+
+    func tenants(afterSlug: String?, limit: Int) throws -> [Tenant] {
+        if let afterSlug {
+            return try db.query(
+                "SELECT \(Columns.tenant) FROM tenants WHERE slug > ? ORDER BY slug LIMIT ?",
+                [afterSlug, Self.clamp(limit)], RowDecoder.tenant)
+        }
+        return try db.query(
+            "SELECT \(Columns.tenant) FROM tenants ORDER BY slug LIMIT ?", [Self.clamp(limit)], RowDecoder.tenant)
+    }
+
+    func user(tenant: TenantID, id: UserID) throws -> User? {
+        try db.queryFirst(
+            "SELECT \(Columns.user) FROM users WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue],
+            RowDecoder.user)
+    }
+
+    func user(tenant: TenantID, email: String) throws -> User? {
+        try db.queryFirst(
+            "SELECT \(Columns.user) FROM users WHERE tenant_id = ? AND email = ?", [tenant.rawValue, email],
+            RowDecoder.user)
+    }
+
+    func users(tenant: TenantID, afterEmail: String?, limit: Int) throws -> [User] {
+        if let afterEmail {
+            return try db.query(
+                "SELECT \(Columns.user) FROM users WHERE tenant_id = ? AND email > ? ORDER BY email LIMIT ?",
+                [tenant.rawValue, afterEmail, Self.clamp(limit)], RowDecoder.user)
+        }
+        return try db.query(
+            "SELECT \(Columns.user) FROM users WHERE tenant_id = ? ORDER BY email LIMIT ?",
+            [tenant.rawValue, Self.clamp(limit)], RowDecoder.user)
+    }
+
+    func session(tenant: TenantID, tokenHash: [UInt8]) throws -> Session? {
+        try db.queryFirst(
+            "SELECT \(Columns.session) FROM sessions WHERE tenant_id = ? AND token_hash = ?",
+            [tenant.rawValue, tokenHash], RowDecoder.session)
+    }
+
+    func session(tenant: TenantID, id: SessionID) throws -> Session? {
+        try db.queryFirst(
+            "SELECT \(Columns.session) FROM sessions WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue],
+            RowDecoder.session)
+    }
+
+    func sessions(tenant: TenantID, user: UserID) throws -> [Session] {
+        try db.query(
+            """
+            SELECT \(Columns.session) FROM sessions
+            WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL
+            ORDER BY created_at, id
+            """,
+            [tenant.rawValue, user.rawValue], RowDecoder.session)
+    }
+
+    func passwordReset(tenant: TenantID, tokenHash: [UInt8]) throws -> PasswordResetToken? {
+        try db.queryFirst(
+            "SELECT \(Columns.reset) FROM password_resets WHERE tenant_id = ? AND token_hash = ?",
+            [tenant.rawValue, tokenHash], RowDecoder.reset)
+    }
+
+    /// The outbox is the one cross-tenant stream (read by administrators):
+    /// the protocol takes no tenant here, and each record carries its own.
+    func events(after sequence: Int64, limit: Int) throws -> [EventRecord] {
+        try db.query(
+            "SELECT \(Columns.event) FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
+            [sequence, Self.clamp(limit)], RowDecoder.event)
+    }
+
+    func securityLog(tenant: TenantID, user: UserID, beforeID: Int64?, limit: Int) throws -> [SecurityLogEntry] {
+        if let beforeID {
+            return try db.query(
+                """
+                SELECT \(Columns.logEntry) FROM security_log
+                WHERE tenant_id = ? AND user_id = ? AND id < ? ORDER BY id DESC LIMIT ?
+                """,
+                [tenant.rawValue, user.rawValue, beforeID, Self.clamp(limit)], RowDecoder.logEntry)
+        }
+        return try db.query(
+            "SELECT \(Columns.logEntry) FROM security_log WHERE tenant_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            [tenant.rawValue, user.rawValue, Self.clamp(limit)], RowDecoder.logEntry)
+    }
+
+    /// A LIMIT that is never negative (SQLite reads a negative LIMIT as "no limit").
+    static func clamp(_ limit: Int) -> Int { max(0, limit) }
+}
+
+// MARK: - Writing
+
+/// A write transaction's view.
+struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
+    let db: Transaction
+    let encoder: any EventEncoder
+
+    func insert(_ tenant: Tenant) throws {
+        do {
+            var bindings: [any SQLiteBindable] = [tenant.id.rawValue, tenant.slug, tenant.name]
+            bindings += Self.policyBindings(tenant.policy)
+            bindings.append(tenant.createdAt.milliseconds)
+            try db.execute(
+                "INSERT INTO tenants (\(Columns.tenant)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", bindings)
+        } catch let error as StoreError where error.isUniqueViolation {
+            if try slugExists(tenant.slug, except: nil) { throw DomainError.slugTaken }
+            throw error
+        }
+    }
+
+    func update(_ tenant: Tenant) throws {
+        var bindings: [any SQLiteBindable] = [tenant.slug, tenant.name]
+        bindings += Self.policyBindings(tenant.policy)
+        bindings += [tenant.createdAt.milliseconds, tenant.id.rawValue] as [any SQLiteBindable]
+        do {
+            try db.execute(
+                """
+                UPDATE tenants SET slug = ?, name = ?, min_password_length = ?, session_idle_timeout_seconds = ?,
+                    session_absolute_lifetime_seconds = ?, require_two_factor = ?, lockout_threshold = ?,
+                    lockout_base_delay_seconds = ?, lockout_max_delay_seconds = ?, max_sessions_per_user = ?,
+                    created_at = ?
+                WHERE id = ?
+                """,
+                bindings)
+        } catch let error as StoreError where error.isUniqueViolation {
+            if try slugExists(tenant.slug, except: tenant.id) { throw DomainError.slugTaken }
+            throw error
+        }
+    }
+
+    func insert(_ user: User) throws {
+        do {
+            try db.execute(
+                "INSERT INTO users (\(Columns.user)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    user.id.rawValue, user.tenantID.rawValue, user.email, user.passwordHash, user.role.rawValue,
+                    user.status.rawValue, user.createdAt.milliseconds, user.passwordChangedAt.milliseconds,
+                    user.failedSignIns, user.lockedUntil?.milliseconds, user.twoFactorEnabled,
+                ])
+        } catch let error as StoreError where error.isUniqueViolation {
+            if try emailExists(tenant: user.tenantID, email: user.email, except: nil) { throw DomainError.emailTaken }
+            throw error
+        }
+    }
+
+    func update(_ user: User) throws {
+        do {
+            try db.execute(
+                """
+                UPDATE users SET email = ?, password_hash = ?, role = ?, status = ?, created_at = ?,
+                    password_changed_at = ?, failed_sign_ins = ?, locked_until = ?, two_factor_enabled = ?
+                WHERE tenant_id = ? AND id = ?
+                """,
+                [
+                    user.email, user.passwordHash, user.role.rawValue, user.status.rawValue,
+                    user.createdAt.milliseconds, user.passwordChangedAt.milliseconds, user.failedSignIns,
+                    user.lockedUntil?.milliseconds, user.twoFactorEnabled, user.tenantID.rawValue, user.id.rawValue,
+                ])
+        } catch let error as StoreError where error.isUniqueViolation {
+            if try emailExists(tenant: user.tenantID, email: user.email, except: user.id) {
+                throw DomainError.emailTaken
+            }
+            throw error
+        }
+    }
+
+    func insert(_ session: Session) throws {
+        try db.execute(
+            "INSERT INTO sessions (\(Columns.session)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                session.id.rawValue, session.tenantID.rawValue, session.userID.rawValue, session.tokenHash,
+                session.client.userAgent, session.client.ip, session.client.location, session.client.deviceName,
+                session.createdAt.milliseconds, session.lastActiveAt.milliseconds,
+                session.absoluteExpiresAt.milliseconds, session.idleTimeoutSeconds, session.secondFactorSatisfied,
+                session.revokedAt?.milliseconds, session.revokeReason,
+            ])
+    }
+
+    func revokeSession(tenant: TenantID, id: SessionID, at: Timestamp, reason: String) throws -> Bool {
+        let changed = try db.execute(
+            """
+            UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+            WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL
+            """,
+            [at.milliseconds, reason, tenant.rawValue, id.rawValue])
+        return changed > 0
+    }
+
+    func revokeSessions(tenant: TenantID, user: UserID, except: SessionID?, at: Timestamp, reason: String) throws
+        -> [SessionID]
+    {
+        let revoked = try db.query(
+            """
+            UPDATE sessions SET revoked_at = ?, revoke_reason = ?
+            WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)
+            RETURNING id
+            """,
+            [at.milliseconds, reason, tenant.rawValue, user.rawValue, except?.rawValue, except?.rawValue]
+        ) { row in try RowDecoder.id(SessionID.self, row, "id", table: "sessions") }
+        // RETURNING has no defined order; the reference sorts by id.
+        return revoked.sorted { $0.rawValue < $1.rawValue }
+    }
+
+    func insert(_ reset: PasswordResetToken) throws {
+        try db.execute(
+            "INSERT INTO password_resets (\(Columns.reset)) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                reset.tokenHash, reset.tenantID.rawValue, reset.userID.rawValue, reset.createdAt.milliseconds,
+                reset.expiresAt.milliseconds, reset.usedAt?.milliseconds,
+            ])
+    }
+
+    func consumePasswordReset(tenant: TenantID, tokenHash: [UInt8], at: Timestamp) throws -> PasswordResetToken? {
+        // One statement: the check and the mark cannot be separated.
+        try db.queryFirst(
+            """
+            UPDATE password_resets SET used_at = ?
+            WHERE tenant_id = ? AND token_hash = ? AND used_at IS NULL AND expires_at > ?
+            RETURNING \(Columns.reset)
+            """,
+            [at.milliseconds, tenant.rawValue, tokenHash, at.milliseconds], RowDecoder.reset)
+    }
+
+    func append(_ event: DomainEvent, tenant: TenantID, at: Timestamp) throws {
+        try db.execute(
+            "INSERT INTO events (tenant_id, type, subject, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+            [tenant.rawValue, event.type, event.subject, encoder.encode(event), at.milliseconds])
+    }
+
+    func append(_ entry: SecurityLogEntry) throws {
+        // The id is the store's to assign, as in the reference.
+        try db.execute(
+            """
+            INSERT INTO security_log (tenant_id, user_id, kind, ip, user_agent, detail, created_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """,
+            [
+                entry.tenantID.rawValue, entry.userID.rawValue, entry.kind.rawValue, entry.ip, entry.userAgent,
+                entry.detail, entry.createdAt.milliseconds,
+            ])
+    }
+
+    // MARK: Helpers
+
+    private static func policyBindings(_ policy: TenantPolicy) -> [any SQLiteBindable] {
+        [
+            policy.minPasswordLength, policy.sessionIdleTimeoutSeconds, policy.sessionAbsoluteLifetimeSeconds,
+            policy.requireTwoFactor, policy.lockoutThreshold, policy.lockoutBaseDelaySeconds,
+            policy.lockoutMaxDelaySeconds, policy.maxSessionsPerUser,
+        ]
+    }
+
+    /// Whether another tenant (not `except`) has the slug; tells a slug clash
+    /// from any other UNIQUE violation.
+    private func slugExists(_ slug: String, except: TenantID?) throws -> Bool {
+        try db.queryFirst(
+            "SELECT 1 FROM tenants WHERE slug = ? AND (? IS NULL OR id <> ?)", [slug, except?.rawValue, except?.rawValue]
+        ) { _ in true } ?? false
+    }
+
+    /// Whether another user (not `except`) of the tenant has the email.
+    private func emailExists(tenant: TenantID, email: String, except: UserID?) throws -> Bool {
+        try db.queryFirst(
+            "SELECT 1 FROM users WHERE tenant_id = ? AND email = ? AND (? IS NULL OR id <> ?)",
+            [tenant.rawValue, email, except?.rawValue, except?.rawValue]
+        ) { _ in true } ?? false
+    }
+}
+
+// MARK: - Rows
+
+/// The column lists, in the order the INSERTs bind them.
+private enum Columns {
+    static let tenant = """
+        id, slug, name, min_password_length, session_idle_timeout_seconds, session_absolute_lifetime_seconds, \
+        require_two_factor, lockout_threshold, lockout_base_delay_seconds, lockout_max_delay_seconds, \
+        max_sessions_per_user, created_at
+        """
+    static let user = """
+        id, tenant_id, email, password_hash, role, status, created_at, password_changed_at, failed_sign_ins, \
+        locked_until, two_factor_enabled
+        """
+    static let session = """
+        id, tenant_id, user_id, token_hash, user_agent, ip, location, device_name, created_at, last_active_at, \
+        absolute_expires_at, idle_timeout_seconds, second_factor_satisfied, revoked_at, revoke_reason
+        """
+    static let reset = "token_hash, tenant_id, user_id, created_at, expires_at, used_at"
+    static let event = "sequence, tenant_id, type, subject, payload, created_at"
+    static let logEntry = "id, tenant_id, user_id, kind, ip, user_agent, detail, created_at"
+}
+
+/// Rows to model values. Never traps: a value the model cannot hold throws
+/// `INVALID_ROW` naming the table and column.
+private enum RowDecoder {
+    static func tenant(_ row: Row) throws -> Tenant {
+        var policy = TenantPolicy()
+        policy.minPasswordLength = try row.int("min_password_length")
+        policy.sessionIdleTimeoutSeconds = try row.int64("session_idle_timeout_seconds")
+        policy.sessionAbsoluteLifetimeSeconds = try row.int64("session_absolute_lifetime_seconds")
+        policy.requireTwoFactor = try row.bool("require_two_factor")
+        policy.lockoutThreshold = try row.int("lockout_threshold")
+        policy.lockoutBaseDelaySeconds = try row.int64("lockout_base_delay_seconds")
+        policy.lockoutMaxDelaySeconds = try row.int64("lockout_max_delay_seconds")
+        policy.maxSessionsPerUser = try row.int("max_sessions_per_user")
+        return Tenant(
+            id: try id(TenantID.self, row, "id", table: "tenants"), slug: try row.string("slug"),
+            name: try row.string("name"), policy: policy, createdAt: try timestamp(row, "created_at"))
+    }
+
+    static func user(_ row: Row) throws -> User {
+        User(
+            id: try id(UserID.self, row, "id", table: "users"),
+            tenantID: try id(TenantID.self, row, "tenant_id", table: "users"),
+            email: try row.string("email"), passwordHash: try row.string("password_hash"),
+            role: try enumeration(TenantRole.self, row, "role", table: "users"),
+            status: try enumeration(UserStatus.self, row, "status", table: "users"),
+            createdAt: try timestamp(row, "created_at"), passwordChangedAt: try timestamp(row, "password_changed_at"),
+            failedSignIns: try row.int("failed_sign_ins"), lockedUntil: try optionalTimestamp(row, "locked_until"),
+            twoFactorEnabled: try row.bool("two_factor_enabled"))
+    }
+
+    static func session(_ row: Row) throws -> Session {
+        Session(
+            id: try id(SessionID.self, row, "id", table: "sessions"),
+            tenantID: try id(TenantID.self, row, "tenant_id", table: "sessions"),
+            userID: try id(UserID.self, row, "user_id", table: "sessions"),
+            tokenHash: try row.blob("token_hash"),
+            client: ClientDetails(
+                userAgent: try row.string("user_agent"), ip: try row.string("ip"),
+                location: try row.string("location"), deviceName: try row.string("device_name")),
+            createdAt: try timestamp(row, "created_at"), lastActiveAt: try timestamp(row, "last_active_at"),
+            absoluteExpiresAt: try timestamp(row, "absolute_expires_at"),
+            idleTimeoutSeconds: try row.int64("idle_timeout_seconds"),
+            secondFactorSatisfied: try row.bool("second_factor_satisfied"),
+            revokedAt: try optionalTimestamp(row, "revoked_at"), revokeReason: try row.optionalString("revoke_reason"))
+    }
+
+    static func reset(_ row: Row) throws -> PasswordResetToken {
+        PasswordResetToken(
+            tokenHash: try row.blob("token_hash"),
+            tenantID: try id(TenantID.self, row, "tenant_id", table: "password_resets"),
+            userID: try id(UserID.self, row, "user_id", table: "password_resets"),
+            createdAt: try timestamp(row, "created_at"), expiresAt: try timestamp(row, "expires_at"),
+            usedAt: try optionalTimestamp(row, "used_at"))
+    }
+
+    static func event(_ row: Row) throws -> EventRecord {
+        EventRecord(
+            sequence: try row.int64("sequence"), tenantID: try id(TenantID.self, row, "tenant_id", table: "events"),
+            type: try row.string("type"), subject: try row.string("subject"), payload: try row.blob("payload"),
+            createdAt: try timestamp(row, "created_at"))
+    }
+
+    static func logEntry(_ row: Row) throws -> SecurityLogEntry {
+        SecurityLogEntry(
+            id: try row.int64("id"), tenantID: try id(TenantID.self, row, "tenant_id", table: "security_log"),
+            userID: try id(UserID.self, row, "user_id", table: "security_log"),
+            kind: try enumeration(SecurityEventKind.self, row, "kind", table: "security_log"),
+            ip: try row.string("ip"), userAgent: try row.string("user_agent"), detail: try row.string("detail"),
+            createdAt: try timestamp(row, "created_at"))
+    }
+
+    static func id<ID: PrefixedID>(_ type: ID.Type, _ row: Row, _ column: String, table: String) throws -> ID {
+        let text = try row.string(column)
+        guard let id = ID(text) else {
+            throw invalid(table, column, "\(quoted(text)) is not a well-formed \(ID.prefix)… identifier")
+        }
+        return id
+    }
+
+    static func enumeration<Value: RawRepresentable>(
+        _ type: Value.Type, _ row: Row, _ column: String, table: String
+    ) throws -> Value where Value.RawValue == String {
+        let text = try row.string(column)
+        guard let value = Value(rawValue: text) else {
+            throw invalid(table, column, "\(quoted(text)) is not a known \(Value.self)")
+        }
+        return value
+    }
+
+    static func timestamp(_ row: Row, _ column: String) throws -> Timestamp {
+        Timestamp(milliseconds: try row.int64(column))
+    }
+
+    static func optionalTimestamp(_ row: Row, _ column: String) throws -> Timestamp? {
+        try row.optionalInt64(column).map { Timestamp(milliseconds: $0) }
+    }
+
+    private static func invalid(_ table: String, _ column: String, _ problem: String) -> StoreError {
+        StoreError(.invalidRow, message: "\(table).\(column): \(problem)")
+    }
+
+    /// A value for a log message: quoted, at most 64 characters.
+    private static func quoted(_ text: String) -> String {
+        "\"" + (text.count > 64 ? String(text.prefix(64)) + "…" : text) + "\""
+    }
+}

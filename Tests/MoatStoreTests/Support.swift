@@ -1,0 +1,136 @@
+import Dispatch
+import Foundation
+import Logging
+import MoatStore
+import XCTest
+
+/// A fresh directory under the system's temporary directory, removed by `remove()`.
+struct TemporaryDirectory {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("moat-store-tests-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func path(_ name: String = "moat.db") -> String { url.appendingPathComponent(name).path }
+
+    func remove() { try? FileManager.default.removeItem(at: url) }
+}
+
+/// An error a test body throws on purpose.
+struct IntentionalError: Error, Equatable {
+    var tag: String = "intentional"
+}
+
+/// A one-shot gate a store thread blocks on until the test opens it (30 s at most,
+/// so a failing test never hangs the suite).
+final class Gate: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+
+    func open() { semaphore.signal() }
+
+    func wait() { _ = semaphore.wait(timeout: .now() + 30) }
+}
+
+/// The schema most tests use.
+let testMigrations = [
+    Migration(
+        version: 1, name: "create_items",
+        sql: """
+            CREATE TABLE items (
+                id INTEGER PRIMARY KEY,
+                tenant_id INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                UNIQUE (tenant_id, name)
+            );
+            """)
+]
+
+/// Opens a database on a new file with `testMigrations` (or the given ones).
+func openTestDatabase(
+    _ directory: TemporaryDirectory, migrations: [Migration] = testMigrations,
+    synchronous: SynchronousMode = .full, readerCount: Int = 4, maxBatchSize: Int = 128
+) async throws -> Database {
+    try await Database.open(
+        configuration: StoreConfiguration(
+            path: directory.path(), synchronous: synchronous, readerCount: readerCount, maxBatchSize: maxBatchSize),
+        migrations: migrations, logger: testLogger)
+}
+
+/// Warnings and errors only: the store's info logs would drown the test output.
+let testLogger: Logger = {
+    var logger = Logger(label: "moat.store.test")
+    logger.logLevel = .warning
+    return logger
+}()
+
+/// `SELECT count(*)` of a table, through a reader.
+func count(_ table: String, in database: Database) async throws -> Int {
+    try await database.read { connection in
+        try connection.queryFirst("SELECT count(*) FROM \(table)") { try $0.int(at: 0) } ?? -1
+    }
+}
+
+/// Starts a write whose body blocks the writer thread until the gate opens,
+/// and returns once the body is running. `body` runs first, inside the write.
+func startBlockingWrite(
+    _ database: Database, _ body: @escaping @Sendable (Transaction) throws -> Void = { _ in }
+) async -> (task: Task<Void, any Error>, gate: Gate) {
+    let gate = Gate()
+    let (started, continuation) = AsyncStream<Void>.makeStream()
+    let task = Task {
+        try await database.write { transaction in
+            try body(transaction)
+            continuation.yield()
+            gate.wait()
+        }
+    }
+    for await _ in started { break }
+    return (task, gate)
+}
+
+/// Polls `condition` every millisecond until it holds, failing after `timeout`.
+func eventually(
+    _ what: String, timeout: Duration = .seconds(20), file: StaticString = #filePath, line: UInt = #line,
+    _ condition: @Sendable () -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now > deadline {
+            XCTFail("timed out waiting for: \(what)", file: file, line: line)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(1))
+    }
+}
+
+/// Asserts that `body` throws a `StoreError` with `reason`; returns it.
+@discardableResult
+func assertStoreError<T>(
+    _ reason: StoreError.Reason, file: StaticString = #filePath, line: UInt = #line,
+    _ body: () async throws -> T
+) async -> StoreError? {
+    do {
+        _ = try await body()
+        XCTFail("expected \(reason), but nothing was thrown", file: file, line: line)
+        return nil
+    } catch let error as StoreError {
+        XCTAssertEqual(error.reason, reason, "got \(error)", file: file, line: line)
+        return error
+    } catch {
+        XCTFail("expected \(reason), got \(error)", file: file, line: line)
+        return nil
+    }
+}
+
+/// The reason of the `StoreError` that `body` throws, or nil if it throws none.
+func storeErrorReason(_ body: () throws -> Any) -> StoreError.Reason? {
+    do {
+        _ = try body()
+        return nil
+    } catch {
+        return (error as? StoreError)?.reason
+    }
+}
