@@ -52,6 +52,55 @@ func formatTime(_ unix: Int64) -> String {
         parts.minute ?? 0)
 }
 
+/// Unix seconds as the local date `yyyy-MM-dd`; `-` for 0 (never set).
+func formatDate(_ unix: Int64) -> String {
+    guard unix > 0 else { return "-" }
+    let parts = localCalendar.dateComponents(
+        [.year, .month, .day], from: Date(timeIntervalSince1970: TimeInterval(unix)))
+    return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+}
+
+/// The current time in Unix seconds.
+func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+/// How long ago `unix` was, the way the "Active Sessions" page says it:
+/// `just now`, `5 min ago`, `2 h ago`, `3 days ago`, and from a week on with
+/// the date, `12 days ago (2025-05-20)`; `-` for 0 (never set). A time ahead
+/// of `now` (clock skew) is `just now`.
+func formatAgo(_ unix: Int64, now: Int64 = unixNow()) -> String {
+    guard unix > 0 else { return "-" }
+    let seconds = unix >= now ? 0 : now - unix  // both positive: no overflow
+    switch seconds {
+    case ..<60: return "just now"
+    case ..<3600: return "\(seconds / 60) min ago"
+    case ..<86400: return "\(seconds / 3600) h ago"
+    default:
+        let days = seconds / 86400
+        let ago = days == 1 ? "1 day ago" : "\(days) days ago"
+        return days < 7 ? ago : "\(ago) (\(formatDate(unix)))"
+    }
+}
+
+/// A time to come as local `yyyy-MM-dd HH:mm (in 13 days)`, rounded to the
+/// nearest unit (a 30-day lifetime that began a minute ago is "in 30 days");
+/// `... (passed)` once it is behind `now`; `-` for 0 (never set).
+func formatUntil(_ unix: Int64, now: Int64 = unixNow()) -> String {
+    guard unix > 0 else { return "-" }
+    guard unix > now else { return "\(formatTime(unix)) (passed)" }
+    let seconds = unix - now  // both positive: no overflow
+    let left: String
+    switch seconds {
+    case ..<90: left = "in \(seconds) s"
+    case ..<5400: left = "in \((seconds + 30) / 60) min"
+    case ..<129_600: left = "in \((seconds + 1800) / 3600) h"
+    default: left = "in \(seconds / 86400 + (seconds % 86400 >= 43200 ? 1 : 0)) days"
+    }
+    return "\(formatTime(unix)) (\(left))"
+}
+
+/// `yes` / `no`.
+func yesNo(_ value: Bool) -> String { value ? "yes" : "no" }
+
 /// Gregorian whatever the locale, in the local time zone.
 private let localCalendar: Calendar = {
     var calendar = Calendar(identifier: .gregorian)

@@ -18,6 +18,7 @@ struct Moatctl: AsyncParsableCommand {
             SignOutCommand.self,
             PasswdCommand.self,
             ResetCommand.self,
+            SessionsCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

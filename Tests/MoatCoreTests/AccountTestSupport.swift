@@ -179,6 +179,50 @@ final class World: Sendable {
     }
 }
 
+/// The memory store with a gate on writes: after `holdNextWrite()`, the
+/// next write waits, before its body runs, until `releaseWrite()`.
+final class HeldWriteStore: AccountStore {
+    private struct Control {
+        var holdNext = false
+        var holding = false
+        var released = false
+    }
+
+    let inner: MemoryAccountStore
+    private let control = Mutex(Control())
+
+    init(inner: MemoryAccountStore) { self.inner = inner }
+
+    func holdNextWrite() { control.withLock { $0 = Control(holdNext: true) } }
+
+    /// Whether a held write is waiting.
+    var isHoldingWrite: Bool { control.withLock { $0.holding } }
+
+    func releaseWrite() { control.withLock { $0.released = true } }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T {
+        try await inner.read(body)
+    }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
+        let hold = control.withLock { control -> Bool in
+            guard control.holdNext else { return false }
+            control.holdNext = false
+            control.holding = true
+            return true
+        }
+        if hold {
+            var waited = 0
+            while !control.withLock({ $0.released }), waited < 10_000 {  // 10 s at most
+                try await Task.sleep(for: .milliseconds(1))
+                waited += 1
+            }
+            control.withLock { $0.holding = false }
+        }
+        return try await inner.write(body)
+    }
+}
+
 /// An outbox record and the event its payload holds.
 struct OutboxEvent {
     var record: EventRecord

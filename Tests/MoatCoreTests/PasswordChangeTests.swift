@@ -103,7 +103,7 @@ final class PasswordChangeTests: XCTestCase {
         XCTAssertEqual(log.last?.detail, "2 other sessions signed out")
     }
 
-    func testWrongCurrentPasswordChangesNothing() async throws {
+    func testWrongCurrentPasswordChangesNothingButCountsTowardLockout() async throws {
         let s = try await signedInThrice()
         let world = s.world
         let before = try await world.snapshot()
@@ -113,7 +113,10 @@ final class PasswordChangeTests: XCTestCase {
             }
         }
         let after = try await world.snapshot()
-        XCTAssertEqual(after.users, before.users, "password hash and counters unchanged")
+        XCTAssertEqual(after.users.map(\.passwordHash), before.users.map(\.passwordHash), "password hash unchanged")
+        XCTAssertEqual(
+            after.users.map(\.failedSignIns), before.users.map { $0.failedSignIns + 4 },
+            "a stolen session is no unlimited password oracle: each wrong guess counts toward lockout")
         XCTAssertEqual(after.sessions, before.sessions, "no session revoked")
         XCTAssertEqual(after.events, before.events, "no event")
         // Each failure is in the user's security log, nothing else.

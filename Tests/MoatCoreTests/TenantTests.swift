@@ -261,6 +261,27 @@ final class TenantTests: XCTestCase {
         try await assertUnchanged(world, since: before)
     }
 
+    /// Two policy updates of different fields at the same time both land:
+    /// the change is applied to the policy as stored when the write runs,
+    /// not to a copy read before it.
+    func testConcurrentPolicyUpdatesKeepBothChanges() async throws {
+        let world = try World()
+        try await world.makeTenant()
+        let held = HeldWriteStore(inner: world.store)
+        let accounts = AccountService(store: held, hasher: world.hasher, clock: world.clock)
+        held.holdNextWrite()
+        let first = Task { try await accounts.updatePolicy(tenant: "acme") { $0.lockoutThreshold = 3 } }
+        try await waitUntil("the first update is writing") { held.isHoldingWrite }
+        _ = try await accounts.updatePolicy(tenant: "acme") { $0.maxSessionsPerUser = 2 }
+        held.releaseWrite()
+        _ = try await first.value
+
+        let stored = try await world.store.read { try $0.tenant(slug: "acme") }
+        XCTAssertEqual(stored?.policy.maxSessionsPerUser, 2, "the second update survives")
+        XCTAssertEqual(stored?.policy.lockoutThreshold, 3, "the first update survives")
+        XCTAssertEqual(world.store.allEvents.filter { $0.type == "tenant.policy_updated" }.count, 2)
+    }
+
     func testMinimumPasswordLengthPolicyApplies() async throws {
         let world = try World()
         let (initial, _) = try await world.makeTenant()

@@ -12,17 +12,20 @@ extension AccountService {
     ) async throws -> Int {
         let (session, user) = try await authenticate(tenant: tenant.id, token: token)
         let client = Self.bounded(client)
-        guard let current = try? Self.candidatePassword(currentPassword),
-            try await hasher.verify(current, against: user.passwordHash)
-        else {
-            let now = clock.now()
-            try await store.write { writer in
-                try writer.append(
-                    SecurityLogEntry(
-                        tenantID: tenant.id, userID: user.id, kind: .signInFailed, ip: client.ip,
-                        userAgent: client.userAgent, detail: "wrong current password on password change", createdAt: now))
+        // The current password is guessed through the same lockout as
+        // sign-in: a stolen session must not become an unlimited oracle.
+        try await signInQueue.run("\(tenant.id.rawValue)/\(user.email)") {
+            let fresh = try await store.read { try $0.user(tenant: tenant.id, id: user.id) } ?? user
+            if let wait = Lockout(failures: fresh.failedSignIns, lockedUntil: fresh.lockedUntil).retryAfter(at: clock.now()) {
+                throw Lockout.lockedError(retryAfter: wait)
             }
-            throw DomainError(.unauthenticated, "INVALID_CREDENTIALS", "the current password is wrong")
+            guard let current = try? Self.candidatePassword(currentPassword),
+                try await hasher.verify(current, against: fresh.passwordHash)
+            else {
+                try await recordFailure(
+                    tenant: tenant, user: user.id, client: client, detail: "wrong current password on password change")
+                throw DomainError(.unauthenticated, "INVALID_CREDENTIALS", "the current password is wrong")
+            }
         }
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
         let hash = try await hasher.hash(PasswordRules.normalized(newPassword))
@@ -34,7 +37,11 @@ extension AccountService {
             else { throw DomainError.sessionInvalid }
             current.passwordHash = hash
             current.passwordChangedAt = now
+            current.failedSignIns = 0
+            current.lockedUntil = nil
             try writer.update(current)
+            // Reset links sent before the change must not undo it.
+            try writer.discardPasswordResets(tenant: tenant.id, user: user.id, at: now)
             var revoked: [SessionID] = []
             if revokeOtherSessions {
                 revoked = try writer.revokeSessions(
@@ -124,6 +131,8 @@ extension AccountService {
             current.failedSignIns = 0
             current.lockedUntil = nil
             try writer.update(current)
+            // Every other outstanding reset link dies with this one.
+            try writer.discardPasswordResets(tenant: tenant.id, user: current.id, at: now)
             let revoked = try writer.revokeSessions(
                 tenant: tenant.id, user: current.id, except: nil, at: now, reason: "password_reset")
             for id in revoked {

@@ -119,7 +119,7 @@ extension AccountService {
     public func revokeAllSessions(tenant: Tenant, actor: Actor, userID: String, client: ClientDetails) async throws
         -> Int
     {
-        guard actor.managesUsers else { throw DomainError.forbidden }
+        guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
         guard let id = UserID(userID),
             let user = try await store.read({ try $0.user(tenant: tenant.id, id: id) })
         else { throw DomainError.userNotFound }

@@ -58,22 +58,23 @@ extension AccountService {
     }
 
     /// Applies a change to a tenant's policy, validated, and returns it.
-    public func updatePolicy(tenant reference: String, change: @Sendable (inout TenantPolicy) -> Void) async throws
-        -> TenantPolicy
+    /// The change is applied inside the write transaction to the stored
+    /// policy, so concurrent updates of different fields both survive.
+    public func updatePolicy(tenant reference: String, change: @escaping @Sendable (inout TenantPolicy) -> Void)
+        async throws -> TenantPolicy
     {
         let tenant = try await self.tenant(reference: reference)
-        var policy = tenant.policy
-        change(&policy)
-        try policy.validate()
         let now = clock.now()
-        let updated = policy
         defer { tenants.invalidate(tenant.id) }
-        try await store.write { writer in
+        return try await store.write { writer in
             guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
-            current.policy = updated
+            var policy = current.policy
+            change(&policy)
+            try policy.validate()
+            current.policy = policy
             try writer.update(current)
             try writer.append(.tenantPolicyUpdated(tenantID: tenant.id), tenant: tenant.id, at: now)
+            return policy
         }
-        return updated
     }
 }

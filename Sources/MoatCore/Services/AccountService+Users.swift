@@ -16,7 +16,7 @@ extension AccountService {
     public func createUser(tenant: Tenant, actor: Actor, email: String, password: String, role: TenantRole) async throws
         -> User
     {
-        guard actor.managesUsers else { throw DomainError.forbidden }
+        guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
         guard role <= actor.role else {
             throw DomainError(.permissionDenied, "ROLE_REQUIRED", "only an owner may create an owner")
         }
@@ -35,7 +35,7 @@ extension AccountService {
     /// A user, for administrators, owners/admins, or the user themself.
     public func user(tenant: Tenant, actor: Actor, id: String) async throws -> User {
         guard let id = UserID(id) else { throw DomainError.userNotFound }
-        guard actor.managesUsers || actor.userID == id else { throw DomainError.forbidden }
+        guard actor.belongs(to: tenant.id), actor.managesUsers || actor.userID == id else { throw DomainError.forbidden }
         guard let user = try await store.read({ try $0.user(tenant: tenant.id, id: id) }) else {
             throw DomainError.userNotFound
         }
@@ -46,7 +46,7 @@ extension AccountService {
     public func listUsers(tenant: Tenant, actor: Actor, pageSize: Int, pageToken: String) async throws
         -> (users: [User], nextPageToken: String)
     {
-        guard actor.managesUsers else { throw DomainError.forbidden }
+        guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
         let size = try Self.pageSize(pageSize)
         let after = try Self.decodePageToken(pageToken)
         let page = try await store.read { try $0.users(tenant: tenant.id, afterEmail: after, limit: size + 1) }
@@ -56,7 +56,7 @@ extension AccountService {
 
     /// Disables (revoking every session) or re-enables a user.
     public func setUserEnabled(tenant: Tenant, actor: Actor, id: String, enabled: Bool) async throws -> User {
-        guard actor.managesUsers else { throw DomainError.forbidden }
+        guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
         guard let id = UserID(id) else { throw DomainError.userNotFound }
         guard actor.userID != id else {
             throw DomainError(.failedPrecondition, "CANNOT_DISABLE_SELF", "you cannot disable or enable yourself")
@@ -154,31 +154,15 @@ extension AccountService {
             throw DomainError.invalidCredentials
         }
 
+        // While locked nothing is checked and nothing is written (the
+        // failure that locked it is in the security log already), so locked
+        // attempts cost an attacker nothing and us nothing.
         if let wait = Lockout(failures: user.failedSignIns, lockedUntil: user.lockedUntil).retryAfter(at: start) {
-            try await store.write { writer in
-                try writer.append(
-                    SecurityLogEntry(
-                        tenantID: tenant.id, userID: user.id, kind: .signInLocked, ip: client.ip,
-                        userAgent: client.userAgent, detail: "locked for \(wait) s", createdAt: start))
-            }
             throw Lockout.lockedError(retryAfter: wait)
         }
 
         guard try await hasher.verify(secret, against: user.passwordHash) else {
-            let now = clock.now()
-            let policy = tenant.policy
-            try await store.write { writer in
-                guard var current = try writer.user(tenant: tenant.id, id: user.id) else { return }
-                let next = Lockout(failures: current.failedSignIns, lockedUntil: current.lockedUntil)
-                    .failed(at: now, policy: policy)
-                current.failedSignIns = next.failures
-                current.lockedUntil = next.lockedUntil
-                try writer.update(current)
-                try writer.append(
-                    SecurityLogEntry(
-                        tenantID: tenant.id, userID: user.id, kind: .signInFailed, ip: client.ip,
-                        userAgent: client.userAgent, detail: "wrong password", createdAt: now))
-            }
+            try await recordFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password")
             throw DomainError.invalidCredentials
         }
 
@@ -217,6 +201,24 @@ extension AccountService {
             return current
         }
         return SignInResult(token: token, session: session, user: signedIn)
+    }
+
+    /// Counts a wrong password toward the account's lockout and logs it.
+    func recordFailure(tenant: Tenant, user: UserID, client: ClientDetails, detail: String) async throws {
+        let now = clock.now()
+        let policy = tenant.policy
+        try await store.write { writer in
+            guard var current = try writer.user(tenant: tenant.id, id: user) else { return }
+            let next = Lockout(failures: current.failedSignIns, lockedUntil: current.lockedUntil)
+                .failed(at: now, policy: policy)
+            current.failedSignIns = next.failures
+            current.lockedUntil = next.lockedUntil
+            try writer.update(current)
+            try writer.append(
+                SecurityLogEntry(
+                    tenantID: tenant.id, userID: user, kind: .signInFailed, ip: client.ip,
+                    userAgent: client.userAgent, detail: detail, createdAt: now))
+        }
     }
 
     /// Revokes the oldest sessions past the tenant's cap.

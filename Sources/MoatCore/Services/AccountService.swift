@@ -14,6 +14,14 @@ public enum Actor: Sendable {
         return nil
     }
 
+    /// Whether the actor acts in this tenant (administrators act in any).
+    public func belongs(to tenant: TenantID) -> Bool {
+        switch self {
+        case .administrator: true
+        case .user(let session, let user): session.tenantID == tenant && user.tenantID == tenant
+        }
+    }
+
     /// Whether the actor may manage the tenant's users (administrator,
     /// owner or admin).
     public var managesUsers: Bool {
@@ -97,19 +105,28 @@ public final class AccountService: Sendable {
 
     /// The live session and active user behind a token, in a tenant.
     /// Anything wrong (unknown, revoked, expired, other tenant, disabled
-    /// user) is the same UNAUTHENTICATED `SESSION_INVALID`.
+    /// user) is the same UNAUTHENTICATED `SESSION_INVALID`. Judges idle
+    /// expiry with the activity not yet flushed, exactly as Validate does,
+    /// and records this call as activity.
     public func authenticate(tenant: TenantID, token: String) async throws -> (Session, User) {
-        guard !token.isEmpty, token.utf8.count <= 256 else { throw DomainError.sessionInvalid }
+        guard Self.plausibleToken(token) else { throw DomainError.sessionInvalid }
         let hash = OpaqueToken.hash(token)
-        let now = clock.now()
         let found = try await store.read { reader -> (Session, User)? in
-            guard let session = try reader.session(tenant: tenant, tokenHash: hash), session.isLive(at: now),
+            guard let session = try reader.session(tenant: tenant, tokenHash: hash), session.revokedAt == nil,
                 let user = try reader.user(tenant: tenant, id: session.userID), user.status == .active
             else { return nil }
             return (session, user)
         }
-        guard let found else { throw DomainError.sessionInvalid }
-        return found
+        let now = clock.now()
+        guard let (foundSession, user) = found else { throw DomainError.sessionInvalid }
+        var session = foundSession
+        if let pending = sessionCache.pendingLastActive(session.id), pending > session.lastActiveAt {
+            session.lastActiveAt = pending
+        }
+        guard session.isLive(at: now) else { throw DomainError.sessionInvalid }
+        sessionCache.touch(tenant: tenant, session: session.id, at: now)
+        session.lastActiveAt = max(session.lastActiveAt, now)
+        return (session, user)
     }
 
     /// The actor of a user-management call: the session's user if a token

@@ -67,7 +67,10 @@ public enum EmailAddress {
     /// Normalizes and checks an email; INVALID_ARGUMENT (`EMAIL_INVALID`)
     /// when it is empty, too long or not of the form local@domain.
     public static func normalize(_ email: String) throws(DomainError) -> String {
+        // NFC so that a composed and a decomposed "é" are one address in
+        // every store (SQLite compares bytes).
         let normalized = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+            .precomposedStringWithCanonicalMapping
         guard !normalized.isEmpty else { throw .invalid("EMAIL_INVALID", "the email is empty") }
         guard normalized.utf8.count <= maximumLength else {
             throw .invalid("EMAIL_INVALID", "the email is longer than \(maximumLength) bytes")

@@ -75,6 +75,9 @@ public protocol AccountStoreWriter: AccountStoreReader {
     /// returns it; nil otherwise. Atomic: one token, one use.
     func consumePasswordReset(tenant: TenantID, tokenHash: [UInt8], at: Timestamp) throws -> PasswordResetToken?
 
+    /// Marks every unused reset token of the user used at `at`.
+    func discardPasswordResets(tenant: TenantID, user: UserID, at: Timestamp) throws
+
     /// Appends an event to the outbox, in this transaction.
     func append(_ event: DomainEvent, tenant: TenantID, at: Timestamp) throws
     /// Appends a security-log line, in this transaction.

@@ -59,8 +59,8 @@ final class MemoryTransaction: AccountStoreWriter {
     func tenant(slug: String) -> Tenant? { state.tenants.values.first { $0.slug == slug } }
     func tenants(afterSlug: String?, limit: Int) -> [Tenant] {
         Array(
-            state.tenants.values.filter { afterSlug == nil || $0.slug > afterSlug! }.sorted { $0.slug < $1.slug }
-                .prefix(limit))
+            state.tenants.values.filter { tenant in afterSlug.map { tenant.slug > $0 } ?? true }
+                .sorted { $0.slug < $1.slug }.prefix(max(0, limit)))
     }
 
     func user(tenant: TenantID, id: UserID) -> User? {
@@ -72,8 +72,8 @@ final class MemoryTransaction: AccountStoreWriter {
     }
     func users(tenant: TenantID, afterEmail: String?, limit: Int) -> [User] {
         Array(
-            state.users.values.filter { $0.tenantID == tenant && (afterEmail == nil || $0.email > afterEmail!) }
-                .sorted { $0.email < $1.email }.prefix(limit))
+            state.users.values.filter { user in user.tenantID == tenant && (afterEmail.map { user.email > $0 } ?? true) }
+                .sorted { $0.email < $1.email }.prefix(max(0, limit)))
     }
 
     func session(tenant: TenantID, tokenHash: [UInt8]) -> Session? {
@@ -85,7 +85,7 @@ final class MemoryTransaction: AccountStoreWriter {
     }
     func sessions(tenant: TenantID, user: UserID) -> [Session] {
         state.sessions.values.filter { $0.tenantID == tenant && $0.userID == user && $0.revokedAt == nil }
-            .sorted { $0.createdAt < $1.createdAt }
+            .sorted { ($0.createdAt, $0.id.rawValue) < ($1.createdAt, $1.id.rawValue) }
     }
 
     func passwordReset(tenant: TenantID, tokenHash: [UInt8]) -> PasswordResetToken? {
@@ -94,26 +94,31 @@ final class MemoryTransaction: AccountStoreWriter {
     }
 
     func events(after sequence: Int64, limit: Int) -> [EventRecord] {
-        Array(state.events.filter { $0.sequence > sequence }.prefix(limit))
+        Array(state.events.filter { $0.sequence > sequence }.prefix(max(0, limit)))
     }
 
     func securityLog(tenant: TenantID, user: UserID, beforeID: Int64?, limit: Int) -> [SecurityLogEntry] {
         Array(
-            state.securityLog.filter { $0.tenantID == tenant && $0.userID == user && (beforeID == nil || $0.id < beforeID!) }
-                .sorted { $0.id > $1.id }.prefix(limit))
+            state.securityLog.filter { entry in
+                entry.tenantID == tenant && entry.userID == user && (beforeID.map { entry.id < $0 } ?? true)
+            }
+            .sorted { $0.id > $1.id }.prefix(max(0, limit)))
     }
 
     func insert(_ tenant: Tenant) throws {
         guard self.tenant(slug: tenant.slug) == nil, state.tenants[tenant.id] == nil else { throw DomainError.slugTaken }
         state.tenants[tenant.id] = tenant
     }
-    func update(_ tenant: Tenant) {
-        guard state.tenants[tenant.id] != nil else { return }
+    func update(_ tenant: Tenant) throws {
+        guard let existing = state.tenants[tenant.id] else { return }
+        if existing.slug != tenant.slug, self.tenant(slug: tenant.slug) != nil { throw DomainError.slugTaken }
         state.tenants[tenant.id] = tenant
     }
 
     func insert(_ user: User) throws {
-        guard self.user(tenant: user.tenantID, email: user.email) == nil else { throw DomainError.emailTaken }
+        guard self.user(tenant: user.tenantID, email: user.email) == nil, state.users[user.id] == nil else {
+            throw DomainError.emailTaken
+        }
         state.users[user.id] = user
     }
     func update(_ user: User) throws {
@@ -171,6 +176,12 @@ final class MemoryTransaction: AccountStoreWriter {
         reset.usedAt = at
         state.resets[tokenHash] = reset
         return reset
+    }
+
+    func discardPasswordResets(tenant: TenantID, user: UserID, at: Timestamp) {
+        for (hash, reset) in state.resets where reset.tenantID == tenant && reset.userID == user && reset.usedAt == nil {
+            state.resets[hash]?.usedAt = at
+        }
     }
 
     func append(_ event: DomainEvent, tenant: TenantID, at: Timestamp) {

@@ -24,3 +24,11 @@ extension SQLiteAccountWriter {
             [tenant.rawValue, endedBefore.milliseconds])
     }
 }
+
+extension SQLiteAccountWriter {
+    func discardPasswordResets(tenant: TenantID, user: UserID, at: Timestamp) throws {
+        try db.execute(
+            "UPDATE password_resets SET used_at = ? WHERE tenant_id = ? AND user_id = ? AND used_at IS NULL",
+            [at.milliseconds, tenant.rawValue, user.rawValue])
+    }
+}
