@@ -44,13 +44,8 @@ extension AccountService {
             try writer.discardPasswordResets(tenant: tenant.id, user: user.id, at: now)
             var revoked: [SessionID] = []
             if revokeOtherSessions {
-                revoked = try writer.revokeSessions(
+                revoked = try writer.revokeSessionsAnnouncing(
                     tenant: tenant.id, user: user.id, except: session.id, at: now, reason: "password_changed")
-                for id in revoked {
-                    try writer.append(
-                        .sessionRevoked(sessionID: id, userID: user.id, reason: "password_changed"), tenant: tenant.id,
-                        at: now)
-                }
             }
             try writer.append(
                 .passwordChanged(
@@ -133,12 +128,8 @@ extension AccountService {
             try writer.update(current)
             // Every other outstanding reset link dies with this one.
             try writer.discardPasswordResets(tenant: tenant.id, user: current.id, at: now)
-            let revoked = try writer.revokeSessions(
-                tenant: tenant.id, user: current.id, except: nil, at: now, reason: "password_reset")
-            for id in revoked {
-                try writer.append(
-                    .sessionRevoked(sessionID: id, userID: current.id, reason: "password_reset"), tenant: tenant.id, at: now)
-            }
+            let revoked = try writer.revokeSessionsAnnouncing(
+                tenant: tenant.id, user: current.id, at: now, reason: "password_reset")
             try writer.append(
                 .passwordReset(userID: current.id, email: current.email, revokedSessions: revoked.count),
                 tenant: tenant.id, at: now)

@@ -136,10 +136,8 @@ extension AccountService {
         let now = clock.now()
         defer { sessionCache.invalidate(user: user) }
         return try await store.write { writer in
-            let revoked = try writer.revokeSessions(tenant: tenant.id, user: user, except: except, at: now, reason: reason)
-            for id in revoked {
-                try writer.append(.sessionRevoked(sessionID: id, userID: user, reason: reason), tenant: tenant.id, at: now)
-            }
+            let revoked = try writer.revokeSessionsAnnouncing(
+                tenant: tenant.id, user: user, except: except, at: now, reason: reason)
             if !revoked.isEmpty {
                 try writer.append(
                     SecurityLogEntry(

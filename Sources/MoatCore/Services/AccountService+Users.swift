@@ -75,12 +75,7 @@ extension AccountService {
             case (false, .active):
                 user.status = .disabled
                 try writer.update(user)
-                for session in try writer.revokeSessions(
-                    tenant: tenant.id, user: id, except: nil, at: now, reason: "user_disabled")
-                {
-                    try writer.append(
-                        .sessionRevoked(sessionID: session, userID: id, reason: "user_disabled"), tenant: tenant.id, at: now)
-                }
+                _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: id, at: now, reason: "user_disabled")
                 try writer.append(.userDisabled(userID: id, email: user.email), tenant: tenant.id, at: now)
                 try writer.append(
                     SecurityLogEntry(

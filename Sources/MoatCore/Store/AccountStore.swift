@@ -90,3 +90,17 @@ extension DomainError {
     /// The store's answer to a duplicate email in a tenant.
     public static let emailTaken = DomainError(.alreadyExists, "EMAIL_TAKEN", "a user with this email exists")
 }
+
+extension AccountStoreWriter {
+    /// Revokes the user's live sessions (but `except`) and announces each
+    /// with a `session.revoked` event, in this transaction.
+    public func revokeSessionsAnnouncing(
+        tenant: TenantID, user: UserID, except: SessionID? = nil, at now: Timestamp, reason: String
+    ) throws -> [SessionID] {
+        let revoked = try revokeSessions(tenant: tenant, user: user, except: except, at: now, reason: reason)
+        for id in revoked {
+            try append(.sessionRevoked(sessionID: id, userID: user, reason: reason), tenant: tenant, at: now)
+        }
+        return revoked
+    }
+}
