@@ -166,8 +166,11 @@ extension AccountService {
 
     /// Deletes sessions that ended (revoked, or past their idle timeout or
     /// absolute lifetime) more than `retentionSeconds` ago. Returns how many.
+    /// Activity kept in memory is flushed first (and nothing is deleted if
+    /// that fails), so a session alive only in memory is never purged.
     @discardableResult
     public func purgeEndedSessions(retentionSeconds: Int64) async throws -> Int {
+        try await flushLastActive()
         let cutoff = clock.now().adding(seconds: -retentionSeconds)
         var deleted = 0
         var after: String?

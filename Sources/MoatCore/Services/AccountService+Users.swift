@@ -188,7 +188,9 @@ extension AccountService {
             if let rehashed, current.passwordHash == user.passwordHash { current.passwordHash = rehashed }
             try writer.update(current)
             try writer.insert(session)
-            try Self.enforceSessionCap(writer: writer, tenant: tenant, user: user.id, keep: session.id, now: now)
+            try Self.enforceSessionCap(
+                writer: writer, tenant: tenant, user: user.id, keep: session.id, now: now,
+                pendingLastActive: self.sessionCache.pendingLastActive)
             try writer.append(
                 SecurityLogEntry(
                     tenantID: tenant.id, userID: user.id, kind: .signInSucceeded, ip: client.ip,
@@ -217,14 +219,21 @@ extension AccountService {
     }
 
     /// Revokes the oldest sessions past the tenant's cap.
+    ///
+    /// Liveness counts activity not yet flushed (`pendingLastActive`), as
+    /// Validate does, so a session kept alive in memory is counted too.
     static func enforceSessionCap(
-        writer: any AccountStoreWriter, tenant: Tenant, user: UserID, keep: SessionID, now: Timestamp
+        writer: any AccountStoreWriter, tenant: Tenant, user: UserID, keep: SessionID, now: Timestamp,
+        pendingLastActive: (SessionID) -> Timestamp?
     ) throws {
         let cap = tenant.policy.maxSessionsPerUser
         guard cap > 0 else { return }
         // The new session always stays; the oldest others go.
         let others = try writer.sessions(tenant: tenant.id, user: user)
-            .filter { $0.isLive(at: now) && $0.id != keep }
+            .filter { session in
+                let lastActive = max(session.lastActiveAt, pendingLastActive(session.id) ?? session.lastActiveAt)
+                return session.id != keep && session.isLive(at: now, lastActive: lastActive)
+            }
             .sorted { ($0.createdAt, $0.id.rawValue) < ($1.createdAt, $1.id.rawValue) }
         let excess = others.count + 1 - cap
         guard excess > 0 else { return }

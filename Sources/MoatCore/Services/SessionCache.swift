@@ -57,6 +57,13 @@ public final class SessionCache: Sendable {
         var pending: [SessionID: Touch] = [:]
         var hits: UInt64 = 0
         var misses: UInt64 = 0
+
+        /// Drops one entry and, with its user's last one, the user's index.
+        mutating func remove(_ key: Key, of user: UserID) {
+            entries.removeValue(forKey: key)
+            byUser[user]?.remove(key)
+            if byUser[user]?.isEmpty == true { byUser.removeValue(forKey: user) }
+        }
     }
 
     private let state = Mutex(State())
@@ -92,8 +99,7 @@ public final class SessionCache: Sendable {
             state.hits += 1
             guard entry.session.tenantID == tenant else { return .invalid }
             guard entry.session.isLive(at: now) else {
-                state.entries.removeValue(forKey: key)
-                state.byUser[entry.session.userID]?.remove(key)
+                state.remove(key, of: entry.session.userID)
                 return .invalid
             }
             if now.milliseconds - entry.session.lastActiveAt.milliseconds >= touchGranularityMilliseconds {
@@ -119,8 +125,7 @@ public final class SessionCache: Sendable {
             if state.entries[key] == nil, state.entries.count >= capacity {
                 // Bounded: forget an arbitrary entry; it reloads on its next use.
                 if let victim = state.entries.first {
-                    state.entries.removeValue(forKey: victim.key)
-                    state.byUser[victim.value.session.userID]?.remove(victim.key)
+                    state.remove(victim.key, of: victim.value.session.userID)
                 }
             }
             state.entries[key] = validated
