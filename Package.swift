@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // System libraries through module maps (installed by scripts/setup).
@@ -72,6 +73,16 @@ let package = Package(
         .target(
             name: "MoatClient",
             dependencies: ["MoatRPC", "MoatProto", "MoatTransport"]),
+        // The C client library: protoc-c messages (include/moat, generated/,
+        // from scripts/generate) and moat_client.c. Also builds on its own
+        // with Sources/CMoatClient/Makefile (libmoatclient.a + pkg-config).
+        .target(
+            name: "CMoatClient",
+            path: "Sources/CMoatClient",
+            exclude: ["Makefile", "moatclient.pc.in", "examples", "tests"],
+            sources: ["moat_client.c", "generated"],
+            publicHeadersPath: "include",
+            linkerSettings: [.linkedLibrary("protobuf-c")]),
         .executableTarget(
             name: "moatd",
             dependencies: [
@@ -93,6 +104,10 @@ let package = Package(
             dependencies: [
                 "MoatClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
 
         .testTarget(
@@ -111,6 +126,9 @@ let package = Package(
             ]),
         .testTarget(name: "MoatServerTests", dependencies: ["MoatServer", "MoatClient"]),
         .testTarget(name: "MoatClientTests", dependencies: ["MoatClient", "MoatServer"]),
+        .testTarget(
+            name: "CMoatClientTests",
+            dependencies: ["CMoatClient", "MoatServer", "MoatClient", "MoatProto"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,6 +2,10 @@ import Foundation
 public import MoatCrypto
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Password hashing settings.
 public struct HashingConfiguration: Sendable, Equatable {
     /// Argon2id parameters for new hashes. Default m=19456 KiB, t=2, p=1
@@ -84,11 +88,21 @@ final class WorkerPool: Sendable {
     private let capacity: Int
     private let threads: Int
 
+    /// Nice value of the pool's threads: hashing yields the CPU to the
+    /// event loops, so a burst of sign-ins does not slow session checks.
+    static let niceness: Int32 = 10
+
     init(name: String, threads: Int, capacity: Int) {
         self.capacity = capacity
         self.threads = threads
         for index in 0..<threads {
-            let thread = Thread { [self] in loop() }
+            let thread = Thread { [self] in
+                #if os(Linux)
+                // On Linux PRIO_PROCESS with 0 names the calling thread only.
+                _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, Self.niceness)
+                #endif
+                loop()
+            }
             thread.name = "\(name)-\(index)"
             thread.stackSize = 1 << 20
             thread.start()
