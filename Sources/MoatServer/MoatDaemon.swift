@@ -84,17 +84,21 @@ public final class MoatDaemon: Sendable {
         self.hasher = hasher
         let accounts = AccountService(
             store: store, hasher: hasher, clock: clock, configuration: configuration.accounts,
-            sessionCache: SessionCache(capacity: configuration.sessions.cacheEntries))
+            sessionCache: SessionCache(
+                capacity: configuration.sessions.cacheEntries,
+                touchGranularityMilliseconds: Int64(configuration.sessions.lastActiveGranularitySeconds) * 1000))
         self.accounts = accounts
 
         let serving = ServingState()
         self.serving = serving
         let sessions = SessionsHandler(accounts: accounts)
+        let health = HealthService(state: serving)
         var router = Router(services: [
-            HealthService(state: serving), TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts),
-            sessions,
+            health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
         ])
+        // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)
+        router.register(health.checkWithFastPath)
         for service in extraServices { router.register(service) }
 
         var serverConfiguration = UnixSocketServer.Configuration(

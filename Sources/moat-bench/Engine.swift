@@ -127,7 +127,6 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
     private var scheduledCount: UInt64 = 0
     private var backlog = CircularBuffer<UInt64>(initialCapacity: 64)
     private var timer: Scheduled<Void>?
-    var connectError: (any Error)?
 
     init(index: Int, workload: any Workload, recorder: LoopRecorder, shape: LoadShape, opCount: Int, quota: Int, finished: FinishedBox) {
         self.index = index
@@ -150,6 +149,7 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Starts sending at the schedule's start.
     func start(_ schedule: Schedule) {
+        guard !done else { return }
         self.schedule = schedule
         started = true
         if let rate = shape.rate {
@@ -261,6 +261,11 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Gives up on the calls still in flight (counted as lost) and stops.
     func abort(code: UInt32, reason: String) {
         guard !done else { return }
+        if inFlight == 0 && backlog.isEmpty {
+            // Nothing outstanding (say, the daemon refused the connection
+            // before a call): still count it, or it would go unnoticed.
+            recorder.state.recordFailure(op: 0, code: code, reason: reason, measured: true)
+        }
         for index in slots.indices where slots[index].id != 0 {
             let slot = slots[index]
             recorder.state.recordFailure(op: slot.op, code: code, reason: reason, measured: slot.measured)

@@ -19,6 +19,8 @@ final class AccountsFixture: @unchecked Sendable {
         var configuration = MoatConfiguration()
         configuration.dataDirectory = directory
         configuration.hashing.parameters = Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1)
+        // Tests watch activity second by second.
+        configuration.sessions.lastActiveGranularitySeconds = 1
         daemon = try await MoatDaemon.open(configuration: configuration, logger: Logger(label: "test"))
         try await daemon.server.start()
         let daemon = self.daemon

@@ -168,6 +168,9 @@ public enum ConfigurationLoader {
             if let value = try sessions.int("last_active_flush_seconds", in: 1...3600) {
                 configuration.sessions.lastActiveFlushSeconds = value
             }
+            if let value = try sessions.int("last_active_granularity_seconds", in: 0...3600) {
+                configuration.sessions.lastActiveGranularitySeconds = value
+            }
             if let value = try sessions.int("cleanup_interval_seconds", in: 60...86400) {
                 configuration.sessions.cleanupIntervalSeconds = value
             }
@@ -270,6 +273,7 @@ public enum ConfigurationLoader {
             [sessions]
             cache_entries = \(configuration.sessions.cacheEntries)
             last_active_flush_seconds = \(configuration.sessions.lastActiveFlushSeconds)
+            last_active_granularity_seconds = \(configuration.sessions.lastActiveGranularitySeconds)
             cleanup_interval_seconds = \(configuration.sessions.cleanupIntervalSeconds)
             retention_days = \(configuration.sessions.retentionDays)
 

@@ -41,6 +41,10 @@ public struct MoatConfiguration: Sendable, Equatable {
         /// How often last-active times kept in memory are written; a crash
         /// loses at most this much of them (never a revocation). Default 5.
         public var lastActiveFlushSeconds = 5
+        /// Activity closer than this to the recorded last-active time is not
+        /// recorded again (the idle timeout is days; rewriting every row on
+        /// every flush is not worth it). Default 60.
+        public var lastActiveGranularitySeconds = 60
         /// How often ended sessions are deleted. Default 3600.
         public var cleanupIntervalSeconds = 3600
         /// Ended (revoked or expired) sessions are kept this long. Default 7.

@@ -33,6 +33,18 @@ public struct HealthService: Moat_V1_HealthService {
     }
 
     public func check(request: Moat_V1_CheckRequest, context: RequestContext) async throws -> Moat_V1_CheckResponse {
+        answer()
+    }
+
+    /// Check answered on the transport's thread (it never blocks).
+    public var checkWithFastPath: ServerMethod {
+        .unary(
+            Moat_V1_Health.Method.check,
+            fastPath: { (_: Moat_V1_CheckRequest, _) in self.answer() },
+            handler: { _, _ in self.answer() })
+    }
+
+    private func answer() -> Moat_V1_CheckResponse {
         var response = Moat_V1_CheckResponse()
         response.status = state.isServing ? .serving : .notServing
         response.version = version
