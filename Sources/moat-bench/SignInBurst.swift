@@ -31,8 +31,8 @@ struct Samples {
 }
 
 /// Measures sign-in throughput and latency, and whether a burst of sign-ins
-/// slows down calls that only check a session (`Users.Get` of oneself: a
-/// token check and a read, no Argon2).
+/// slows down session checks (`Sessions.Validate`, the call other services
+/// make on every request; no Argon2).
 struct SignInBurst: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signin-burst",
@@ -63,8 +63,8 @@ struct SignInBurst: AsyncParsableCommand {
         print("tenant \(slug) (\(created.tenant.id)); Argon2id parameters are the daemon's")
 
         let probeClient = MoatClient(socketPath: socket)
-        let probeOptions = CallOptions(tenant: slug, authorization: session.sessionToken)
-        let userID = created.owner.id
+        let probeOptions = CallOptions(tenant: slug)
+        let token = session.sessionToken
 
         func probe(for duration: Duration) async throws -> Samples {
             var samples = Samples()
@@ -76,7 +76,7 @@ struct SignInBurst: AsyncParsableCommand {
                 // Open loop: latency counts from the scheduled time.
                 let scheduled = next
                 if clock.now < scheduled { try await clock.sleep(until: scheduled) }
-                _ = try await probeClient.users.get(.with { $0.userID = userID }, options: probeOptions)
+                _ = try await probeClient.sessions.validate(.with { $0.token = token }, options: probeOptions)
                 samples.add(clock.now - scheduled)
                 next = scheduled + interval
             }
