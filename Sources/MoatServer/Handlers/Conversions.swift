@@ -1,5 +1,6 @@
 import MoatCore
 import MoatProto
+import MoatRPC
 
 extension Moat_V1_TenantPolicy {
     init(_ policy: TenantPolicy) {
@@ -94,5 +95,18 @@ extension ClientDetails {
             userAgent: client.userAgent.isEmpty ? metadata["user-agent"] ?? "" : client.userAgent,
             ip: client.ip.isEmpty ? metadata["client-ip"] ?? "" : client.ip,
             location: client.location, deviceName: client.deviceName)
+    }
+}
+
+extension RequestContext {
+    /// Client details from the envelope's metadata alone (calls whose
+    /// message carries none).
+    var clientDetails: ClientDetails { ClientDetails(Moat_V1_ClientDetails(), metadata: metadata) }
+}
+
+extension AccountService {
+    /// The tenant the envelope names.
+    func tenant(_ context: RequestContext) async throws -> Tenant {
+        try await tenant(reference: context.tenant)
     }
 }

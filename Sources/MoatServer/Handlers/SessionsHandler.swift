@@ -47,17 +47,9 @@ struct SessionsHandler: Moat_V1_SessionsService {
         return response
     }
 
-    private func tenant(_ context: RequestContext) async throws -> Tenant {
-        try await accounts.tenant(reference: context.tenant)
-    }
-
-    private func client(_ context: RequestContext) -> ClientDetails {
-        ClientDetails(Moat_V1_ClientDetails(), metadata: context.metadata)
-    }
-
     func list(request: Moat_V1_ListSessionsRequest, context: RequestContext) async throws -> Moat_V1_ListSessionsResponse {
         try await translatingErrors {
-            let listings = try await accounts.listSessions(tenant: try await tenant(context), token: context.authorization)
+            let listings = try await accounts.listSessions(tenant: try await accounts.tenant(context), token: context.authorization)
             return .with {
                 $0.sessions = listings.map {
                     Moat_V1_Session($0.session, current: $0.current, lastActive: $0.lastActiveAt)
@@ -71,8 +63,8 @@ struct SessionsHandler: Moat_V1_SessionsService {
     {
         try await translatingErrors {
             try await accounts.revokeSession(
-                tenant: try await tenant(context), token: context.authorization, sessionID: request.sessionID,
-                client: client(context))
+                tenant: try await accounts.tenant(context), token: context.authorization, sessionID: request.sessionID,
+                client: context.clientDetails)
             return Moat_V1_RevokeSessionResponse()
         }
     }
@@ -82,14 +74,14 @@ struct SessionsHandler: Moat_V1_SessionsService {
     {
         try await translatingErrors {
             let revoked = try await accounts.revokeOtherSessions(
-                tenant: try await tenant(context), token: context.authorization, client: client(context))
+                tenant: try await accounts.tenant(context), token: context.authorization, client: context.clientDetails)
             return .with { $0.revoked = UInt32(clamping: revoked) }
         }
     }
 
     func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
         try await translatingErrors {
-            try await accounts.signOut(tenant: try await tenant(context), token: context.authorization)
+            try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
             return Moat_V1_SignOutResponse()
         }
     }
@@ -98,11 +90,11 @@ struct SessionsHandler: Moat_V1_SessionsService {
         -> Moat_V1_RevokeSessionsResponse
     {
         try await translatingErrors {
-            let tenant = try await tenant(context)
+            let tenant = try await accounts.tenant(context)
             let actor = try await accounts.actor(
                 tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
             let revoked = try await accounts.revokeAllSessions(
-                tenant: tenant, actor: actor, userID: request.userID, client: client(context))
+                tenant: tenant, actor: actor, userID: request.userID, client: context.clientDetails)
             return .with { $0.revoked = UInt32(clamping: revoked) }
         }
     }

@@ -6,10 +6,6 @@ import MoatRPC
 struct UsersHandler: Moat_V1_UsersService {
     let accounts: AccountService
 
-    private func tenant(_ context: RequestContext) async throws -> Tenant {
-        try await accounts.tenant(reference: context.tenant)
-    }
-
     private func actor(_ tenant: Tenant, _ context: RequestContext) async throws -> Actor {
         try await accounts.actor(
             tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
@@ -17,7 +13,7 @@ struct UsersHandler: Moat_V1_UsersService {
 
     func create(request: Moat_V1_CreateUserRequest, context: RequestContext) async throws -> Moat_V1_User {
         try await translatingErrors {
-            let tenant = try await tenant(context)
+            let tenant = try await accounts.tenant(context)
             guard let role = request.role.domain else { throw DomainError(.invalidArgument, "ROLE_INVALID", "unknown role") }
             let user = try await accounts.createUser(
                 tenant: tenant, actor: try await actor(tenant, context), email: request.email,
@@ -28,7 +24,7 @@ struct UsersHandler: Moat_V1_UsersService {
 
     func get(request: Moat_V1_GetUserRequest, context: RequestContext) async throws -> Moat_V1_User {
         try await translatingErrors {
-            let tenant = try await tenant(context)
+            let tenant = try await accounts.tenant(context)
             return Moat_V1_User(
                 try await accounts.user(tenant: tenant, actor: try await actor(tenant, context), id: request.userID))
         }
@@ -36,7 +32,7 @@ struct UsersHandler: Moat_V1_UsersService {
 
     func list(request: Moat_V1_ListUsersRequest, context: RequestContext) async throws -> Moat_V1_ListUsersResponse {
         try await translatingErrors {
-            let tenant = try await tenant(context)
+            let tenant = try await accounts.tenant(context)
             let page = try await accounts.listUsers(
                 tenant: tenant, actor: try await actor(tenant, context), pageSize: Int(request.pageSize),
                 pageToken: request.pageToken)
@@ -59,7 +55,7 @@ struct UsersHandler: Moat_V1_UsersService {
         async throws -> Moat_V1_User
     {
         try await translatingErrors {
-            let tenant = try await tenant(context)
+            let tenant = try await accounts.tenant(context)
             return Moat_V1_User(
                 try await accounts.setUserEnabled(
                     tenant: tenant, actor: try await actor(tenant, context), id: request.userID, enabled: enabled))
@@ -68,7 +64,7 @@ struct UsersHandler: Moat_V1_UsersService {
 
     func signIn(request: Moat_V1_SignInRequest, context: RequestContext) async throws -> Moat_V1_SignInResponse {
         try await translatingErrors {
-            let tenant = try await tenant(context)
+            let tenant = try await accounts.tenant(context)
             let result = try await accounts.signIn(
                 tenant: tenant, email: request.email, password: request.password,
                 client: ClientDetails(request.client, metadata: context.metadata))
@@ -82,7 +78,7 @@ struct UsersHandler: Moat_V1_UsersService {
 
     func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
         try await translatingErrors {
-            try await accounts.signOut(tenant: try await tenant(context), token: context.authorization)
+            try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
             return Moat_V1_SignOutResponse()
         }
     }
@@ -92,10 +88,10 @@ struct UsersHandler: Moat_V1_UsersService {
     {
         try await translatingErrors {
             let revoked = try await accounts.changePassword(
-                tenant: try await tenant(context), token: context.authorization,
+                tenant: try await accounts.tenant(context), token: context.authorization,
                 currentPassword: request.currentPassword, newPassword: request.newPassword,
                 revokeOtherSessions: request.revokeOtherSessions,
-                client: ClientDetails(Moat_V1_ClientDetails(), metadata: context.metadata))
+                client: context.clientDetails)
             return .with { $0.revokedSessions = UInt32(clamping: revoked) }
         }
     }
@@ -105,7 +101,7 @@ struct UsersHandler: Moat_V1_UsersService {
     {
         try await translatingErrors {
             try await accounts.requestPasswordReset(
-                tenant: try await tenant(context), email: request.email,
+                tenant: try await accounts.tenant(context), email: request.email,
                 client: ClientDetails(request.client, metadata: context.metadata))
             return Moat_V1_RequestPasswordResetResponse()
         }
@@ -116,7 +112,7 @@ struct UsersHandler: Moat_V1_UsersService {
     {
         try await translatingErrors {
             let revoked = try await accounts.resetPassword(
-                tenant: try await tenant(context), token: request.token, newPassword: request.newPassword)
+                tenant: try await accounts.tenant(context), token: request.token, newPassword: request.newPassword)
             return .with { $0.revokedSessions = UInt32(clamping: revoked) }
         }
     }
