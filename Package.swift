@@ -94,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "moatctl",
             dependencies: [
-                "MoatClient",
+                "MoatClient", "MoatCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -66,6 +66,39 @@ public struct QRCode: Sendable, Hashable {
         return QRCode(version: Int(raw.pointee.version), size: width, modules: rows)
     }
 
+    /// The matrix packed one bit per module: `size` rows, each padded to
+    /// whole bytes, most significant bit first, 1 = dark (the wire form of
+    /// `moat.v1.BeginEnrollmentResponse.qr_modules`).
+    public var packedRows: [UInt8] {
+        let rowBytes = (size + 7) / 8
+        var bytes = [UInt8](repeating: 0, count: rowBytes * size)
+        for y in 0..<size {
+            for x in 0..<size where modules[y][x] {
+                bytes[y * rowBytes + x / 8] |= 0x80 >> UInt8(x % 8)
+            }
+        }
+        return bytes
+    }
+
+    /// A matrix from its packed form (``packedRows``); nil unless `size` is
+    /// a QR size (21...177, 4k+1) and the byte count matches.
+    public init?(size: Int, packedRows bytes: [UInt8]) {
+        guard (21...177).contains(size), (size - 17) % 4 == 0 else { return nil }
+        let rowBytes = (size + 7) / 8
+        guard bytes.count == rowBytes * size else { return nil }
+        self.version = (size - 17) / 4
+        self.size = size
+        self.modules = (0..<size).map { y in
+            (0..<size).map { x in bytes[y * rowBytes + x / 8] & (0x80 >> UInt8(x % 8)) != 0 }
+        }
+    }
+
+    private init(version: Int, size: Int, modules: [[Bool]]) {
+        self.version = version
+        self.size = size
+        self.modules = modules
+    }
+
     /// Whether the module at (`x`, `y`) is dark; `false` outside the matrix
     /// (the quiet zone is light).
     public func isDark(x: Int, y: Int) -> Bool {

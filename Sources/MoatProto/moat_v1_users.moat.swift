@@ -27,7 +27,14 @@ public enum Moat_V1_Users {
         /// (INVALID_CREDENTIALS) after the same work. Repeated failures make the
         /// account wait: RESOURCE_EXHAUSTED (SIGN_IN_LOCKED) with
         /// details["retry_after_seconds"].
+        /// When the account has 2FA on, the answer carries no session but a
+        /// challenge (5 minutes, single use) for CompleteSignIn.
         public static let signIn = MethodDescriptor(service: "moat.v1.Users", method: "SignIn", access: .public)
+        /// CompleteSignIn finishes a sign-in that owes a second factor: the
+        /// challenge plus a current TOTP code or an unused recovery code. An
+        /// unknown, used or expired challenge is UNAUTHENTICATED
+        /// (CHALLENGE_INVALID); codes follow the rules of moat.v1.TwoFactor.
+        public static let completeSignIn = MethodDescriptor(service: "moat.v1.Users", method: "CompleteSignIn", access: .public)
         /// SignOut revokes the session in `authorization`.
         public static let signOut = MethodDescriptor(service: "moat.v1.Users", method: "SignOut", access: .user)
         /// ChangePassword needs the session, the current password and a new one
@@ -41,7 +48,7 @@ public enum Moat_V1_Users {
         /// session. A used, expired or unknown token is UNAUTHENTICATED
         /// (RESET_TOKEN_INVALID).
         public static let resetPassword = MethodDescriptor(service: "moat.v1.Users", method: "ResetPassword", access: .public)
-        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, signOut, changePassword, requestPasswordReset, resetPassword]
+        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, completeSignIn, signOut, changePassword, requestPasswordReset, resetPassword]
     }
 }
 
@@ -69,7 +76,14 @@ public protocol Moat_V1_UsersService: RPCService {
     /// (INVALID_CREDENTIALS) after the same work. Repeated failures make the
     /// account wait: RESOURCE_EXHAUSTED (SIGN_IN_LOCKED) with
     /// details["retry_after_seconds"].
+    /// When the account has 2FA on, the answer carries no session but a
+    /// challenge (5 minutes, single use) for CompleteSignIn.
     func signIn(request: Moat_V1_SignInRequest, context: RequestContext) async throws -> Moat_V1_SignInResponse
+    /// CompleteSignIn finishes a sign-in that owes a second factor: the
+    /// challenge plus a current TOTP code or an unused recovery code. An
+    /// unknown, used or expired challenge is UNAUTHENTICATED
+    /// (CHALLENGE_INVALID); codes follow the rules of moat.v1.TwoFactor.
+    func completeSignIn(request: Moat_V1_CompleteSignInRequest, context: RequestContext) async throws -> Moat_V1_SignInResponse
     /// SignOut revokes the session in `authorization`.
     func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse
     /// ChangePassword needs the session, the current password and a new one
@@ -105,6 +119,9 @@ extension Moat_V1_UsersService {
             },
             .unary(Moat_V1_Users.Method.signIn) { (request: Moat_V1_SignInRequest, context) in
                 try await self.signIn(request: request, context: context)
+            },
+            .unary(Moat_V1_Users.Method.completeSignIn) { (request: Moat_V1_CompleteSignInRequest, context) in
+                try await self.completeSignIn(request: request, context: context)
             },
             .unary(Moat_V1_Users.Method.signOut) { (request: Moat_V1_SignOutRequest, context) in
                 try await self.signOut(request: request, context: context)
@@ -158,8 +175,17 @@ public struct Moat_V1_UsersClient: Sendable {
     /// (INVALID_CREDENTIALS) after the same work. Repeated failures make the
     /// account wait: RESOURCE_EXHAUSTED (SIGN_IN_LOCKED) with
     /// details["retry_after_seconds"].
+    /// When the account has 2FA on, the answer carries no session but a
+    /// challenge (5 minutes, single use) for CompleteSignIn.
     public func signIn(_ request: Moat_V1_SignInRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_SignInResponse {
         try await transport.unary(Moat_V1_Users.Method.signIn, request: request, options: options)
+    }
+    /// CompleteSignIn finishes a sign-in that owes a second factor: the
+    /// challenge plus a current TOTP code or an unused recovery code. An
+    /// unknown, used or expired challenge is UNAUTHENTICATED
+    /// (CHALLENGE_INVALID); codes follow the rules of moat.v1.TwoFactor.
+    public func completeSignIn(_ request: Moat_V1_CompleteSignInRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_SignInResponse {
+        try await transport.unary(Moat_V1_Users.Method.completeSignIn, request: request, options: options)
     }
     /// SignOut revokes the session in `authorization`.
     public func signOut(_ request: Moat_V1_SignOutRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_SignOutResponse {

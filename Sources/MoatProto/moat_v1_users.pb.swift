@@ -144,7 +144,8 @@ public nonisolated struct Moat_V1_SignInResponse: @unchecked Sendable {
   // methods supported on all messages.
 
   /// The session token: 256 random bits, base64url. Shown once; Moat keeps
-  /// only its SHA-256. Send it as `authorization` on user methods.
+  /// only its SHA-256. Send it as `authorization` on user methods. Empty
+  /// when second_factor_required.
   public var sessionToken: String {
     get {_storage._sessionToken}
     set {_uniqueStorage()._sessionToken = newValue}
@@ -168,11 +169,46 @@ public nonisolated struct Moat_V1_SignInResponse: @unchecked Sendable {
   /// Clears the value of `user`. Subsequent reads from it will return its default value.
   public mutating func clearUser() {_uniqueStorage()._user = nil}
 
+  /// The password was right and the account has 2FA on: no session yet;
+  /// call CompleteSignIn with the challenge and a code.
+  public var secondFactorRequired: Bool {
+    get {_storage._secondFactorRequired}
+    set {_uniqueStorage()._secondFactorRequired = newValue}
+  }
+
+  /// The challenge token (shown once) and its expiry.
+  public var challenge: String {
+    get {_storage._challenge}
+    set {_uniqueStorage()._challenge = newValue}
+  }
+
+  public var challengeExpiresAtUnix: Int64 {
+    get {_storage._challengeExpiresAtUnix}
+    set {_uniqueStorage()._challengeExpiresAtUnix = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Moat_V1_CompleteSignInRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var challenge: String = String()
+
+  /// Exactly one of a current TOTP code or an unused recovery code.
+  public var code: String = String()
+
+  public var recoveryCode: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// A signed-in device.
@@ -212,6 +248,10 @@ public nonisolated struct Moat_V1_Session: Sendable {
   public var current: Bool = false
 
   public var userAgent: String = String()
+
+  /// The tenant requires 2FA and the user has not set it up: the calling
+  /// service should send them to enrolment (Validate reports the same).
+  public var twoFactorSetupRequired: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -592,12 +632,15 @@ nonisolated extension Moat_V1_SignInRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Moat_V1_SignInResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SignInResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}session_token\0\u{1}session\0\u{1}user\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}session_token\0\u{1}session\0\u{1}user\0\u{3}second_factor_required\0\u{1}challenge\0\u{3}challenge_expires_at_unix\0")
 
   fileprivate class _StorageClass {
     var _sessionToken: String = String()
     var _session: Moat_V1_Session? = nil
     var _user: Moat_V1_User? = nil
+    var _secondFactorRequired: Bool = false
+    var _challenge: String = String()
+    var _challengeExpiresAtUnix: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -611,6 +654,9 @@ nonisolated extension Moat_V1_SignInResponse: SwiftProtobuf.Message, SwiftProtob
       _sessionToken = source._sessionToken
       _session = source._session
       _user = source._user
+      _secondFactorRequired = source._secondFactorRequired
+      _challenge = source._challenge
+      _challengeExpiresAtUnix = source._challengeExpiresAtUnix
     }
   }
 
@@ -632,6 +678,9 @@ nonisolated extension Moat_V1_SignInResponse: SwiftProtobuf.Message, SwiftProtob
         case 1: try { try decoder.decodeSingularStringField(value: &_storage._sessionToken) }()
         case 2: try { try decoder.decodeSingularMessageField(value: &_storage._session) }()
         case 3: try { try decoder.decodeSingularMessageField(value: &_storage._user) }()
+        case 4: try { try decoder.decodeSingularBoolField(value: &_storage._secondFactorRequired) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._challenge) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._challengeExpiresAtUnix) }()
         default: break
         }
       }
@@ -653,6 +702,15 @@ nonisolated extension Moat_V1_SignInResponse: SwiftProtobuf.Message, SwiftProtob
       try { if let v = _storage._user {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
       } }()
+      if _storage._secondFactorRequired != false {
+        try visitor.visitSingularBoolField(value: _storage._secondFactorRequired, fieldNumber: 4)
+      }
+      if !_storage._challenge.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._challenge, fieldNumber: 5)
+      }
+      if _storage._challengeExpiresAtUnix != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._challengeExpiresAtUnix, fieldNumber: 6)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -665,6 +723,9 @@ nonisolated extension Moat_V1_SignInResponse: SwiftProtobuf.Message, SwiftProtob
         if _storage._sessionToken != rhs_storage._sessionToken {return false}
         if _storage._session != rhs_storage._session {return false}
         if _storage._user != rhs_storage._user {return false}
+        if _storage._secondFactorRequired != rhs_storage._secondFactorRequired {return false}
+        if _storage._challenge != rhs_storage._challenge {return false}
+        if _storage._challengeExpiresAtUnix != rhs_storage._challengeExpiresAtUnix {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -674,9 +735,49 @@ nonisolated extension Moat_V1_SignInResponse: SwiftProtobuf.Message, SwiftProtob
   }
 }
 
+nonisolated extension Moat_V1_CompleteSignInRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CompleteSignInRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}challenge\0\u{1}code\0\u{3}recovery_code\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.challenge) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.recoveryCode) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.challenge.isEmpty {
+      try visitor.visitSingularStringField(value: self.challenge, fieldNumber: 1)
+    }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 2)
+    }
+    if !self.recoveryCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.recoveryCode, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_CompleteSignInRequest, rhs: Moat_V1_CompleteSignInRequest) -> Bool {
+    if lhs.challenge != rhs.challenge {return false}
+    if lhs.code != rhs.code {return false}
+    if lhs.recoveryCode != rhs.recoveryCode {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Moat_V1_Session: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Session"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}user_id\0\u{3}device_type\0\u{1}os\0\u{1}browser\0\u{1}ip\0\u{1}location\0\u{3}device_name\0\u{3}created_at_unix\0\u{3}last_active_at_unix\0\u{3}expires_at_unix\0\u{3}second_factor_satisfied\0\u{1}current\0\u{3}user_agent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}user_id\0\u{3}device_type\0\u{1}os\0\u{1}browser\0\u{1}ip\0\u{1}location\0\u{3}device_name\0\u{3}created_at_unix\0\u{3}last_active_at_unix\0\u{3}expires_at_unix\0\u{3}second_factor_satisfied\0\u{1}current\0\u{3}user_agent\0\u{3}two_factor_setup_required\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -698,6 +799,7 @@ nonisolated extension Moat_V1_Session: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 12: try { try decoder.decodeSingularBoolField(value: &self.secondFactorSatisfied) }()
       case 13: try { try decoder.decodeSingularBoolField(value: &self.current) }()
       case 14: try { try decoder.decodeSingularStringField(value: &self.userAgent) }()
+      case 15: try { try decoder.decodeSingularBoolField(value: &self.twoFactorSetupRequired) }()
       default: break
       }
     }
@@ -746,6 +848,9 @@ nonisolated extension Moat_V1_Session: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if !self.userAgent.isEmpty {
       try visitor.visitSingularStringField(value: self.userAgent, fieldNumber: 14)
     }
+    if self.twoFactorSetupRequired != false {
+      try visitor.visitSingularBoolField(value: self.twoFactorSetupRequired, fieldNumber: 15)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -764,6 +869,7 @@ nonisolated extension Moat_V1_Session: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.secondFactorSatisfied != rhs.secondFactorSatisfied {return false}
     if lhs.current != rhs.current {return false}
     if lhs.userAgent != rhs.userAgent {return false}
+    if lhs.twoFactorSetupRequired != rhs.twoFactorSetupRequired {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -64,7 +64,8 @@ public final class MoatDaemon: Sendable {
             if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
             let hasher = try PasswordHasher(configuration: configuration.hashing)
             return MoatDaemon(
-                configuration: configuration, store: store, hasher: hasher, clock: clock, logger: logger,
+                configuration: configuration, store: store, hasher: hasher,
+                secrets: SecretKeyring(current: (id: key.fingerprint, key: key.key)), clock: clock, logger: logger,
                 extraServices: extraServices)
         } catch {
             await store.close()
@@ -75,8 +76,8 @@ public final class MoatDaemon: Sendable {
     static let keyFingerprintKey = "master_key_fingerprint"
 
     private init(
-        configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher, clock: any WallClock,
-        logger: Logger, extraServices: [any RPCService]
+        configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher, secrets: SecretKeyring,
+        clock: any WallClock, logger: Logger, extraServices: [any RPCService]
     ) {
         self.configuration = configuration
         self.logger = logger
@@ -86,7 +87,8 @@ public final class MoatDaemon: Sendable {
             store: store, hasher: hasher, clock: clock, configuration: configuration.accounts,
             sessionCache: SessionCache(
                 capacity: configuration.sessions.cacheEntries,
-                touchGranularityMilliseconds: Int64(configuration.sessions.lastActiveGranularitySeconds) * 1000))
+                touchGranularityMilliseconds: Int64(configuration.sessions.lastActiveGranularitySeconds) * 1000),
+            secrets: secrets)
         self.accounts = accounts
 
         let serving = ServingState()
@@ -95,6 +97,7 @@ public final class MoatDaemon: Sendable {
         let health = HealthService(state: serving)
         var router = Router(services: [
             health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
+            TwoFactorHandler(accounts: accounts),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)

@@ -23,7 +23,7 @@ enum Secrets {
     /// terminal.
     static func prompt(_ prompt: String, stdinFlag: String = "--password-stdin") throws -> String {
         let secret = try TerminalPrompt.readHidden(prompt: prompt, stdinFlag: stdinFlag)
-        guard !secret.isEmpty else { throw CommandFailure.failed("empty password") }
+        guard !secret.isEmpty else { throw CommandFailure.failed("nothing was entered") }
         return secret
     }
 

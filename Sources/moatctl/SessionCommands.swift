@@ -15,6 +15,11 @@ struct SignInCommand: AsyncParsableCommand {
               export MOAT_SESSION=$(moatctl signin --tenant acme --email alice@example.com)
 
             Then user commands, signout and passwd act as that user.
+
+            When the account has two-factor authentication on, the code from the \
+            authenticator app is asked for next (or, with --recovery-code, a recovery code). \
+            With --password-stdin and --code-stdin, standard input holds two lines: the \
+            password, then the code.
             """)
 
     @OptionGroup var tenant: TenantOption
@@ -24,6 +29,12 @@ struct SignInCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Read the password from standard input instead of prompting.")
     var passwordStdin = false
+
+    @Flag(name: .long, help: "Read the two-factor code from standard input (after the password line).")
+    var codeStdin = false
+
+    @Flag(name: .long, help: "Complete two-factor sign-in with a recovery code instead of an app code.")
+    var recoveryCode = false
 
     @Option(name: .long, help: ArgumentHelp("The user agent to record on the session.", valueName: "ua"))
     var userAgent: String?
@@ -42,18 +53,42 @@ struct SignInCommand: AsyncParsableCommand {
     func run() async throws {
         var request = Moat_V1_SignInRequest()
         request.email = email
-        request.password =
-            passwordStdin
-            ? try Secrets.readStdin("password", flag: "--password-stdin")
-            : try Secrets.prompt("Password for \(email): ")
+        // With both flags, both secrets come from standard input, one a line.
+        var pendingCode: String?
+        switch (passwordStdin, codeStdin) {
+        case (true, true):
+            let lines = try Secrets.readStdin(["password", "code"], flag: "--password-stdin --code-stdin")
+            request.password = lines[0]
+            pendingCode = lines[1]
+        case (true, false):
+            request.password = try Secrets.readStdin("password", flag: "--password-stdin")
+        case (false, _):
+            request.password = try Secrets.prompt("Password for \(email): ")
+        }
         if userAgent != nil || ip != nil || location != nil || deviceName != nil {
             request.client.userAgent = userAgent ?? ""
             request.client.ip = ip ?? ""
             request.client.location = location ?? ""
             request.client.deviceName = deviceName ?? ""
         }
-        let response = try await global.withClient { client in
-            try await client.users.signIn(request, options: global.callOptions(tenant: tenant.value))
+        let options = global.callOptions(tenant: tenant.value)
+        var response = try await global.withClient { client in try await client.users.signIn(request, options: options) }
+        if response.secondFactorRequired {
+            var completion = Moat_V1_CompleteSignInRequest()
+            completion.challenge = response.challenge
+            let code: String
+            if let pendingCode {
+                code = pendingCode
+            } else if codeStdin {
+                code = try Secrets.readStdin("code", flag: "--code-stdin")
+            } else {
+                code = try Secrets.prompt(
+                    recoveryCode ? "Recovery code: " : "Authenticator code: ", stdinFlag: "--code-stdin")
+            }
+            if recoveryCode { completion.recoveryCode = code } else { completion.code = code }
+            response = try await global.withClient { client in
+                try await client.users.completeSignIn(completion, options: options)
+            }
         }
         if global.json { return try printJSON(response) }
         print(response.sessionToken)
@@ -62,8 +97,8 @@ struct SignInCommand: AsyncParsableCommand {
         printError(
             "signed in as \(displayText(user.email)) (\(user.id)); session \(session.id), "
                 + "expires \(formatTime(session.expiresAtUnix))")
-        if user.twoFactorEnabled && !session.secondFactorSatisfied {
-            printError("two-factor: the session still needs the second factor")
+        if session.twoFactorSetupRequired {
+            printError("two-factor: the tenant requires it; set it up with 'moatctl 2fa enroll'")
         }
         if isatty(STDOUT_FILENO) == 1 {
             printError("to act as this user next: export MOAT_SESSION=<the token above>")

@@ -100,14 +100,14 @@ private func seed(_ store: any AccountStore, tenant: Tenant, user: User) async t
 final class SQLiteAccountStoreTests: XCTestCase {
     // MARK: Schema
 
-    /// From an empty file, version 1 creates every table, each carrying
+    /// From an empty file, the migrations create every table, each carrying
     /// tenant_id (tenants: its id), with cascading references to users.
     func testMigrationsCreateEveryTableWithTenantID() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try await openStore(directory)
         XCTAssertEqual(store.database.migrationReport.previousVersion, 0)
-        XCTAssertEqual(store.database.migrationReport.applied, [1])
+        XCTAssertEqual(store.database.migrationReport.applied, AccountSchema.migrations.map(\.version))
 
         let tables = try await store.database.read { connection in
             try connection.query("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") {
@@ -134,7 +134,7 @@ final class SQLiteAccountStoreTests: XCTestCase {
 
         let reopened = try await openStore(directory)
         XCTAssertEqual(reopened.database.migrationReport.applied, [])
-        XCTAssertEqual(reopened.database.migrationReport.currentVersion, 1)
+        XCTAssertEqual(reopened.database.migrationReport.currentVersion, AccountSchema.migrations.last?.version)
         await reopened.close()
     }
 

@@ -7,6 +7,7 @@
 #include "moat/v1/health.pb-c.h"
 #include "moat/v1/sessions.pb-c.h"
 #include "moat/v1/tenants.pb-c.h"
+#include "moat/v1/two_factor.pb-c.h"
 #include "moat/v1/users.pb-c.h"
 
 const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
@@ -24,6 +25,10 @@ const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
     &moat__v1__password_reset__descriptor,
     &moat__v1__session_revoked__descriptor,
     &moat__v1__password_reset_unknown_email__descriptor,
+    &moat__v1__two_factor_enabled__descriptor,
+    &moat__v1__two_factor_disabled__descriptor,
+    &moat__v1__two_factor_recovery_codes_regenerated__descriptor,
+    &moat__v1__two_factor_recovery_code_used__descriptor,
     &moat__v1__check_request__descriptor,
     &moat__v1__check_response__descriptor,
     &moat__v1__validate_request__descriptor,
@@ -44,6 +49,18 @@ const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
     &moat__v1__list_tenants_response__descriptor,
     &moat__v1__update_policy_request__descriptor,
     &moat__v1__user__descriptor,
+    &moat__v1__begin_enrollment_request__descriptor,
+    &moat__v1__begin_enrollment_response__descriptor,
+    &moat__v1__confirm_enrollment_request__descriptor,
+    &moat__v1__confirm_enrollment_response__descriptor,
+    &moat__v1__disable_two_factor_request__descriptor,
+    &moat__v1__disable_two_factor_response__descriptor,
+    &moat__v1__two_factor_status_request__descriptor,
+    &moat__v1__two_factor_status_response__descriptor,
+    &moat__v1__regenerate_recovery_codes_request__descriptor,
+    &moat__v1__regenerate_recovery_codes_response__descriptor,
+    &moat__v1__verify_two_factor_request__descriptor,
+    &moat__v1__verify_two_factor_response__descriptor,
     &moat__v1__create_user_request__descriptor,
     &moat__v1__get_user_request__descriptor,
     &moat__v1__list_users_request__descriptor,
@@ -52,6 +69,7 @@ const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
     &moat__v1__client_details__descriptor,
     &moat__v1__sign_in_request__descriptor,
     &moat__v1__sign_in_response__descriptor,
+    &moat__v1__complete_sign_in_request__descriptor,
     &moat__v1__session__descriptor,
     &moat__v1__sign_out_request__descriptor,
     &moat__v1__sign_out_response__descriptor,
@@ -68,6 +86,7 @@ const ProtobufCServiceDescriptor *const moat_registry_services[] = {
     &moat__v1__health__descriptor,
     &moat__v1__sessions__descriptor,
     &moat__v1__tenants__descriptor,
+    &moat__v1__two_factor__descriptor,
     &moat__v1__users__descriptor,
     NULL,
 };

@@ -14,6 +14,14 @@ public enum DomainEvent: Sendable, Equatable, Codable {
     /// A reset was asked for an address with no account in the tenant.
     case passwordResetUnknownEmail(email: String, ip: String)
     case sessionRevoked(sessionID: SessionID, userID: UserID, reason: String)
+    /// 2FA turned on, or the authenticator replaced (`replaced`).
+    case twoFactorEnabled(userID: UserID, email: String, replaced: Bool)
+    /// 2FA turned off; `method` is how the user proved it was them
+    /// (`password` or `code`).
+    case twoFactorDisabled(userID: UserID, email: String, method: String)
+    case twoFactorRecoveryCodesRegenerated(userID: UserID, email: String)
+    /// A recovery code completed a sign-in; `remaining` are left.
+    case twoFactorRecoveryCodeUsed(userID: UserID, email: String, remaining: Int)
 
     /// The event type, e.g. `password.changed`.
     public var type: String {
@@ -28,6 +36,10 @@ public enum DomainEvent: Sendable, Equatable, Codable {
         case .passwordReset: "password.reset"
         case .passwordResetUnknownEmail: "password_reset.unknown_email"
         case .sessionRevoked: "session.revoked"
+        case .twoFactorEnabled: "two_factor.enabled"
+        case .twoFactorDisabled: "two_factor.disabled"
+        case .twoFactorRecoveryCodesRegenerated: "two_factor.recovery_codes_regenerated"
+        case .twoFactorRecoveryCodeUsed: "two_factor.recovery_code_used"
         }
     }
 
@@ -37,7 +49,9 @@ public enum DomainEvent: Sendable, Equatable, Codable {
         case .tenantCreated(let tenantID, _, _, _, _), .tenantPolicyUpdated(let tenantID): tenantID.rawValue
         case .userCreated(let userID, _, _), .userDisabled(let userID, _), .userEnabled(let userID, _),
             .passwordChanged(let userID, _, _, _, _), .passwordResetRequested(let userID, _, _, _, _, _),
-            .passwordReset(let userID, _, _), .sessionRevoked(_, let userID, _):
+            .passwordReset(let userID, _, _), .sessionRevoked(_, let userID, _),
+            .twoFactorEnabled(let userID, _, _), .twoFactorDisabled(let userID, _, _),
+            .twoFactorRecoveryCodesRegenerated(let userID, _), .twoFactorRecoveryCodeUsed(let userID, _, _):
             userID.rawValue
         case .passwordResetUnknownEmail(let email, _): email
         }
@@ -82,6 +96,17 @@ public enum SecurityEventKind: String, Sendable, Equatable, Codable, CaseIterabl
     case sessionRevoked = "session.revoked"
     case userDisabled = "user.disabled"
     case userEnabled = "user.enabled"
+    /// The password was right; a second factor was asked for.
+    case signInSecondFactorRequired = "sign_in.second_factor_required"
+    case twoFactorEnrollmentStarted = "two_factor.enrollment_started"
+    case twoFactorEnabled = "two_factor.enabled"
+    case twoFactorDisabled = "two_factor.disabled"
+    case twoFactorRecoveryCodesRegenerated = "two_factor.recovery_codes_regenerated"
+    case twoFactorRecoveryCodeUsed = "two_factor.recovery_code_used"
+    /// A wrong (or reused) code.
+    case twoFactorFailed = "two_factor.failed"
+    /// Too many wrong codes: the second factor waits.
+    case twoFactorLocked = "two_factor.locked"
 }
 
 /// One line of a user's security log.

@@ -12,21 +12,8 @@ extension AccountService {
     ) async throws -> Int {
         let (session, user) = try await authenticate(tenant: tenant.id, token: token)
         let client = Self.bounded(client)
-        // The current password is guessed through the same lockout as
-        // sign-in: a stolen session must not become an unlimited oracle.
-        try await signInQueue.run("\(tenant.id.rawValue)/\(user.email)") {
-            let fresh = try await store.read { try $0.user(tenant: tenant.id, id: user.id) } ?? user
-            if let wait = Lockout(failures: fresh.failedSignIns, lockedUntil: fresh.lockedUntil).retryAfter(at: clock.now()) {
-                throw Lockout.lockedError(retryAfter: wait)
-            }
-            guard let current = try? Self.candidatePassword(currentPassword),
-                try await hasher.verify(current, against: fresh.passwordHash)
-            else {
-                try await recordFailure(
-                    tenant: tenant, user: user.id, client: client, detail: "wrong current password on password change")
-                throw DomainError(.unauthenticated, "INVALID_CREDENTIALS", "the current password is wrong")
-            }
-        }
+        try await reauthenticate(
+            tenant: tenant, user: user, password: currentPassword, client: client, action: "password change")
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
         let hash = try await hasher.hash(PasswordRules.normalized(newPassword))
         let now = clock.now()

@@ -165,7 +165,9 @@ extension AccountService {
     }
 
     /// Deletes sessions that ended (revoked, or past their idle timeout or
-    /// absolute lifetime) more than `retentionSeconds` ago. Returns how many.
+    /// absolute lifetime) more than `retentionSeconds` ago, and sign-in
+    /// challenges and pending 2FA enrolments that expired as long ago.
+    /// Returns how many sessions.
     /// Activity kept in memory is flushed first (and nothing is deleted if
     /// that fails), so a session alive only in memory is never purged.
     @discardableResult
@@ -177,7 +179,10 @@ extension AccountService {
         while true {
             let page = try await store.read { [after] in try $0.tenants(afterSlug: after, limit: 200) }
             for tenant in page {
-                deleted += try await store.write { try $0.deleteEndedSessions(tenant: tenant.id, endedBefore: cutoff) }
+                deleted += try await store.write { writer in
+                    _ = try writer.deleteExpiredTwoFactorState(tenant: tenant.id, before: cutoff)
+                    return try writer.deleteEndedSessions(tenant: tenant.id, endedBefore: cutoff)
+                }
             }
             guard page.count == 200, let last = page.last else { break }
             after = last.slug

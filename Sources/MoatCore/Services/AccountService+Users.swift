@@ -103,13 +103,28 @@ extension AccountService {
 
     // MARK: Signing in
 
-    /// Checks email and password and creates a session.
+    /// Signs in with a password alone: for accounts without a second
+    /// factor. An account with 2FA on answers FAILED_PRECONDITION
+    /// (`SECOND_FACTOR_REQUIRED`); use ``beginSignIn(tenant:email:password:client:)``
+    /// and ``completeSignIn(tenant:challenge:code:recoveryCode:client:)``.
+    public func signIn(tenant: Tenant, email: String, password: String, client: ClientDetails) async throws
+        -> SignInResult
+    {
+        switch try await beginSignIn(tenant: tenant, email: email, password: password, client: client) {
+        case .signedIn(let result): return result
+        case .secondFactorRequired:
+            throw DomainError(.failedPrecondition, "SECOND_FACTOR_REQUIRED", "the account needs a second factor")
+        }
+    }
+
+    /// Checks email and password; creates a session, or, when the account
+    /// has 2FA on, a challenge that `completeSignIn` finishes with a code.
     ///
     /// Unknown email and wrong password are the same UNAUTHENTICATED
     /// (`INVALID_CREDENTIALS`) after the same Argon2id work; repeated
     /// failures wait (`SIGN_IN_LOCKED`), for unknown emails too.
-    public func signIn(tenant: Tenant, email: String, password: String, client: ClientDetails) async throws
-        -> SignInResult
+    public func beginSignIn(tenant: Tenant, email: String, password: String, client: ClientDetails) async throws
+        -> SignInOutcome
     {
         let email = try EmailAddress.normalize(email)
         let secret = try Self.candidatePassword(password)
@@ -136,7 +151,7 @@ extension AccountService {
     }
 
     private func checkedSignIn(tenant: Tenant, email: String, secret: [UInt8], client: ClientDetails) async throws
-        -> SignInResult
+        -> SignInOutcome
     {
         let start = clock.now()
         let user = try await store.read { try $0.user(tenant: tenant.id, email: email) }
@@ -171,6 +186,10 @@ extension AccountService {
 
         // Parameters changed since this hash was made: store a new one.
         let rehashed = hasher.needsRehash(user.passwordHash) ? try await hasher.hash(secret) : nil
+        if user.twoFactorEnabled {
+            return .secondFactorRequired(
+                try await issueChallenge(tenant: tenant, user: user, client: client, rehashed: rehashed))
+        }
         let now = clock.now()
         let token = OpaqueToken.make()
         let policy = tenant.policy
@@ -180,7 +199,10 @@ extension AccountService {
             idleTimeoutSeconds: policy.sessionIdleTimeoutSeconds, secondFactorSatisfied: false)
         defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let signedIn = try await store.write { writer -> User in
-            guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active else {
+            // 2FA turned on since the read: sign in again to be asked for it.
+            guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
+                !current.twoFactorEnabled
+            else {
                 throw DomainError.invalidCredentials
             }
             current.failedSignIns = 0
@@ -197,7 +219,7 @@ extension AccountService {
                     userAgent: client.userAgent, detail: "session \(session.id)", createdAt: now))
             return current
         }
-        return SignInResult(token: token, session: session, user: signedIn)
+        return .signedIn(SignInResult(token: token, session: session, user: signedIn))
     }
 
     /// Counts a wrong password toward the account's lockout and logs it.

@@ -47,6 +47,8 @@ public struct AccountConfiguration: Sendable, Equatable {
     /// Unknown emails whose failures are tracked in memory, so an unknown
     /// email locks out exactly like a known one (no enumeration by lockout).
     public var unknownEmailThrottleEntries = 100_000
+    /// Two-factor settings.
+    public var twoFactor = TwoFactorSettings()
 
     public init() {}
 }
@@ -66,13 +68,17 @@ public final class AccountService: Sendable {
     /// Tenants by id and slug, so the hot path resolves its tenant without
     /// the store. Refreshed by every tenant change.
     let tenants = TenantDirectory()
+    /// Seals and opens TOTP secrets.
+    let secrets: SecretKeyring
 
     /// Creates the service.
     public init(
         store: any AccountStore, hasher: PasswordHasher, clock: any WallClock = SystemWallClock(),
-        configuration: AccountConfiguration = AccountConfiguration(), sessionCache: SessionCache = SessionCache()
+        configuration: AccountConfiguration = AccountConfiguration(), sessionCache: SessionCache = SessionCache(),
+        secrets: SecretKeyring = .ephemeral()
     ) {
         self.sessionCache = sessionCache
+        self.secrets = secrets
         self.store = store
         self.hasher = hasher
         self.clock = clock

@@ -15,6 +15,10 @@ public final class MemoryAccountStore: AccountStore {
         var securityLog: [SecurityLogEntry] = []
         var nextSequence: Int64 = 1
         var nextLogID: Int64 = 1
+        var twoFactor: [UserID: TwoFactorCredential] = [:]
+        var pendingTwoFactor: [UserID: PendingTwoFactor] = [:]
+        var recoveryCodes: [UserID: [RecoveryCode]] = [:]
+        var challenges: [[UInt8]: SignInChallenge] = [:]
     }
 
     private let state = Mutex(State())

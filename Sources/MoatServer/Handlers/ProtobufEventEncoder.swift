@@ -64,6 +64,29 @@ public struct ProtobufEventEncoder: EventEncoder {
                 $0.userID = userID.rawValue
                 $0.reason = reason
             }
+        case .twoFactorEnabled(let userID, let email, let replaced):
+            message = Moat_V1_TwoFactorEnabled.with {
+                $0.userID = userID.rawValue
+                $0.email = email
+                $0.replaced = replaced
+            }
+        case .twoFactorDisabled(let userID, let email, let method):
+            message = Moat_V1_TwoFactorDisabled.with {
+                $0.userID = userID.rawValue
+                $0.email = email
+                $0.method = method
+            }
+        case .twoFactorRecoveryCodesRegenerated(let userID, let email):
+            message = Moat_V1_TwoFactorRecoveryCodesRegenerated.with {
+                $0.userID = userID.rawValue
+                $0.email = email
+            }
+        case .twoFactorRecoveryCodeUsed(let userID, let email, let remaining):
+            message = Moat_V1_TwoFactorRecoveryCodeUsed.with {
+                $0.userID = userID.rawValue
+                $0.email = email
+                $0.remaining = UInt32(clamping: remaining)
+            }
         }
         return (try? message.serializedBytes()) ?? []
     }

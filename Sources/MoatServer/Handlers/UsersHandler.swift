@@ -65,14 +65,41 @@ struct UsersHandler: Moat_V1_UsersService {
     func signIn(request: Moat_V1_SignInRequest, context: RequestContext) async throws -> Moat_V1_SignInResponse {
         try await translatingErrors {
             let tenant = try await accounts.tenant(context)
-            let result = try await accounts.signIn(
+            let outcome = try await accounts.beginSignIn(
                 tenant: tenant, email: request.email, password: request.password,
                 client: ClientDetails(request.client, metadata: context.metadata))
-            return .with {
-                $0.sessionToken = result.token
-                $0.session = Moat_V1_Session(result.session, current: true)
-                $0.user = Moat_V1_User(result.user)
+            switch outcome {
+            case .signedIn(let result):
+                return Self.signedIn(result, tenant: tenant)
+            case .secondFactorRequired(let challenge):
+                return .with {
+                    $0.secondFactorRequired = true
+                    $0.challenge = challenge.token
+                    $0.challengeExpiresAtUnix = challenge.expiresAt.seconds
+                    $0.user = Moat_V1_User(challenge.user)
+                }
             }
+        }
+    }
+
+    func completeSignIn(request: Moat_V1_CompleteSignInRequest, context: RequestContext) async throws
+        -> Moat_V1_SignInResponse
+    {
+        try await translatingErrors {
+            let tenant = try await accounts.tenant(context)
+            let result = try await accounts.completeSignIn(
+                tenant: tenant, challenge: request.challenge, code: request.code, recoveryCode: request.recoveryCode,
+                client: context.clientDetails)
+            return Self.signedIn(result, tenant: tenant)
+        }
+    }
+
+    private static func signedIn(_ result: SignInResult, tenant: Tenant) -> Moat_V1_SignInResponse {
+        .with {
+            $0.sessionToken = result.token
+            $0.session = Moat_V1_Session(result.session, current: true)
+            $0.session.twoFactorSetupRequired = tenant.policy.requireTwoFactor && !result.user.twoFactorEnabled
+            $0.user = Moat_V1_User(result.user)
         }
     }
 

@@ -19,11 +19,15 @@
 ///   group-commit batch at COMMIT.
 public enum AccountSchema {
     /// Every migration of the account store, in version order.
-    public static let migrations: [Migration] = [version1]
+    public static let migrations: [Migration] = [version1, version2]
 
-    /// The tables version 1 creates (the migrator adds `schema_migrations`;
-    /// SQLite adds `sqlite_sequence` for the AUTOINCREMENT tables).
-    public static let tables = ["tenants", "users", "sessions", "password_resets", "events", "security_log", "meta"]
+    /// The tables the migrations create (the migrator adds
+    /// `schema_migrations`; SQLite adds `sqlite_sequence` for the
+    /// AUTOINCREMENT tables).
+    public static let tables = [
+        "tenants", "users", "sessions", "password_resets", "events", "security_log", "meta",
+        "two_factor", "two_factor_pending", "recovery_codes", "sign_in_challenges",
+    ]
 
     /// Version 1: every table.
     ///

@@ -421,7 +421,7 @@ private enum Columns {
 
 /// Rows to model values. Never traps: a value the model cannot hold throws
 /// `INVALID_ROW` naming the table and column.
-private enum RowDecoder {
+enum RowDecoder {
     static func tenant(_ row: Row) throws -> Tenant {
         var policy = TenantPolicy()
         policy.minPasswordLength = try row.int("min_password_length")

@@ -412,6 +412,186 @@ void   moat__v1__password_reset_unknown_email__free_unpacked
   assert(message->base.descriptor == &moat__v1__password_reset_unknown_email__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   moat__v1__two_factor_enabled__init
+                     (Moat__V1__TwoFactorEnabled         *message)
+{
+  static const Moat__V1__TwoFactorEnabled init_value = MOAT__V1__TWO_FACTOR_ENABLED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__two_factor_enabled__get_packed_size
+                     (const Moat__V1__TwoFactorEnabled *message)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_enabled__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__two_factor_enabled__pack
+                     (const Moat__V1__TwoFactorEnabled *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_enabled__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__two_factor_enabled__pack_to_buffer
+                     (const Moat__V1__TwoFactorEnabled *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_enabled__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TwoFactorEnabled *
+       moat__v1__two_factor_enabled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TwoFactorEnabled *)
+     protobuf_c_message_unpack (&moat__v1__two_factor_enabled__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__two_factor_enabled__free_unpacked
+                     (Moat__V1__TwoFactorEnabled *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__two_factor_enabled__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__two_factor_disabled__init
+                     (Moat__V1__TwoFactorDisabled         *message)
+{
+  static const Moat__V1__TwoFactorDisabled init_value = MOAT__V1__TWO_FACTOR_DISABLED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__two_factor_disabled__get_packed_size
+                     (const Moat__V1__TwoFactorDisabled *message)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_disabled__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__two_factor_disabled__pack
+                     (const Moat__V1__TwoFactorDisabled *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_disabled__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__two_factor_disabled__pack_to_buffer
+                     (const Moat__V1__TwoFactorDisabled *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_disabled__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TwoFactorDisabled *
+       moat__v1__two_factor_disabled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TwoFactorDisabled *)
+     protobuf_c_message_unpack (&moat__v1__two_factor_disabled__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__two_factor_disabled__free_unpacked
+                     (Moat__V1__TwoFactorDisabled *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__two_factor_disabled__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__two_factor_recovery_codes_regenerated__init
+                     (Moat__V1__TwoFactorRecoveryCodesRegenerated         *message)
+{
+  static const Moat__V1__TwoFactorRecoveryCodesRegenerated init_value = MOAT__V1__TWO_FACTOR_RECOVERY_CODES_REGENERATED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__two_factor_recovery_codes_regenerated__get_packed_size
+                     (const Moat__V1__TwoFactorRecoveryCodesRegenerated *message)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_codes_regenerated__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__two_factor_recovery_codes_regenerated__pack
+                     (const Moat__V1__TwoFactorRecoveryCodesRegenerated *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_codes_regenerated__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__two_factor_recovery_codes_regenerated__pack_to_buffer
+                     (const Moat__V1__TwoFactorRecoveryCodesRegenerated *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_codes_regenerated__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TwoFactorRecoveryCodesRegenerated *
+       moat__v1__two_factor_recovery_codes_regenerated__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TwoFactorRecoveryCodesRegenerated *)
+     protobuf_c_message_unpack (&moat__v1__two_factor_recovery_codes_regenerated__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__two_factor_recovery_codes_regenerated__free_unpacked
+                     (Moat__V1__TwoFactorRecoveryCodesRegenerated *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_codes_regenerated__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__two_factor_recovery_code_used__init
+                     (Moat__V1__TwoFactorRecoveryCodeUsed         *message)
+{
+  static const Moat__V1__TwoFactorRecoveryCodeUsed init_value = MOAT__V1__TWO_FACTOR_RECOVERY_CODE_USED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__two_factor_recovery_code_used__get_packed_size
+                     (const Moat__V1__TwoFactorRecoveryCodeUsed *message)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_code_used__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__two_factor_recovery_code_used__pack
+                     (const Moat__V1__TwoFactorRecoveryCodeUsed *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_code_used__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__two_factor_recovery_code_used__pack_to_buffer
+                     (const Moat__V1__TwoFactorRecoveryCodeUsed *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_code_used__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TwoFactorRecoveryCodeUsed *
+       moat__v1__two_factor_recovery_code_used__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TwoFactorRecoveryCodeUsed *)
+     protobuf_c_message_unpack (&moat__v1__two_factor_recovery_code_used__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__two_factor_recovery_code_used__free_unpacked
+                     (Moat__V1__TwoFactorRecoveryCodeUsed *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__two_factor_recovery_code_used__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor moat__v1__tenant_created__field_descriptors[5] =
 {
   {
@@ -1025,5 +1205,248 @@ const ProtobufCMessageDescriptor moat__v1__password_reset_unknown_email__descrip
   moat__v1__password_reset_unknown_email__field_indices_by_name,
   1,  moat__v1__password_reset_unknown_email__number_ranges,
   (ProtobufCMessageInit) moat__v1__password_reset_unknown_email__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__two_factor_enabled__field_descriptors[3] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorEnabled, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorEnabled, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "replaced",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorEnabled, replaced),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__two_factor_enabled__field_indices_by_name[] = {
+  1,   /* field[1] = email */
+  2,   /* field[2] = replaced */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__two_factor_enabled__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__two_factor_enabled__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TwoFactorEnabled",
+  "TwoFactorEnabled",
+  "Moat__V1__TwoFactorEnabled",
+  "moat.v1",
+  sizeof(Moat__V1__TwoFactorEnabled),
+  3,
+  moat__v1__two_factor_enabled__field_descriptors,
+  moat__v1__two_factor_enabled__field_indices_by_name,
+  1,  moat__v1__two_factor_enabled__number_ranges,
+  (ProtobufCMessageInit) moat__v1__two_factor_enabled__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__two_factor_disabled__field_descriptors[3] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorDisabled, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorDisabled, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "method",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorDisabled, method),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__two_factor_disabled__field_indices_by_name[] = {
+  1,   /* field[1] = email */
+  2,   /* field[2] = method */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__two_factor_disabled__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__two_factor_disabled__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TwoFactorDisabled",
+  "TwoFactorDisabled",
+  "Moat__V1__TwoFactorDisabled",
+  "moat.v1",
+  sizeof(Moat__V1__TwoFactorDisabled),
+  3,
+  moat__v1__two_factor_disabled__field_descriptors,
+  moat__v1__two_factor_disabled__field_indices_by_name,
+  1,  moat__v1__two_factor_disabled__number_ranges,
+  (ProtobufCMessageInit) moat__v1__two_factor_disabled__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__two_factor_recovery_codes_regenerated__field_descriptors[2] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorRecoveryCodesRegenerated, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorRecoveryCodesRegenerated, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__two_factor_recovery_codes_regenerated__field_indices_by_name[] = {
+  1,   /* field[1] = email */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__two_factor_recovery_codes_regenerated__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor moat__v1__two_factor_recovery_codes_regenerated__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TwoFactorRecoveryCodesRegenerated",
+  "TwoFactorRecoveryCodesRegenerated",
+  "Moat__V1__TwoFactorRecoveryCodesRegenerated",
+  "moat.v1",
+  sizeof(Moat__V1__TwoFactorRecoveryCodesRegenerated),
+  2,
+  moat__v1__two_factor_recovery_codes_regenerated__field_descriptors,
+  moat__v1__two_factor_recovery_codes_regenerated__field_indices_by_name,
+  1,  moat__v1__two_factor_recovery_codes_regenerated__number_ranges,
+  (ProtobufCMessageInit) moat__v1__two_factor_recovery_codes_regenerated__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__two_factor_recovery_code_used__field_descriptors[3] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorRecoveryCodeUsed, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorRecoveryCodeUsed, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "remaining",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TwoFactorRecoveryCodeUsed, remaining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__two_factor_recovery_code_used__field_indices_by_name[] = {
+  1,   /* field[1] = email */
+  2,   /* field[2] = remaining */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__two_factor_recovery_code_used__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__two_factor_recovery_code_used__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TwoFactorRecoveryCodeUsed",
+  "TwoFactorRecoveryCodeUsed",
+  "Moat__V1__TwoFactorRecoveryCodeUsed",
+  "moat.v1",
+  sizeof(Moat__V1__TwoFactorRecoveryCodeUsed),
+  3,
+  moat__v1__two_factor_recovery_code_used__field_descriptors,
+  moat__v1__two_factor_recovery_code_used__field_indices_by_name,
+  1,  moat__v1__two_factor_recovery_code_used__number_ranges,
+  (ProtobufCMessageInit) moat__v1__two_factor_recovery_code_used__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

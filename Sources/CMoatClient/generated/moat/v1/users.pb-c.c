@@ -367,6 +367,51 @@ void   moat__v1__sign_in_response__free_unpacked
   assert(message->base.descriptor == &moat__v1__sign_in_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   moat__v1__complete_sign_in_request__init
+                     (Moat__V1__CompleteSignInRequest         *message)
+{
+  static const Moat__V1__CompleteSignInRequest init_value = MOAT__V1__COMPLETE_SIGN_IN_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__complete_sign_in_request__get_packed_size
+                     (const Moat__V1__CompleteSignInRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__complete_sign_in_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__complete_sign_in_request__pack
+                     (const Moat__V1__CompleteSignInRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__complete_sign_in_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__complete_sign_in_request__pack_to_buffer
+                     (const Moat__V1__CompleteSignInRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__complete_sign_in_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__CompleteSignInRequest *
+       moat__v1__complete_sign_in_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__CompleteSignInRequest *)
+     protobuf_c_message_unpack (&moat__v1__complete_sign_in_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__complete_sign_in_request__free_unpacked
+                     (Moat__V1__CompleteSignInRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__complete_sign_in_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   moat__v1__session__init
                      (Moat__V1__Session         *message)
 {
@@ -1155,7 +1200,7 @@ const ProtobufCMessageDescriptor moat__v1__sign_in_request__descriptor =
   (ProtobufCMessageInit) moat__v1__sign_in_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor moat__v1__sign_in_response__field_descriptors[3] =
+static const ProtobufCFieldDescriptor moat__v1__sign_in_response__field_descriptors[6] =
 {
   {
     "session_token",
@@ -1193,8 +1238,47 @@ static const ProtobufCFieldDescriptor moat__v1__sign_in_response__field_descript
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "second_factor_required",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SignInResponse, second_factor_required),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "challenge",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SignInResponse, challenge),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "challenge_expires_at_unix",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SignInResponse, challenge_expires_at_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__sign_in_response__field_indices_by_name[] = {
+  4,   /* field[4] = challenge */
+  5,   /* field[5] = challenge_expires_at_unix */
+  3,   /* field[3] = second_factor_required */
   1,   /* field[1] = session */
   0,   /* field[0] = session_token */
   2,   /* field[2] = user */
@@ -1202,7 +1286,7 @@ static const unsigned moat__v1__sign_in_response__field_indices_by_name[] = {
 static const ProtobufCIntRange moat__v1__sign_in_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor moat__v1__sign_in_response__descriptor =
 {
@@ -1212,14 +1296,78 @@ const ProtobufCMessageDescriptor moat__v1__sign_in_response__descriptor =
   "Moat__V1__SignInResponse",
   "moat.v1",
   sizeof(Moat__V1__SignInResponse),
-  3,
+  6,
   moat__v1__sign_in_response__field_descriptors,
   moat__v1__sign_in_response__field_indices_by_name,
   1,  moat__v1__sign_in_response__number_ranges,
   (ProtobufCMessageInit) moat__v1__sign_in_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor moat__v1__session__field_descriptors[14] =
+static const ProtobufCFieldDescriptor moat__v1__complete_sign_in_request__field_descriptors[3] =
+{
+  {
+    "challenge",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CompleteSignInRequest, challenge),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CompleteSignInRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "recovery_code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CompleteSignInRequest, recovery_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__complete_sign_in_request__field_indices_by_name[] = {
+  0,   /* field[0] = challenge */
+  1,   /* field[1] = code */
+  2,   /* field[2] = recovery_code */
+};
+static const ProtobufCIntRange moat__v1__complete_sign_in_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__complete_sign_in_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.CompleteSignInRequest",
+  "CompleteSignInRequest",
+  "Moat__V1__CompleteSignInRequest",
+  "moat.v1",
+  sizeof(Moat__V1__CompleteSignInRequest),
+  3,
+  moat__v1__complete_sign_in_request__field_descriptors,
+  moat__v1__complete_sign_in_request__field_indices_by_name,
+  1,  moat__v1__complete_sign_in_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__complete_sign_in_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__session__field_descriptors[15] =
 {
   {
     "id",
@@ -1389,6 +1537,18 @@ static const ProtobufCFieldDescriptor moat__v1__session__field_descriptors[14] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "two_factor_setup_required",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Session, two_factor_setup_required),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__session__field_indices_by_name[] = {
   4,   /* field[4] = browser */
@@ -1403,13 +1563,14 @@ static const unsigned moat__v1__session__field_indices_by_name[] = {
   6,   /* field[6] = location */
   3,   /* field[3] = os */
   11,   /* field[11] = second_factor_satisfied */
+  14,   /* field[14] = two_factor_setup_required */
   13,   /* field[13] = user_agent */
   1,   /* field[1] = user_id */
 };
 static const ProtobufCIntRange moat__v1__session__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor moat__v1__session__descriptor =
 {
@@ -1419,7 +1580,7 @@ const ProtobufCMessageDescriptor moat__v1__session__descriptor =
   "Moat__V1__Session",
   "moat.v1",
   sizeof(Moat__V1__Session),
-  14,
+  15,
   moat__v1__session__field_descriptors,
   moat__v1__session__field_indices_by_name,
   1,  moat__v1__session__number_ranges,
@@ -1722,7 +1883,7 @@ const ProtobufCMessageDescriptor moat__v1__reset_password_response__descriptor =
   (ProtobufCMessageInit) moat__v1__reset_password_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[10] =
+static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[11] =
 {
   { "Create", &moat__v1__create_user_request__descriptor, &moat__v1__user__descriptor },
   { "Get", &moat__v1__get_user_request__descriptor, &moat__v1__user__descriptor },
@@ -1730,22 +1891,24 @@ static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[10] =
   { "Disable", &moat__v1__set_user_enabled_request__descriptor, &moat__v1__user__descriptor },
   { "Enable", &moat__v1__set_user_enabled_request__descriptor, &moat__v1__user__descriptor },
   { "SignIn", &moat__v1__sign_in_request__descriptor, &moat__v1__sign_in_response__descriptor },
+  { "CompleteSignIn", &moat__v1__complete_sign_in_request__descriptor, &moat__v1__sign_in_response__descriptor },
   { "SignOut", &moat__v1__sign_out_request__descriptor, &moat__v1__sign_out_response__descriptor },
   { "ChangePassword", &moat__v1__change_password_request__descriptor, &moat__v1__change_password_response__descriptor },
   { "RequestPasswordReset", &moat__v1__request_password_reset_request__descriptor, &moat__v1__request_password_reset_response__descriptor },
   { "ResetPassword", &moat__v1__reset_password_request__descriptor, &moat__v1__reset_password_response__descriptor },
 };
 const unsigned moat__v1__users__method_indices_by_name[] = {
-  7,        /* ChangePassword */
+  8,        /* ChangePassword */
+  6,        /* CompleteSignIn */
   0,        /* Create */
   3,        /* Disable */
   4,        /* Enable */
   1,        /* Get */
   2,        /* List */
-  8,        /* RequestPasswordReset */
-  9,        /* ResetPassword */
+  9,        /* RequestPasswordReset */
+  10,        /* ResetPassword */
   5,        /* SignIn */
-  6         /* SignOut */
+  7         /* SignOut */
 };
 const ProtobufCServiceDescriptor moat__v1__users__descriptor =
 {
@@ -1754,7 +1917,7 @@ const ProtobufCServiceDescriptor moat__v1__users__descriptor =
   "Users",
   "Moat__V1__Users",
   "moat.v1",
-  10,
+  11,
   moat__v1__users__method_descriptors,
   moat__v1__users__method_indices_by_name
 };
@@ -1806,13 +1969,21 @@ void moat__v1__users__sign_in(ProtobufCService *service,
   assert(service->descriptor == &moat__v1__users__descriptor);
   service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
+void moat__v1__users__complete_sign_in(ProtobufCService *service,
+                                       const Moat__V1__CompleteSignInRequest *input,
+                                       Moat__V1__SignInResponse_Closure closure,
+                                       void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__users__descriptor);
+  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
 void moat__v1__users__sign_out(ProtobufCService *service,
                                const Moat__V1__SignOutRequest *input,
                                Moat__V1__SignOutResponse_Closure closure,
                                void *closure_data)
 {
   assert(service->descriptor == &moat__v1__users__descriptor);
-  service->invoke(service, 6, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__users__change_password(ProtobufCService *service,
                                       const Moat__V1__ChangePasswordRequest *input,
@@ -1820,7 +1991,7 @@ void moat__v1__users__change_password(ProtobufCService *service,
                                       void *closure_data)
 {
   assert(service->descriptor == &moat__v1__users__descriptor);
-  service->invoke(service, 7, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__users__request_password_reset(ProtobufCService *service,
                                              const Moat__V1__RequestPasswordResetRequest *input,
@@ -1828,7 +1999,7 @@ void moat__v1__users__request_password_reset(ProtobufCService *service,
                                              void *closure_data)
 {
   assert(service->descriptor == &moat__v1__users__descriptor);
-  service->invoke(service, 8, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__users__reset_password(ProtobufCService *service,
                                      const Moat__V1__ResetPasswordRequest *input,
@@ -1836,7 +2007,7 @@ void moat__v1__users__reset_password(ProtobufCService *service,
                                      void *closure_data)
 {
   assert(service->descriptor == &moat__v1__users__descriptor);
-  service->invoke(service, 9, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+  service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__users__init (Moat__V1__Users_Service *service,
                             Moat__V1__Users_ServiceDestroy destroy)

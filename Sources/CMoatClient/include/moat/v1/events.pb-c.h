@@ -24,6 +24,10 @@ typedef struct Moat__V1__PasswordResetRequested Moat__V1__PasswordResetRequested
 typedef struct Moat__V1__PasswordReset Moat__V1__PasswordReset;
 typedef struct Moat__V1__SessionRevoked Moat__V1__SessionRevoked;
 typedef struct Moat__V1__PasswordResetUnknownEmail Moat__V1__PasswordResetUnknownEmail;
+typedef struct Moat__V1__TwoFactorEnabled Moat__V1__TwoFactorEnabled;
+typedef struct Moat__V1__TwoFactorDisabled Moat__V1__TwoFactorDisabled;
+typedef struct Moat__V1__TwoFactorRecoveryCodesRegenerated Moat__V1__TwoFactorRecoveryCodesRegenerated;
+typedef struct Moat__V1__TwoFactorRecoveryCodeUsed Moat__V1__TwoFactorRecoveryCodeUsed;
 
 
 /* --- enums --- */
@@ -188,6 +192,82 @@ struct  Moat__V1__PasswordResetUnknownEmail
 #define MOAT__V1__PASSWORD_RESET_UNKNOWN_EMAIL__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__password_reset_unknown_email__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * two_factor.enabled: two-factor authentication was turned on, or the
+ * authenticator was replaced by a new one (switching phones).
+ * Who reacts: the mail service confirms it to the user ("if this wasn't
+ * you, contact support"); security monitoring may record it.
+ */
+struct  Moat__V1__TwoFactorEnabled
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *email;
+  /*
+   * True when an active authenticator was replaced by a newly confirmed one.
+   */
+  protobuf_c_boolean replaced;
+};
+#define MOAT__V1__TWO_FACTOR_ENABLED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__two_factor_enabled__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * two_factor.disabled: two-factor authentication was turned off.
+ * Who reacts: the mail service warns the user; security monitoring flags it.
+ */
+struct  Moat__V1__TwoFactorDisabled
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *email;
+  /*
+   * How the user proved it was them: "password" or "code".
+   */
+  char *method;
+};
+#define MOAT__V1__TWO_FACTOR_DISABLED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__two_factor_disabled__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * two_factor.recovery_codes_regenerated: a new set of ten recovery codes
+ * replaced the old ones (which stop working). The codes are not in the event.
+ * Who reacts: the mail service tells the user.
+ */
+struct  Moat__V1__TwoFactorRecoveryCodesRegenerated
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *email;
+};
+#define MOAT__V1__TWO_FACTOR_RECOVERY_CODES_REGENERATED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__two_factor_recovery_codes_regenerated__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * two_factor.recovery_code_used: a recovery code completed a sign-in.
+ * Who reacts: the mail service warns the user and, when few are left,
+ * suggests regenerating them.
+ */
+struct  Moat__V1__TwoFactorRecoveryCodeUsed
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *email;
+  /*
+   * Unused recovery codes left.
+   */
+  uint32_t remaining;
+};
+#define MOAT__V1__TWO_FACTOR_RECOVERY_CODE_USED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__two_factor_recovery_code_used__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 /* Moat__V1__TenantCreated methods */
@@ -361,6 +441,82 @@ Moat__V1__PasswordResetUnknownEmail *
 void   moat__v1__password_reset_unknown_email__free_unpacked
                      (Moat__V1__PasswordResetUnknownEmail *message,
                       ProtobufCAllocator *allocator);
+/* Moat__V1__TwoFactorEnabled methods */
+void   moat__v1__two_factor_enabled__init
+                     (Moat__V1__TwoFactorEnabled         *message);
+size_t moat__v1__two_factor_enabled__get_packed_size
+                     (const Moat__V1__TwoFactorEnabled   *message);
+size_t moat__v1__two_factor_enabled__pack
+                     (const Moat__V1__TwoFactorEnabled   *message,
+                      uint8_t             *out);
+size_t moat__v1__two_factor_enabled__pack_to_buffer
+                     (const Moat__V1__TwoFactorEnabled   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TwoFactorEnabled *
+       moat__v1__two_factor_enabled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__two_factor_enabled__free_unpacked
+                     (Moat__V1__TwoFactorEnabled *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TwoFactorDisabled methods */
+void   moat__v1__two_factor_disabled__init
+                     (Moat__V1__TwoFactorDisabled         *message);
+size_t moat__v1__two_factor_disabled__get_packed_size
+                     (const Moat__V1__TwoFactorDisabled   *message);
+size_t moat__v1__two_factor_disabled__pack
+                     (const Moat__V1__TwoFactorDisabled   *message,
+                      uint8_t             *out);
+size_t moat__v1__two_factor_disabled__pack_to_buffer
+                     (const Moat__V1__TwoFactorDisabled   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TwoFactorDisabled *
+       moat__v1__two_factor_disabled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__two_factor_disabled__free_unpacked
+                     (Moat__V1__TwoFactorDisabled *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TwoFactorRecoveryCodesRegenerated methods */
+void   moat__v1__two_factor_recovery_codes_regenerated__init
+                     (Moat__V1__TwoFactorRecoveryCodesRegenerated         *message);
+size_t moat__v1__two_factor_recovery_codes_regenerated__get_packed_size
+                     (const Moat__V1__TwoFactorRecoveryCodesRegenerated   *message);
+size_t moat__v1__two_factor_recovery_codes_regenerated__pack
+                     (const Moat__V1__TwoFactorRecoveryCodesRegenerated   *message,
+                      uint8_t             *out);
+size_t moat__v1__two_factor_recovery_codes_regenerated__pack_to_buffer
+                     (const Moat__V1__TwoFactorRecoveryCodesRegenerated   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TwoFactorRecoveryCodesRegenerated *
+       moat__v1__two_factor_recovery_codes_regenerated__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__two_factor_recovery_codes_regenerated__free_unpacked
+                     (Moat__V1__TwoFactorRecoveryCodesRegenerated *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TwoFactorRecoveryCodeUsed methods */
+void   moat__v1__two_factor_recovery_code_used__init
+                     (Moat__V1__TwoFactorRecoveryCodeUsed         *message);
+size_t moat__v1__two_factor_recovery_code_used__get_packed_size
+                     (const Moat__V1__TwoFactorRecoveryCodeUsed   *message);
+size_t moat__v1__two_factor_recovery_code_used__pack
+                     (const Moat__V1__TwoFactorRecoveryCodeUsed   *message,
+                      uint8_t             *out);
+size_t moat__v1__two_factor_recovery_code_used__pack_to_buffer
+                     (const Moat__V1__TwoFactorRecoveryCodeUsed   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TwoFactorRecoveryCodeUsed *
+       moat__v1__two_factor_recovery_code_used__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__two_factor_recovery_code_used__free_unpacked
+                     (Moat__V1__TwoFactorRecoveryCodeUsed *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Moat__V1__TenantCreated_Closure)
@@ -390,6 +546,18 @@ typedef void (*Moat__V1__SessionRevoked_Closure)
 typedef void (*Moat__V1__PasswordResetUnknownEmail_Closure)
                  (const Moat__V1__PasswordResetUnknownEmail *message,
                   void *closure_data);
+typedef void (*Moat__V1__TwoFactorEnabled_Closure)
+                 (const Moat__V1__TwoFactorEnabled *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TwoFactorDisabled_Closure)
+                 (const Moat__V1__TwoFactorDisabled *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TwoFactorRecoveryCodesRegenerated_Closure)
+                 (const Moat__V1__TwoFactorRecoveryCodesRegenerated *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TwoFactorRecoveryCodeUsed_Closure)
+                 (const Moat__V1__TwoFactorRecoveryCodeUsed *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -405,6 +573,10 @@ extern const ProtobufCMessageDescriptor moat__v1__password_reset_requested__desc
 extern const ProtobufCMessageDescriptor moat__v1__password_reset__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__session_revoked__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__password_reset_unknown_email__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__two_factor_enabled__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__two_factor_disabled__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__two_factor_recovery_codes_regenerated__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__two_factor_recovery_code_used__descriptor;
 
 PROTOBUF_C__END_DECLS
 

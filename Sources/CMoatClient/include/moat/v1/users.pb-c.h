@@ -24,6 +24,7 @@ typedef struct Moat__V1__SetUserEnabledRequest Moat__V1__SetUserEnabledRequest;
 typedef struct Moat__V1__ClientDetails Moat__V1__ClientDetails;
 typedef struct Moat__V1__SignInRequest Moat__V1__SignInRequest;
 typedef struct Moat__V1__SignInResponse Moat__V1__SignInResponse;
+typedef struct Moat__V1__CompleteSignInRequest Moat__V1__CompleteSignInRequest;
 typedef struct Moat__V1__Session Moat__V1__Session;
 typedef struct Moat__V1__SignOutRequest Moat__V1__SignOutRequest;
 typedef struct Moat__V1__SignOutResponse Moat__V1__SignOutResponse;
@@ -140,15 +141,41 @@ struct  Moat__V1__SignInResponse
   ProtobufCMessage base;
   /*
    * The session token: 256 random bits, base64url. Shown once; Moat keeps
-   * only its SHA-256. Send it as `authorization` on user methods.
+   * only its SHA-256. Send it as `authorization` on user methods. Empty
+   * when second_factor_required.
    */
   char *session_token;
   Moat__V1__Session *session;
   Moat__V1__User *user;
+  /*
+   * The password was right and the account has 2FA on: no session yet;
+   * call CompleteSignIn with the challenge and a code.
+   */
+  protobuf_c_boolean second_factor_required;
+  /*
+   * The challenge token (shown once) and its expiry.
+   */
+  char *challenge;
+  int64_t challenge_expires_at_unix;
 };
 #define MOAT__V1__SIGN_IN_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__sign_in_response__descriptor) \
-    , (char *)protobuf_c_empty_string, NULL, NULL }
+    , (char *)protobuf_c_empty_string, NULL, NULL, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Moat__V1__CompleteSignInRequest
+{
+  ProtobufCMessage base;
+  char *challenge;
+  /*
+   * Exactly one of a current TOTP code or an unused recovery code.
+   */
+  char *code;
+  char *recovery_code;
+};
+#define MOAT__V1__COMPLETE_SIGN_IN_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__complete_sign_in_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -181,10 +208,15 @@ struct  Moat__V1__Session
    */
   protobuf_c_boolean current;
   char *user_agent;
+  /*
+   * The tenant requires 2FA and the user has not set it up: the calling
+   * service should send them to enrolment (Validate reports the same).
+   */
+  protobuf_c_boolean two_factor_setup_required;
 };
 #define MOAT__V1__SESSION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__session__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Moat__V1__SignOutRequest
@@ -426,6 +458,25 @@ Moat__V1__SignInResponse *
 void   moat__v1__sign_in_response__free_unpacked
                      (Moat__V1__SignInResponse *message,
                       ProtobufCAllocator *allocator);
+/* Moat__V1__CompleteSignInRequest methods */
+void   moat__v1__complete_sign_in_request__init
+                     (Moat__V1__CompleteSignInRequest         *message);
+size_t moat__v1__complete_sign_in_request__get_packed_size
+                     (const Moat__V1__CompleteSignInRequest   *message);
+size_t moat__v1__complete_sign_in_request__pack
+                     (const Moat__V1__CompleteSignInRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__complete_sign_in_request__pack_to_buffer
+                     (const Moat__V1__CompleteSignInRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__CompleteSignInRequest *
+       moat__v1__complete_sign_in_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__complete_sign_in_request__free_unpacked
+                     (Moat__V1__CompleteSignInRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Moat__V1__Session methods */
 void   moat__v1__session__init
                      (Moat__V1__Session         *message);
@@ -623,6 +674,9 @@ typedef void (*Moat__V1__SignInRequest_Closure)
 typedef void (*Moat__V1__SignInResponse_Closure)
                  (const Moat__V1__SignInResponse *message,
                   void *closure_data);
+typedef void (*Moat__V1__CompleteSignInRequest_Closure)
+                 (const Moat__V1__CompleteSignInRequest *message,
+                  void *closure_data);
 typedef void (*Moat__V1__Session_Closure)
                  (const Moat__V1__Session *message,
                   void *closure_data);
@@ -681,6 +735,10 @@ struct Moat__V1__Users_Service
                   const Moat__V1__SignInRequest *input,
                   Moat__V1__SignInResponse_Closure closure,
                   void *closure_data);
+  void (*complete_sign_in)(Moat__V1__Users_Service *service,
+                           const Moat__V1__CompleteSignInRequest *input,
+                           Moat__V1__SignInResponse_Closure closure,
+                           void *closure_data);
   void (*sign_out)(Moat__V1__Users_Service *service,
                    const Moat__V1__SignOutRequest *input,
                    Moat__V1__SignOutResponse_Closure closure,
@@ -711,6 +769,7 @@ void moat__v1__users__init (Moat__V1__Users_Service *service,
       function_prefix__ ## disable,\
       function_prefix__ ## enable,\
       function_prefix__ ## sign_in,\
+      function_prefix__ ## complete_sign_in,\
       function_prefix__ ## sign_out,\
       function_prefix__ ## change_password,\
       function_prefix__ ## request_password_reset,\
@@ -739,6 +798,10 @@ void moat__v1__users__sign_in(ProtobufCService *service,
                               const Moat__V1__SignInRequest *input,
                               Moat__V1__SignInResponse_Closure closure,
                               void *closure_data);
+void moat__v1__users__complete_sign_in(ProtobufCService *service,
+                                       const Moat__V1__CompleteSignInRequest *input,
+                                       Moat__V1__SignInResponse_Closure closure,
+                                       void *closure_data);
 void moat__v1__users__sign_out(ProtobufCService *service,
                                const Moat__V1__SignOutRequest *input,
                                Moat__V1__SignOutResponse_Closure closure,
@@ -766,6 +829,7 @@ extern const ProtobufCMessageDescriptor moat__v1__set_user_enabled_request__desc
 extern const ProtobufCMessageDescriptor moat__v1__client_details__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__sign_in_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__sign_in_response__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__complete_sign_in_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__session__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__sign_out_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__sign_out_response__descriptor;
