@@ -25,6 +25,69 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// What downstream services must delete when an account or tenant is purged.
+/// Each service deletes what it holds for the purged user (account.purged) or
+/// for every user of the tenant (tenant.purged), keyed by the ids in the event.
+public nonisolated enum Moat_V1_PurgeTarget: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Business data: leads, calls, appointments, the knowledge base.
+  case businessData // = 1
+
+  /// Call recordings and their transcripts.
+  case callRecordingsAndTranscripts // = 2
+
+  /// The AI receptionist's configuration.
+  case receptionistConfiguration // = 3
+
+  /// The phone number: release it back to the carrier.
+  case phoneNumber // = 4
+
+  /// The billing subscription: cancel it.
+  case billingSubscription // = 5
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .businessData
+    case 2: self = .callRecordingsAndTranscripts
+    case 3: self = .receptionistConfiguration
+    case 4: self = .phoneNumber
+    case 5: self = .billingSubscription
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .businessData: return 1
+    case .callRecordingsAndTranscripts: return 2
+    case .receptionistConfiguration: return 3
+    case .phoneNumber: return 4
+    case .billingSubscription: return 5
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Moat_V1_PurgeTarget] = [
+    .unspecified,
+    .businessData,
+    .callRecordingsAndTranscripts,
+    .receptionistConfiguration,
+    .phoneNumber,
+    .billingSubscription,
+  ]
+
+}
+
 /// tenant.created: a tenant and its first owner exist.
 /// Who reacts: billing (open an account), mail (welcome the owner).
 public nonisolated struct Moat_V1_TenantCreated: Sendable {
@@ -280,9 +343,140 @@ public nonisolated struct Moat_V1_TwoFactorRecoveryCodeUsed: Sendable {
   public init() {}
 }
 
+/// account.deletion_scheduled: the user asked to delete their account (typed
+/// DELETE, re-authenticated). Every session was revoked; sign-in is refused
+/// until purge_after, when the account is purged unless restored.
+/// Who reacts: the mail service tells the user it is scheduled and how to
+/// restore it (Users.RestoreAccount) before purge_after.
+public nonisolated struct Moat_V1_AccountDeletionScheduled: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: String = String()
+
+  public var email: String = String()
+
+  public var purgeAfterUnix: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// account.restored: a pending deletion was cancelled by the user; the
+/// account is active again.
+/// Who reacts: the mail service confirms it.
+public nonisolated struct Moat_V1_AccountRestored: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: String = String()
+
+  public var email: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// account.purged: the grace period ended and the account's rows are gone
+/// from Moat (sessions, 2FA, recovery codes, memberships, invitations,
+/// security log). The email can be registered again.
+/// Who reacts: every service in `delete` deletes what it holds for user_id;
+/// telephony releases the phone number, billing cancels the subscription.
+public nonisolated struct Moat_V1_AccountPurged: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: String = String()
+
+  public var tenantID: String = String()
+
+  public var email: String = String()
+
+  public var delete: [Moat_V1_PurgeTarget] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// tenant.deletion_scheduled: the tenant will be purged at purge_after with
+/// every account in it; every session was revoked and nobody signs in.
+/// Who reacts: the mail service tells the tenant's owners how to cancel
+/// (through an administrator: Tenants.CancelDeletion).
+public nonisolated struct Moat_V1_TenantDeletionScheduled: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tenantID: String = String()
+
+  public var slug: String = String()
+
+  public var name: String = String()
+
+  public var purgeAfterUnix: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// tenant.deletion_cancelled: the tenant is active again.
+/// Who reacts: the mail service confirms it to the owners.
+public nonisolated struct Moat_V1_TenantDeletionCancelled: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tenantID: String = String()
+
+  public var slug: String = String()
+
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// tenant.purged: the tenant and every account, team and session in it are
+/// gone from Moat; its slug is free again.
+/// Who reacts: every service in `delete` deletes everything it holds for
+/// tenant_id (all its users); telephony releases the tenant's numbers,
+/// billing cancels its subscription.
+public nonisolated struct Moat_V1_TenantPurged: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tenantID: String = String()
+
+  public var slug: String = String()
+
+  public var name: String = String()
+
+  /// How many accounts were purged with it.
+  public var users: UInt32 = 0
+
+  public var delete: [Moat_V1_PurgeTarget] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "moat.v1"
+
+nonisolated extension Moat_V1_PurgeTarget: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PURGE_TARGET_UNSPECIFIED\0\u{1}PURGE_TARGET_BUSINESS_DATA\0\u{1}PURGE_TARGET_CALL_RECORDINGS_AND_TRANSCRIPTS\0\u{1}PURGE_TARGET_RECEPTIONIST_CONFIGURATION\0\u{1}PURGE_TARGET_PHONE_NUMBER\0\u{1}PURGE_TARGET_BILLING_SUBSCRIPTION\0")
+}
 
 nonisolated extension Moat_V1_TenantCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TenantCreated"
@@ -809,6 +1003,261 @@ nonisolated extension Moat_V1_TwoFactorRecoveryCodeUsed: SwiftProtobuf.Message, 
     if lhs.userID != rhs.userID {return false}
     if lhs.email != rhs.email {return false}
     if lhs.remaining != rhs.remaining {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_AccountDeletionScheduled: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AccountDeletionScheduled"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}email\0\u{3}purge_after_unix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.purgeAfterUnix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 1)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 2)
+    }
+    if self.purgeAfterUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.purgeAfterUnix, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_AccountDeletionScheduled, rhs: Moat_V1_AccountDeletionScheduled) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.purgeAfterUnix != rhs.purgeAfterUnix {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_AccountRestored: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AccountRestored"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}email\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 1)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_AccountRestored, rhs: Moat_V1_AccountRestored) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_AccountPurged: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AccountPurged"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}tenant_id\0\u{1}email\0\u{1}delete\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.tenantID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 4: try { try decoder.decodeRepeatedEnumField(value: &self.delete) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 1)
+    }
+    if !self.tenantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenantID, fieldNumber: 2)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 3)
+    }
+    if !self.delete.isEmpty {
+      try visitor.visitPackedEnumField(value: self.delete, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_AccountPurged, rhs: Moat_V1_AccountPurged) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs.tenantID != rhs.tenantID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.delete != rhs.delete {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TenantDeletionScheduled: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TenantDeletionScheduled"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{1}slug\0\u{1}name\0\u{3}purge_after_unix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tenantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.slug) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.purgeAfterUnix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tenantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenantID, fieldNumber: 1)
+    }
+    if !self.slug.isEmpty {
+      try visitor.visitSingularStringField(value: self.slug, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if self.purgeAfterUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.purgeAfterUnix, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TenantDeletionScheduled, rhs: Moat_V1_TenantDeletionScheduled) -> Bool {
+    if lhs.tenantID != rhs.tenantID {return false}
+    if lhs.slug != rhs.slug {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.purgeAfterUnix != rhs.purgeAfterUnix {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TenantDeletionCancelled: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TenantDeletionCancelled"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{1}slug\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tenantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.slug) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tenantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenantID, fieldNumber: 1)
+    }
+    if !self.slug.isEmpty {
+      try visitor.visitSingularStringField(value: self.slug, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TenantDeletionCancelled, rhs: Moat_V1_TenantDeletionCancelled) -> Bool {
+    if lhs.tenantID != rhs.tenantID {return false}
+    if lhs.slug != rhs.slug {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TenantPurged: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TenantPurged"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{1}slug\0\u{1}name\0\u{1}users\0\u{1}delete\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tenantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.slug) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.users) }()
+      case 5: try { try decoder.decodeRepeatedEnumField(value: &self.delete) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tenantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenantID, fieldNumber: 1)
+    }
+    if !self.slug.isEmpty {
+      try visitor.visitSingularStringField(value: self.slug, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if self.users != 0 {
+      try visitor.visitSingularUInt32Field(value: self.users, fieldNumber: 4)
+    }
+    if !self.delete.isEmpty {
+      try visitor.visitPackedEnumField(value: self.delete, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TenantPurged, rhs: Moat_V1_TenantPurged) -> Bool {
+    if lhs.tenantID != rhs.tenantID {return false}
+    if lhs.slug != rhs.slug {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.users != rhs.users {return false}
+    if lhs.delete != rhs.delete {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -18,7 +18,19 @@ public enum Moat_V1_Tenants {
         /// UpdatePolicy changes the fields set in the request and returns the
         /// policy in effect. Changes apply to the next call.
         public static let updatePolicy = MethodDescriptor(service: "moat.v1.Tenants", method: "UpdatePolicy", access: .admin)
-        public static let all: [MethodDescriptor] = [create, get, list, updatePolicy]
+        /// RequestDeletion schedules the whole tenant for deletion: confirmation
+        /// must be exactly "DELETE" (INVALID_ARGUMENT CONFIRMATION_REQUIRED).
+        /// Every session in it is revoked and nobody signs in
+        /// (FAILED_PRECONDITION TENANT_PENDING_DELETION) until CancelDeletion or
+        /// the purge after the grace period (30 days by default), which deletes
+        /// every account, team and session in it and emits tenant.purged. Emits
+        /// tenant.deletion_scheduled.
+        public static let requestDeletion = MethodDescriptor(service: "moat.v1.Tenants", method: "RequestDeletion", access: .admin)
+        /// CancelDeletion makes a tenant pending deletion active again; accounts
+        /// sign in as before. FAILED_PRECONDITION NOT_PENDING_DELETION otherwise.
+        /// Emits tenant.deletion_cancelled.
+        public static let cancelDeletion = MethodDescriptor(service: "moat.v1.Tenants", method: "CancelDeletion", access: .admin)
+        public static let all: [MethodDescriptor] = [create, get, list, updatePolicy, requestDeletion, cancelDeletion]
     }
 }
 
@@ -37,6 +49,18 @@ public protocol Moat_V1_TenantsService: RPCService {
     /// UpdatePolicy changes the fields set in the request and returns the
     /// policy in effect. Changes apply to the next call.
     func updatePolicy(request: Moat_V1_UpdatePolicyRequest, context: RequestContext) async throws -> Moat_V1_TenantPolicy
+    /// RequestDeletion schedules the whole tenant for deletion: confirmation
+    /// must be exactly "DELETE" (INVALID_ARGUMENT CONFIRMATION_REQUIRED).
+    /// Every session in it is revoked and nobody signs in
+    /// (FAILED_PRECONDITION TENANT_PENDING_DELETION) until CancelDeletion or
+    /// the purge after the grace period (30 days by default), which deletes
+    /// every account, team and session in it and emits tenant.purged. Emits
+    /// tenant.deletion_scheduled.
+    func requestDeletion(request: Moat_V1_RequestTenantDeletionRequest, context: RequestContext) async throws -> Moat_V1_Tenant
+    /// CancelDeletion makes a tenant pending deletion active again; accounts
+    /// sign in as before. FAILED_PRECONDITION NOT_PENDING_DELETION otherwise.
+    /// Emits tenant.deletion_cancelled.
+    func cancelDeletion(request: Moat_V1_CancelTenantDeletionRequest, context: RequestContext) async throws -> Moat_V1_Tenant
 }
 
 extension Moat_V1_TenantsService {
@@ -53,6 +77,12 @@ extension Moat_V1_TenantsService {
             },
             .unary(Moat_V1_Tenants.Method.updatePolicy) { (request: Moat_V1_UpdatePolicyRequest, context) in
                 try await self.updatePolicy(request: request, context: context)
+            },
+            .unary(Moat_V1_Tenants.Method.requestDeletion) { (request: Moat_V1_RequestTenantDeletionRequest, context) in
+                try await self.requestDeletion(request: request, context: context)
+            },
+            .unary(Moat_V1_Tenants.Method.cancelDeletion) { (request: Moat_V1_CancelTenantDeletionRequest, context) in
+                try await self.cancelDeletion(request: request, context: context)
             },
         ]
     }
@@ -82,6 +112,22 @@ public struct Moat_V1_TenantsClient: Sendable {
     /// policy in effect. Changes apply to the next call.
     public func updatePolicy(_ request: Moat_V1_UpdatePolicyRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_TenantPolicy {
         try await transport.unary(Moat_V1_Tenants.Method.updatePolicy, request: request, options: options)
+    }
+    /// RequestDeletion schedules the whole tenant for deletion: confirmation
+    /// must be exactly "DELETE" (INVALID_ARGUMENT CONFIRMATION_REQUIRED).
+    /// Every session in it is revoked and nobody signs in
+    /// (FAILED_PRECONDITION TENANT_PENDING_DELETION) until CancelDeletion or
+    /// the purge after the grace period (30 days by default), which deletes
+    /// every account, team and session in it and emits tenant.purged. Emits
+    /// tenant.deletion_scheduled.
+    public func requestDeletion(_ request: Moat_V1_RequestTenantDeletionRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_Tenant {
+        try await transport.unary(Moat_V1_Tenants.Method.requestDeletion, request: request, options: options)
+    }
+    /// CancelDeletion makes a tenant pending deletion active again; accounts
+    /// sign in as before. FAILED_PRECONDITION NOT_PENDING_DELETION otherwise.
+    /// Emits tenant.deletion_cancelled.
+    public func cancelDeletion(_ request: Moat_V1_CancelTenantDeletionRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_Tenant {
+        try await transport.unary(Moat_V1_Tenants.Method.cancelDeletion, request: request, options: options)
     }
 }
 

@@ -106,6 +106,35 @@ public nonisolated enum Moat_V1_UserStatus: SwiftProtobuf.Enum, Swift.CaseIterab
 
 }
 
+public nonisolated struct Moat_V1_RequestTenantDeletionRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A tenant id or slug.
+  public var tenant: String = String()
+
+  /// Exactly "DELETE".
+  public var confirmation: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_CancelTenantDeletionRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// A tenant id or slug.
+  public var tenant: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Moat_V1_Tenant: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -130,6 +159,12 @@ public nonisolated struct Moat_V1_Tenant: Sendable {
   public mutating func clearPolicy() {self._policy = nil}
 
   public var createdAtUnix: Int64 = 0
+
+  /// True while a deletion is scheduled; purge_after_unix is when it
+  /// becomes final (0 otherwise).
+  public var pendingDeletion: Bool = false
+
+  public var purgeAfterUnix: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -385,6 +420,10 @@ public nonisolated struct Moat_V1_User: Sendable {
 
   public var passwordChangedAtUnix: Int64 = 0
 
+  /// With status PENDING_DELETION: when the account is purged unless
+  /// restored (0 otherwise).
+  public var purgeAfterUnix: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -402,9 +441,74 @@ nonisolated extension Moat_V1_UserStatus: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0USER_STATUS_UNSPECIFIED\0\u{1}USER_STATUS_ACTIVE\0\u{1}USER_STATUS_DISABLED\0\u{1}USER_STATUS_PENDING_DELETION\0")
 }
 
+nonisolated extension Moat_V1_RequestTenantDeletionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RequestTenantDeletionRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenant\0\u{1}confirmation\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tenant) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.confirmation) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tenant.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenant, fieldNumber: 1)
+    }
+    if !self.confirmation.isEmpty {
+      try visitor.visitSingularStringField(value: self.confirmation, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_RequestTenantDeletionRequest, rhs: Moat_V1_RequestTenantDeletionRequest) -> Bool {
+    if lhs.tenant != rhs.tenant {return false}
+    if lhs.confirmation != rhs.confirmation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_CancelTenantDeletionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CancelTenantDeletionRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenant\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tenant) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tenant.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenant, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_CancelTenantDeletionRequest, rhs: Moat_V1_CancelTenantDeletionRequest) -> Bool {
+    if lhs.tenant != rhs.tenant {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Moat_V1_Tenant: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Tenant"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}slug\0\u{1}name\0\u{1}policy\0\u{3}created_at_unix\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}slug\0\u{1}name\0\u{1}policy\0\u{3}created_at_unix\0\u{3}pending_deletion\0\u{3}purge_after_unix\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -417,6 +521,8 @@ nonisolated extension Moat_V1_Tenant: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 4: try { try decoder.decodeSingularMessageField(value: &self._policy) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnix) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.pendingDeletion) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.purgeAfterUnix) }()
       default: break
       }
     }
@@ -442,6 +548,12 @@ nonisolated extension Moat_V1_Tenant: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if self.createdAtUnix != 0 {
       try visitor.visitSingularInt64Field(value: self.createdAtUnix, fieldNumber: 5)
     }
+    if self.pendingDeletion != false {
+      try visitor.visitSingularBoolField(value: self.pendingDeletion, fieldNumber: 6)
+    }
+    if self.purgeAfterUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.purgeAfterUnix, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -451,6 +563,8 @@ nonisolated extension Moat_V1_Tenant: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.name != rhs.name {return false}
     if lhs._policy != rhs._policy {return false}
     if lhs.createdAtUnix != rhs.createdAtUnix {return false}
+    if lhs.pendingDeletion != rhs.pendingDeletion {return false}
+    if lhs.purgeAfterUnix != rhs.purgeAfterUnix {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -819,7 +933,7 @@ nonisolated extension Moat_V1_UpdatePolicyRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Moat_V1_User: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".User"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}tenant_id\0\u{1}email\0\u{1}role\0\u{1}status\0\u{3}created_at_unix\0\u{3}two_factor_enabled\0\u{3}password_changed_at_unix\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}tenant_id\0\u{1}email\0\u{1}role\0\u{1}status\0\u{3}created_at_unix\0\u{3}two_factor_enabled\0\u{3}password_changed_at_unix\0\u{3}purge_after_unix\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -835,6 +949,7 @@ nonisolated extension Moat_V1_User: SwiftProtobuf.Message, SwiftProtobuf._Messag
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnix) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.twoFactorEnabled) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.passwordChangedAtUnix) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.purgeAfterUnix) }()
       default: break
       }
     }
@@ -865,6 +980,9 @@ nonisolated extension Moat_V1_User: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if self.passwordChangedAtUnix != 0 {
       try visitor.visitSingularInt64Field(value: self.passwordChangedAtUnix, fieldNumber: 8)
     }
+    if self.purgeAfterUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.purgeAfterUnix, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -877,6 +995,7 @@ nonisolated extension Moat_V1_User: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if lhs.createdAtUnix != rhs.createdAtUnix {return false}
     if lhs.twoFactorEnabled != rhs.twoFactorEnabled {return false}
     if lhs.passwordChangedAtUnix != rhs.passwordChangedAtUnix {return false}
+    if lhs.purgeAfterUnix != rhs.purgeAfterUnix {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -48,7 +48,22 @@ public enum Moat_V1_Users {
         /// session. A used, expired or unknown token is UNAUTHENTICATED
         /// (RESET_TOKEN_INVALID).
         public static let resetPassword = MethodDescriptor(service: "moat.v1.Users", method: "ResetPassword", access: .public)
-        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, completeSignIn, signOut, changePassword, requestPasswordReset, resetPassword]
+        /// RequestDeletion schedules the session user's account for deletion.
+        /// confirmation must be exactly "DELETE" (INVALID_ARGUMENT
+        /// CONFIRMATION_REQUIRED), with the password (UNAUTHENTICATED
+        /// INVALID_CREDENTIALS, counted like sign-in failures) and a current code
+        /// when 2FA is on. The last active owner of a tenant cannot
+        /// (FAILED_PRECONDITION LAST_OWNER). Every session is revoked; sign-in
+        /// answers FAILED_PRECONDITION ACCOUNT_PENDING_DELETION with
+        /// details["purge_after_unix"] until RestoreAccount or the purge after the
+        /// grace period (30 days by default). Emits account.deletion_scheduled.
+        public static let requestDeletion = MethodDescriptor(service: "moat.v1.Users", method: "RequestDeletion", access: .user)
+        /// RestoreAccount cancels a pending deletion during the grace period:
+        /// email and password (same answers and lockout as SignIn) and a current
+        /// code when 2FA is on. Then sign in as usual. FAILED_PRECONDITION
+        /// NOT_PENDING_DELETION if nothing is scheduled. Emits account.restored.
+        public static let restoreAccount = MethodDescriptor(service: "moat.v1.Users", method: "RestoreAccount", access: .public)
+        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, completeSignIn, signOut, changePassword, requestPasswordReset, resetPassword, requestDeletion, restoreAccount]
     }
 }
 
@@ -97,6 +112,21 @@ public protocol Moat_V1_UsersService: RPCService {
     /// session. A used, expired or unknown token is UNAUTHENTICATED
     /// (RESET_TOKEN_INVALID).
     func resetPassword(request: Moat_V1_ResetPasswordRequest, context: RequestContext) async throws -> Moat_V1_ResetPasswordResponse
+    /// RequestDeletion schedules the session user's account for deletion.
+    /// confirmation must be exactly "DELETE" (INVALID_ARGUMENT
+    /// CONFIRMATION_REQUIRED), with the password (UNAUTHENTICATED
+    /// INVALID_CREDENTIALS, counted like sign-in failures) and a current code
+    /// when 2FA is on. The last active owner of a tenant cannot
+    /// (FAILED_PRECONDITION LAST_OWNER). Every session is revoked; sign-in
+    /// answers FAILED_PRECONDITION ACCOUNT_PENDING_DELETION with
+    /// details["purge_after_unix"] until RestoreAccount or the purge after the
+    /// grace period (30 days by default). Emits account.deletion_scheduled.
+    func requestDeletion(request: Moat_V1_RequestAccountDeletionRequest, context: RequestContext) async throws -> Moat_V1_User
+    /// RestoreAccount cancels a pending deletion during the grace period:
+    /// email and password (same answers and lockout as SignIn) and a current
+    /// code when 2FA is on. Then sign in as usual. FAILED_PRECONDITION
+    /// NOT_PENDING_DELETION if nothing is scheduled. Emits account.restored.
+    func restoreAccount(request: Moat_V1_RestoreAccountRequest, context: RequestContext) async throws -> Moat_V1_User
 }
 
 extension Moat_V1_UsersService {
@@ -134,6 +164,12 @@ extension Moat_V1_UsersService {
             },
             .unary(Moat_V1_Users.Method.resetPassword) { (request: Moat_V1_ResetPasswordRequest, context) in
                 try await self.resetPassword(request: request, context: context)
+            },
+            .unary(Moat_V1_Users.Method.requestDeletion) { (request: Moat_V1_RequestAccountDeletionRequest, context) in
+                try await self.requestDeletion(request: request, context: context)
+            },
+            .unary(Moat_V1_Users.Method.restoreAccount) { (request: Moat_V1_RestoreAccountRequest, context) in
+                try await self.restoreAccount(request: request, context: context)
             },
         ]
     }
@@ -207,6 +243,25 @@ public struct Moat_V1_UsersClient: Sendable {
     /// (RESET_TOKEN_INVALID).
     public func resetPassword(_ request: Moat_V1_ResetPasswordRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_ResetPasswordResponse {
         try await transport.unary(Moat_V1_Users.Method.resetPassword, request: request, options: options)
+    }
+    /// RequestDeletion schedules the session user's account for deletion.
+    /// confirmation must be exactly "DELETE" (INVALID_ARGUMENT
+    /// CONFIRMATION_REQUIRED), with the password (UNAUTHENTICATED
+    /// INVALID_CREDENTIALS, counted like sign-in failures) and a current code
+    /// when 2FA is on. The last active owner of a tenant cannot
+    /// (FAILED_PRECONDITION LAST_OWNER). Every session is revoked; sign-in
+    /// answers FAILED_PRECONDITION ACCOUNT_PENDING_DELETION with
+    /// details["purge_after_unix"] until RestoreAccount or the purge after the
+    /// grace period (30 days by default). Emits account.deletion_scheduled.
+    public func requestDeletion(_ request: Moat_V1_RequestAccountDeletionRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_User {
+        try await transport.unary(Moat_V1_Users.Method.requestDeletion, request: request, options: options)
+    }
+    /// RestoreAccount cancels a pending deletion during the grace period:
+    /// email and password (same answers and lockout as SignIn) and a current
+    /// code when 2FA is on. Then sign in as usual. FAILED_PRECONDITION
+    /// NOT_PENDING_DELETION if nothing is scheduled. Emits account.restored.
+    public func restoreAccount(_ request: Moat_V1_RestoreAccountRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_User {
+        try await transport.unary(Moat_V1_Users.Method.restoreAccount, request: request, options: options)
     }
 }
 

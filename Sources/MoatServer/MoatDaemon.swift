@@ -121,6 +121,11 @@ public final class MoatDaemon: Sendable {
                         service: SessionMaintenance(
                             accounts: accounts, settings: configuration.sessions, logger: logger),
                         successTerminationBehavior: .ignore),
+                    .init(
+                        service: PurgeJob(
+                            accounts: accounts, intervalSeconds: configuration.accounts.purgeIntervalSeconds,
+                            logger: logger),
+                        successTerminationBehavior: .ignore),
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],

@@ -20,6 +20,7 @@ struct Moatctl: AsyncParsableCommand {
             ResetCommand.self,
             SessionsCommand.self,
             TwoFactorCommand.self,
+            AccountCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

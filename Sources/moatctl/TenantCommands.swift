@@ -7,9 +7,10 @@ import MoatClient
 struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
-        abstract: "Create, show and list tenants, and set their policy (administrator).",
+        abstract: "Create, show, list and delete tenants, and set their policy (administrator).",
         subcommands: [
             TenantCreateCommand.self, TenantGetCommand.self, TenantListCommand.self, TenantPolicyCommand.self,
+            TenantDeleteCommand.self, TenantRestoreCommand.self,
         ])
 }
 
@@ -204,6 +205,7 @@ func tenantFields(_ tenant: Moat_V1_Tenant) -> [(String, String)] {
         ("slug", tenant.slug),
         ("name", tenant.name),
         ("created", formatTime(tenant.createdAtUnix)),
+        ("status", tenant.pendingDeletion ? "pending deletion, purged \(formatTime(tenant.purgeAfterUnix))" : "active"),
     ]
 }
 

@@ -194,5 +194,5 @@ func userFields(_ user: Moat_V1_User) -> [(String, String)] {
         ("created", formatTime(user.createdAtUnix)),
         ("password-changed", formatTime(user.passwordChangedAtUnix)),
         ("tenant", user.tenantID),
-    ]
+    ] + (user.purgeAfterUnix != 0 ? [("purged", formatTime(user.purgeAfterUnix))] : [])
 }

@@ -22,6 +22,15 @@ public enum DomainEvent: Sendable, Equatable, Codable {
     case twoFactorRecoveryCodesRegenerated(userID: UserID, email: String)
     /// A recovery code completed a sign-in; `remaining` are left.
     case twoFactorRecoveryCodeUsed(userID: UserID, email: String, remaining: Int)
+    /// The user asked to delete their account; final at `purgeAfter`.
+    case accountDeletionScheduled(userID: UserID, email: String, purgeAfter: Timestamp)
+    case accountRestored(userID: UserID, email: String)
+    /// The account's rows are gone; downstream services delete theirs.
+    case accountPurged(userID: UserID, tenantID: TenantID, email: String)
+    case tenantDeletionScheduled(tenantID: TenantID, slug: String, name: String, purgeAfter: Timestamp)
+    case tenantDeletionCancelled(tenantID: TenantID, slug: String, name: String)
+    /// The tenant and everything in it are gone.
+    case tenantPurged(tenantID: TenantID, slug: String, name: String, users: Int)
 
     /// The event type, e.g. `password.changed`.
     public var type: String {
@@ -40,18 +49,29 @@ public enum DomainEvent: Sendable, Equatable, Codable {
         case .twoFactorDisabled: "two_factor.disabled"
         case .twoFactorRecoveryCodesRegenerated: "two_factor.recovery_codes_regenerated"
         case .twoFactorRecoveryCodeUsed: "two_factor.recovery_code_used"
+        case .accountDeletionScheduled: "account.deletion_scheduled"
+        case .accountRestored: "account.restored"
+        case .accountPurged: "account.purged"
+        case .tenantDeletionScheduled: "tenant.deletion_scheduled"
+        case .tenantDeletionCancelled: "tenant.deletion_cancelled"
+        case .tenantPurged: "tenant.purged"
         }
     }
 
     /// What the event is about: a user or tenant id.
     public var subject: String {
         switch self {
-        case .tenantCreated(let tenantID, _, _, _, _), .tenantPolicyUpdated(let tenantID): tenantID.rawValue
+        case .tenantCreated(let tenantID, _, _, _, _), .tenantPolicyUpdated(let tenantID),
+            .tenantDeletionScheduled(let tenantID, _, _, _), .tenantDeletionCancelled(let tenantID, _, _),
+            .tenantPurged(let tenantID, _, _, _):
+            tenantID.rawValue
         case .userCreated(let userID, _, _), .userDisabled(let userID, _), .userEnabled(let userID, _),
             .passwordChanged(let userID, _, _, _, _), .passwordResetRequested(let userID, _, _, _, _, _),
             .passwordReset(let userID, _, _), .sessionRevoked(_, let userID, _),
             .twoFactorEnabled(let userID, _, _), .twoFactorDisabled(let userID, _, _),
-            .twoFactorRecoveryCodesRegenerated(let userID, _), .twoFactorRecoveryCodeUsed(let userID, _, _):
+            .twoFactorRecoveryCodesRegenerated(let userID, _), .twoFactorRecoveryCodeUsed(let userID, _, _),
+            .accountDeletionScheduled(let userID, _, _), .accountRestored(let userID, _),
+            .accountPurged(let userID, _, _):
             userID.rawValue
         case .passwordResetUnknownEmail(let email, _): email
         }
@@ -107,6 +127,8 @@ public enum SecurityEventKind: String, Sendable, Equatable, Codable, CaseIterabl
     case twoFactorFailed = "two_factor.failed"
     /// Too many wrong codes: the second factor waits.
     case twoFactorLocked = "two_factor.locked"
+    case accountDeletionRequested = "account.deletion_requested"
+    case accountRestored = "account.restored"
 }
 
 /// One line of a user's security log.

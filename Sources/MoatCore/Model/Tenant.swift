@@ -52,6 +52,14 @@ public struct TenantPolicy: Sendable, Equatable, Codable {
     }
 }
 
+/// A tenant's state.
+public enum TenantStatus: String, Sendable, Equatable, Codable {
+    case active
+    /// Deletion requested: nobody signs in; purged after `purgeAfter`
+    /// unless cancelled.
+    case pendingDeletion = "pending_deletion"
+}
+
 /// A tenant.
 public struct Tenant: Sendable, Equatable {
     public var id: TenantID
@@ -60,12 +68,20 @@ public struct Tenant: Sendable, Equatable {
     public var name: String
     public var policy: TenantPolicy
     public var createdAt: Timestamp
+    public var status: TenantStatus
+    /// When a pending deletion becomes final; nil unless pending deletion.
+    public var purgeAfter: Timestamp?
 
-    public init(id: TenantID, slug: String, name: String, policy: TenantPolicy, createdAt: Timestamp) {
+    public init(
+        id: TenantID, slug: String, name: String, policy: TenantPolicy, createdAt: Timestamp,
+        status: TenantStatus = .active, purgeAfter: Timestamp? = nil
+    ) {
         self.id = id
         self.slug = slug
         self.name = name
         self.policy = policy
         self.createdAt = createdAt
+        self.status = status
+        self.purgeAfter = purgeAfter
     }
 }

@@ -38,12 +38,16 @@ public struct User: Sendable, Equatable {
     /// No sign-in is checked before this time.
     public var lockedUntil: Timestamp?
     public var twoFactorEnabled: Bool
+    /// When a pending deletion becomes final; nil unless pending deletion.
+    public var purgeAfter: Timestamp?
 
     public init(
         id: UserID, tenantID: TenantID, email: String, passwordHash: String, role: TenantRole,
         status: UserStatus = .active, createdAt: Timestamp, passwordChangedAt: Timestamp? = nil,
-        failedSignIns: Int = 0, lockedUntil: Timestamp? = nil, twoFactorEnabled: Bool = false
+        failedSignIns: Int = 0, lockedUntil: Timestamp? = nil, twoFactorEnabled: Bool = false,
+        purgeAfter: Timestamp? = nil
     ) {
+        self.purgeAfter = purgeAfter
         self.id = id
         self.tenantID = tenantID
         self.email = email

@@ -17,6 +17,7 @@ extension AccountService {
         -> User
     {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
+        if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
         guard role <= actor.role else {
             throw DomainError(.permissionDenied, "ROLE_REQUIRED", "only an owner may create an owner")
         }
@@ -153,35 +154,14 @@ extension AccountService {
     private func checkedSignIn(tenant: Tenant, email: String, secret: [UInt8], client: ClientDetails) async throws
         -> SignInOutcome
     {
-        let start = clock.now()
-        let user = try await store.read { try $0.user(tenant: tenant.id, email: email) }
-
-        guard let user else {
-            let lockout = unknownEmails.lockout(tenant: tenant.id, email: email)
-            if let wait = lockout.retryAfter(at: start) { throw Lockout.lockedError(retryAfter: wait) }
-            _ = try await hasher.verifyDecoy(secret)
-            unknownEmails.record(tenant: tenant.id, email: email, lockout.failed(at: clock.now(), policy: tenant.policy))
-            throw DomainError.invalidCredentials
-        }
-
-        // While locked nothing is checked and nothing is written (the
-        // failure that locked it is in the security log already), so locked
-        // attempts cost an attacker nothing and us nothing.
-        if let wait = Lockout(failures: user.failedSignIns, lockedUntil: user.lockedUntil).retryAfter(at: start) {
-            throw Lockout.lockedError(retryAfter: wait)
-        }
-
-        guard try await hasher.verify(secret, against: user.passwordHash) else {
-            try await recordFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password")
-            throw DomainError.invalidCredentials
-        }
-
+        let user = try await checkPassword(tenant: tenant, email: email, secret: secret, client: client)
+        if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
         switch user.status {
         case .active: break
         case .disabled:
             throw DomainError(.failedPrecondition, "ACCOUNT_DISABLED", "the account is disabled")
         case .pendingDeletion:
-            throw DomainError(.failedPrecondition, "ACCOUNT_PENDING_DELETION", "the account is scheduled for deletion")
+            throw DomainError.accountPendingDeletion(purgeAfter: user.purgeAfter ?? clock.now())
         }
 
         // Parameters changed since this hash was made: store a new one.
@@ -220,6 +200,36 @@ extension AccountService {
             return current
         }
         return .signedIn(SignInResult(token: token, session: session, user: signedIn))
+    }
+
+    /// The user behind an email and password, through the lockout: unknown
+    /// email and wrong password are the same UNAUTHENTICATED
+    /// (`INVALID_CREDENTIALS`) after the same Argon2id work. Callers hold
+    /// the sign-in queue of the email.
+    func checkPassword(tenant: Tenant, email: String, secret: [UInt8], client: ClientDetails) async throws -> User {
+        let start = clock.now()
+        let user = try await store.read { try $0.user(tenant: tenant.id, email: email) }
+
+        guard let user else {
+            let lockout = unknownEmails.lockout(tenant: tenant.id, email: email)
+            if let wait = lockout.retryAfter(at: start) { throw Lockout.lockedError(retryAfter: wait) }
+            _ = try await hasher.verifyDecoy(secret)
+            unknownEmails.record(tenant: tenant.id, email: email, lockout.failed(at: clock.now(), policy: tenant.policy))
+            throw DomainError.invalidCredentials
+        }
+
+        // While locked nothing is checked and nothing is written (the
+        // failure that locked it is in the security log already), so locked
+        // attempts cost an attacker nothing and us nothing.
+        if let wait = Lockout(failures: user.failedSignIns, lockedUntil: user.lockedUntil).retryAfter(at: start) {
+            throw Lockout.lockedError(retryAfter: wait)
+        }
+
+        guard try await hasher.verify(secret, against: user.passwordHash) else {
+            try await recordFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password")
+            throw DomainError.invalidCredentials
+        }
+        return user
     }
 
     /// Counts a wrong password toward the account's lockout and logs it.

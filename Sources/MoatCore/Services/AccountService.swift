@@ -49,6 +49,12 @@ public struct AccountConfiguration: Sendable, Equatable {
     public var unknownEmailThrottleEntries = 100_000
     /// Two-factor settings.
     public var twoFactor = TwoFactorSettings()
+    /// How long a deleted account or tenant can be restored before it is
+    /// purged. Default 30 days.
+    public var deletionGraceSeconds: Int64 = 30 * 86400
+    /// How often the daemon's purge job looks for deletions whose grace
+    /// period ended. Default 1 hour.
+    public var purgeIntervalSeconds: Int64 = 3600
 
     public init() {}
 }

@@ -158,6 +158,12 @@ public enum ConfigurationLoader {
             if let value = try accounts.int("reset_token_lifetime_seconds", in: 60...86400) {
                 configuration.accounts.resetTokenLifetimeSeconds = Int64(value)
             }
+            if let value = try accounts.int("deletion_grace_days", in: 1...365) {
+                configuration.accounts.deletionGraceSeconds = Int64(value) * 86400
+            }
+            if let value = try accounts.int("purge_interval_seconds", in: 10...86400) {
+                configuration.accounts.purgeIntervalSeconds = Int64(value)
+            }
             try accounts.finish()
         }
 
@@ -269,6 +275,8 @@ public enum ConfigurationLoader {
 
             [accounts]
             reset_token_lifetime_seconds = \(configuration.accounts.resetTokenLifetimeSeconds)
+            deletion_grace_days = \(configuration.accounts.deletionGraceSeconds / 86400)
+            purge_interval_seconds = \(configuration.accounts.purgeIntervalSeconds)
 
             [sessions]
             cache_entries = \(configuration.sessions.cacheEntries)

@@ -24,6 +24,8 @@ extension Moat_V1_Tenant {
         name = tenant.name
         policy = Moat_V1_TenantPolicy(tenant.policy)
         createdAtUnix = tenant.createdAt.seconds
+        pendingDeletion = tenant.status == .pendingDeletion
+        purgeAfterUnix = tenant.purgeAfter?.seconds ?? 0
     }
 }
 
@@ -63,6 +65,7 @@ extension Moat_V1_User {
         createdAtUnix = user.createdAt.seconds
         twoFactorEnabled = user.twoFactorEnabled
         passwordChangedAtUnix = user.passwordChangedAt.seconds
+        purgeAfterUnix = user.purgeAfter?.seconds ?? 0
     }
 }
 

@@ -87,7 +87,51 @@ public struct ProtobufEventEncoder: EventEncoder {
                 $0.email = email
                 $0.remaining = UInt32(clamping: remaining)
             }
+        case .accountDeletionScheduled(let userID, let email, let purgeAfter):
+            message = Moat_V1_AccountDeletionScheduled.with {
+                $0.userID = userID.rawValue
+                $0.email = email
+                $0.purgeAfterUnix = purgeAfter.seconds
+            }
+        case .accountRestored(let userID, let email):
+            message = Moat_V1_AccountRestored.with {
+                $0.userID = userID.rawValue
+                $0.email = email
+            }
+        case .accountPurged(let userID, let tenantID, let email):
+            message = Moat_V1_AccountPurged.with {
+                $0.userID = userID.rawValue
+                $0.tenantID = tenantID.rawValue
+                $0.email = email
+                $0.delete = Self.purgeTargets
+            }
+        case .tenantDeletionScheduled(let tenantID, let slug, let name, let purgeAfter):
+            message = Moat_V1_TenantDeletionScheduled.with {
+                $0.tenantID = tenantID.rawValue
+                $0.slug = slug
+                $0.name = name
+                $0.purgeAfterUnix = purgeAfter.seconds
+            }
+        case .tenantDeletionCancelled(let tenantID, let slug, let name):
+            message = Moat_V1_TenantDeletionCancelled.with {
+                $0.tenantID = tenantID.rawValue
+                $0.slug = slug
+                $0.name = name
+            }
+        case .tenantPurged(let tenantID, let slug, let name, let users):
+            message = Moat_V1_TenantPurged.with {
+                $0.tenantID = tenantID.rawValue
+                $0.slug = slug
+                $0.name = name
+                $0.users = UInt32(clamping: users)
+                $0.delete = Self.purgeTargets
+            }
         }
         return (try? message.serializedBytes()) ?? []
     }
+
+    /// Everything downstream holds for an account or tenant.
+    static let purgeTargets: [Moat_V1_PurgeTarget] = [
+        .businessData, .callRecordingsAndTranscripts, .receptionistConfiguration, .phoneNumber, .billingSubscription,
+    ]
 }

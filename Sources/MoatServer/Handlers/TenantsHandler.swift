@@ -63,4 +63,23 @@ struct TenantsHandler: Moat_V1_TenantsService {
             return Moat_V1_TenantPolicy(policy)
         }
     }
+
+    func requestDeletion(request: Moat_V1_RequestTenantDeletionRequest, context: RequestContext) async throws
+        -> Moat_V1_Tenant
+    {
+        try await translatingErrors {
+            Moat_V1_Tenant(
+                try await accounts.requestTenantDeletion(
+                    tenant: request.tenant.isEmpty ? context.tenant : request.tenant, confirmation: request.confirmation))
+        }
+    }
+
+    func cancelDeletion(request: Moat_V1_CancelTenantDeletionRequest, context: RequestContext) async throws
+        -> Moat_V1_Tenant
+    {
+        try await translatingErrors {
+            Moat_V1_Tenant(
+                try await accounts.cancelTenantDeletion(tenant: request.tenant.isEmpty ? context.tenant : request.tenant))
+        }
+    }
 }

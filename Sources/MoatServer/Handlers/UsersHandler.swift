@@ -143,4 +143,25 @@ struct UsersHandler: Moat_V1_UsersService {
             return .with { $0.revokedSessions = UInt32(clamping: revoked) }
         }
     }
+
+    func requestDeletion(request: Moat_V1_RequestAccountDeletionRequest, context: RequestContext) async throws
+        -> Moat_V1_User
+    {
+        try await translatingErrors {
+            Moat_V1_User(
+                try await accounts.requestAccountDeletion(
+                    tenant: try await accounts.tenant(context), token: context.authorization,
+                    confirmation: request.confirmation, password: request.password, code: request.code,
+                    client: context.clientDetails))
+        }
+    }
+
+    func restoreAccount(request: Moat_V1_RestoreAccountRequest, context: RequestContext) async throws -> Moat_V1_User {
+        try await translatingErrors {
+            Moat_V1_User(
+                try await accounts.restoreAccount(
+                    tenant: try await accounts.tenant(context), email: request.email, password: request.password,
+                    code: request.code, client: ClientDetails(request.client, metadata: context.metadata)))
+        }
+    }
 }

@@ -19,7 +19,7 @@
 ///   group-commit batch at COMMIT.
 public enum AccountSchema {
     /// Every migration of the account store, in version order.
-    public static let migrations: [Migration] = [version1, version2]
+    public static let migrations: [Migration] = [version1, version2, version5]
 
     /// The tables the migrations create (the migrator adds
     /// `schema_migrations`; SQLite adds `sqlite_sequence` for the

@@ -124,62 +124,62 @@ struct SQLiteAccountReader: SQLiteAccountReading {
 
 extension SQLiteAccountReading {
     func tenant(id: TenantID) throws -> Tenant? {
-        try db.queryFirst("SELECT \(Columns.tenant) FROM tenants WHERE id = ?", [id.rawValue], RowDecoder.tenant)
+        try db.queryFirst("SELECT \(AccountColumns.tenant) FROM tenants WHERE id = ?", [id.rawValue], RowDecoder.tenant)
     }
 
     func tenant(slug: String) throws -> Tenant? {
-        try db.queryFirst("SELECT \(Columns.tenant) FROM tenants WHERE slug = ?", [slug], RowDecoder.tenant)
+        try db.queryFirst("SELECT \(AccountColumns.tenant) FROM tenants WHERE slug = ?", [slug], RowDecoder.tenant)
     }
 
     func tenants(afterSlug: String?, limit: Int) throws -> [Tenant] {
         if let afterSlug {
             return try db.query(
-                "SELECT \(Columns.tenant) FROM tenants WHERE slug > ? ORDER BY slug LIMIT ?",
+                "SELECT \(AccountColumns.tenant) FROM tenants WHERE slug > ? ORDER BY slug LIMIT ?",
                 [afterSlug, Self.clamp(limit)], RowDecoder.tenant)
         }
         return try db.query(
-            "SELECT \(Columns.tenant) FROM tenants ORDER BY slug LIMIT ?", [Self.clamp(limit)], RowDecoder.tenant)
+            "SELECT \(AccountColumns.tenant) FROM tenants ORDER BY slug LIMIT ?", [Self.clamp(limit)], RowDecoder.tenant)
     }
 
     func user(tenant: TenantID, id: UserID) throws -> User? {
         try db.queryFirst(
-            "SELECT \(Columns.user) FROM users WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue],
+            "SELECT \(AccountColumns.user) FROM users WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue],
             RowDecoder.user)
     }
 
     func user(tenant: TenantID, email: String) throws -> User? {
         try db.queryFirst(
-            "SELECT \(Columns.user) FROM users WHERE tenant_id = ? AND email = ?", [tenant.rawValue, email],
+            "SELECT \(AccountColumns.user) FROM users WHERE tenant_id = ? AND email = ?", [tenant.rawValue, email],
             RowDecoder.user)
     }
 
     func users(tenant: TenantID, afterEmail: String?, limit: Int) throws -> [User] {
         if let afterEmail {
             return try db.query(
-                "SELECT \(Columns.user) FROM users WHERE tenant_id = ? AND email > ? ORDER BY email LIMIT ?",
+                "SELECT \(AccountColumns.user) FROM users WHERE tenant_id = ? AND email > ? ORDER BY email LIMIT ?",
                 [tenant.rawValue, afterEmail, Self.clamp(limit)], RowDecoder.user)
         }
         return try db.query(
-            "SELECT \(Columns.user) FROM users WHERE tenant_id = ? ORDER BY email LIMIT ?",
+            "SELECT \(AccountColumns.user) FROM users WHERE tenant_id = ? ORDER BY email LIMIT ?",
             [tenant.rawValue, Self.clamp(limit)], RowDecoder.user)
     }
 
     func session(tenant: TenantID, tokenHash: [UInt8]) throws -> Session? {
         try db.queryFirst(
-            "SELECT \(Columns.session) FROM sessions WHERE tenant_id = ? AND token_hash = ?",
+            "SELECT \(AccountColumns.session) FROM sessions WHERE tenant_id = ? AND token_hash = ?",
             [tenant.rawValue, tokenHash], RowDecoder.session)
     }
 
     func session(tenant: TenantID, id: SessionID) throws -> Session? {
         try db.queryFirst(
-            "SELECT \(Columns.session) FROM sessions WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue],
+            "SELECT \(AccountColumns.session) FROM sessions WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue],
             RowDecoder.session)
     }
 
     func sessions(tenant: TenantID, user: UserID) throws -> [Session] {
         try db.query(
             """
-            SELECT \(Columns.session) FROM sessions
+            SELECT \(AccountColumns.session) FROM sessions
             WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL
             ORDER BY created_at, id
             """,
@@ -188,7 +188,7 @@ extension SQLiteAccountReading {
 
     func passwordReset(tenant: TenantID, tokenHash: [UInt8]) throws -> PasswordResetToken? {
         try db.queryFirst(
-            "SELECT \(Columns.reset) FROM password_resets WHERE tenant_id = ? AND token_hash = ?",
+            "SELECT \(AccountColumns.reset) FROM password_resets WHERE tenant_id = ? AND token_hash = ?",
             [tenant.rawValue, tokenHash], RowDecoder.reset)
     }
 
@@ -196,7 +196,7 @@ extension SQLiteAccountReading {
     /// the protocol takes no tenant here, and each record carries its own.
     func events(after sequence: Int64, limit: Int) throws -> [EventRecord] {
         try db.query(
-            "SELECT \(Columns.event) FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
+            "SELECT \(AccountColumns.event) FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
             [sequence, Self.clamp(limit)], RowDecoder.event)
     }
 
@@ -204,13 +204,13 @@ extension SQLiteAccountReading {
         if let beforeID {
             return try db.query(
                 """
-                SELECT \(Columns.logEntry) FROM security_log
+                SELECT \(AccountColumns.logEntry) FROM security_log
                 WHERE tenant_id = ? AND user_id = ? AND id < ? ORDER BY id DESC LIMIT ?
                 """,
                 [tenant.rawValue, user.rawValue, beforeID, Self.clamp(limit)], RowDecoder.logEntry)
         }
         return try db.query(
-            "SELECT \(Columns.logEntry) FROM security_log WHERE tenant_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            "SELECT \(AccountColumns.logEntry) FROM security_log WHERE tenant_id = ? AND user_id = ? ORDER BY id DESC LIMIT ?",
             [tenant.rawValue, user.rawValue, Self.clamp(limit)], RowDecoder.logEntry)
     }
 
@@ -229,9 +229,10 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
         do {
             var bindings: [any SQLiteBindable] = [tenant.id.rawValue, tenant.slug, tenant.name]
             bindings += Self.policyBindings(tenant.policy)
-            bindings.append(tenant.createdAt.milliseconds)
+            bindings += [tenant.createdAt.milliseconds, tenant.status.rawValue, tenant.purgeAfter?.milliseconds]
+                as [any SQLiteBindable]
             try db.execute(
-                "INSERT INTO tenants (\(Columns.tenant)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", bindings)
+                "INSERT INTO tenants (\(AccountColumns.tenant)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", bindings)
         } catch let error as StoreError where error.isUniqueViolation {
             if try slugExists(tenant.slug, except: nil) { throw DomainError.slugTaken }
             throw error
@@ -241,14 +242,16 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     func update(_ tenant: Tenant) throws {
         var bindings: [any SQLiteBindable] = [tenant.slug, tenant.name]
         bindings += Self.policyBindings(tenant.policy)
-        bindings += [tenant.createdAt.milliseconds, tenant.id.rawValue] as [any SQLiteBindable]
+        bindings += [
+            tenant.createdAt.milliseconds, tenant.status.rawValue, tenant.purgeAfter?.milliseconds, tenant.id.rawValue,
+        ] as [any SQLiteBindable]
         do {
             try db.execute(
                 """
                 UPDATE tenants SET slug = ?, name = ?, min_password_length = ?, session_idle_timeout_seconds = ?,
                     session_absolute_lifetime_seconds = ?, require_two_factor = ?, lockout_threshold = ?,
                     lockout_base_delay_seconds = ?, lockout_max_delay_seconds = ?, max_sessions_per_user = ?,
-                    created_at = ?
+                    created_at = ?, status = ?, purge_after = ?
                 WHERE id = ?
                 """,
                 bindings)
@@ -261,11 +264,12 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     func insert(_ user: User) throws {
         do {
             try db.execute(
-                "INSERT INTO users (\(Columns.user)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO users (\(AccountColumns.user)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     user.id.rawValue, user.tenantID.rawValue, user.email, user.passwordHash, user.role.rawValue,
                     user.status.rawValue, user.createdAt.milliseconds, user.passwordChangedAt.milliseconds,
                     user.failedSignIns, user.lockedUntil?.milliseconds, user.twoFactorEnabled,
+                    user.purgeAfter?.milliseconds,
                 ])
         } catch let error as StoreError where error.isUniqueViolation {
             if try emailExists(tenant: user.tenantID, email: user.email, except: nil) { throw DomainError.emailTaken }
@@ -278,13 +282,15 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
             try db.execute(
                 """
                 UPDATE users SET email = ?, password_hash = ?, role = ?, status = ?, created_at = ?,
-                    password_changed_at = ?, failed_sign_ins = ?, locked_until = ?, two_factor_enabled = ?
+                    password_changed_at = ?, failed_sign_ins = ?, locked_until = ?, two_factor_enabled = ?,
+                    purge_after = ?
                 WHERE tenant_id = ? AND id = ?
                 """,
                 [
                     user.email, user.passwordHash, user.role.rawValue, user.status.rawValue,
                     user.createdAt.milliseconds, user.passwordChangedAt.milliseconds, user.failedSignIns,
-                    user.lockedUntil?.milliseconds, user.twoFactorEnabled, user.tenantID.rawValue, user.id.rawValue,
+                    user.lockedUntil?.milliseconds, user.twoFactorEnabled, user.purgeAfter?.milliseconds,
+                    user.tenantID.rawValue, user.id.rawValue,
                 ])
         } catch let error as StoreError where error.isUniqueViolation {
             if try emailExists(tenant: user.tenantID, email: user.email, except: user.id) {
@@ -296,7 +302,7 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
 
     func insert(_ session: Session) throws {
         try db.execute(
-            "INSERT INTO sessions (\(Columns.session)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (\(AccountColumns.session)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 session.id.rawValue, session.tenantID.rawValue, session.userID.rawValue, session.tokenHash,
                 session.client.userAgent, session.client.ip, session.client.location, session.client.deviceName,
@@ -333,7 +339,7 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
 
     func insert(_ reset: PasswordResetToken) throws {
         try db.execute(
-            "INSERT INTO password_resets (\(Columns.reset)) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO password_resets (\(AccountColumns.reset)) VALUES (?, ?, ?, ?, ?, ?)",
             [
                 reset.tokenHash, reset.tenantID.rawValue, reset.userID.rawValue, reset.createdAt.milliseconds,
                 reset.expiresAt.milliseconds, reset.usedAt?.milliseconds,
@@ -346,7 +352,7 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
             """
             UPDATE password_resets SET used_at = ?
             WHERE tenant_id = ? AND token_hash = ? AND used_at IS NULL AND expires_at > ?
-            RETURNING \(Columns.reset)
+            RETURNING \(AccountColumns.reset)
             """,
             [at.milliseconds, tenant.rawValue, tokenHash, at.milliseconds], RowDecoder.reset)
     }
@@ -400,15 +406,15 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
 // MARK: - Rows
 
 /// The column lists, in the order the INSERTs bind them.
-private enum Columns {
+enum AccountColumns {
     static let tenant = """
         id, slug, name, min_password_length, session_idle_timeout_seconds, session_absolute_lifetime_seconds, \
         require_two_factor, lockout_threshold, lockout_base_delay_seconds, lockout_max_delay_seconds, \
-        max_sessions_per_user, created_at
+        max_sessions_per_user, created_at, status, purge_after
         """
     static let user = """
         id, tenant_id, email, password_hash, role, status, created_at, password_changed_at, failed_sign_ins, \
-        locked_until, two_factor_enabled
+        locked_until, two_factor_enabled, purge_after
         """
     static let session = """
         id, tenant_id, user_id, token_hash, user_agent, ip, location, device_name, created_at, last_active_at, \
@@ -434,7 +440,9 @@ enum RowDecoder {
         policy.maxSessionsPerUser = try row.int("max_sessions_per_user")
         return Tenant(
             id: try id(TenantID.self, row, "id", table: "tenants"), slug: try row.string("slug"),
-            name: try row.string("name"), policy: policy, createdAt: try timestamp(row, "created_at"))
+            name: try row.string("name"), policy: policy, createdAt: try timestamp(row, "created_at"),
+            status: try enumeration(TenantStatus.self, row, "status", table: "tenants"),
+            purgeAfter: try optionalTimestamp(row, "purge_after"))
     }
 
     static func user(_ row: Row) throws -> User {
@@ -446,7 +454,7 @@ enum RowDecoder {
             status: try enumeration(UserStatus.self, row, "status", table: "users"),
             createdAt: try timestamp(row, "created_at"), passwordChangedAt: try timestamp(row, "password_changed_at"),
             failedSignIns: try row.int("failed_sign_ins"), lockedUntil: try optionalTimestamp(row, "locked_until"),
-            twoFactorEnabled: try row.bool("two_factor_enabled"))
+            twoFactorEnabled: try row.bool("two_factor_enabled"), purgeAfter: try optionalTimestamp(row, "purge_after"))
     }
 
     static func session(_ row: Row) throws -> Session {

@@ -592,6 +592,276 @@ void   moat__v1__two_factor_recovery_code_used__free_unpacked
   assert(message->base.descriptor == &moat__v1__two_factor_recovery_code_used__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   moat__v1__account_deletion_scheduled__init
+                     (Moat__V1__AccountDeletionScheduled         *message)
+{
+  static const Moat__V1__AccountDeletionScheduled init_value = MOAT__V1__ACCOUNT_DELETION_SCHEDULED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__account_deletion_scheduled__get_packed_size
+                     (const Moat__V1__AccountDeletionScheduled *message)
+{
+  assert(message->base.descriptor == &moat__v1__account_deletion_scheduled__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__account_deletion_scheduled__pack
+                     (const Moat__V1__AccountDeletionScheduled *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__account_deletion_scheduled__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__account_deletion_scheduled__pack_to_buffer
+                     (const Moat__V1__AccountDeletionScheduled *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__account_deletion_scheduled__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__AccountDeletionScheduled *
+       moat__v1__account_deletion_scheduled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__AccountDeletionScheduled *)
+     protobuf_c_message_unpack (&moat__v1__account_deletion_scheduled__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__account_deletion_scheduled__free_unpacked
+                     (Moat__V1__AccountDeletionScheduled *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__account_deletion_scheduled__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__account_restored__init
+                     (Moat__V1__AccountRestored         *message)
+{
+  static const Moat__V1__AccountRestored init_value = MOAT__V1__ACCOUNT_RESTORED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__account_restored__get_packed_size
+                     (const Moat__V1__AccountRestored *message)
+{
+  assert(message->base.descriptor == &moat__v1__account_restored__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__account_restored__pack
+                     (const Moat__V1__AccountRestored *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__account_restored__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__account_restored__pack_to_buffer
+                     (const Moat__V1__AccountRestored *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__account_restored__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__AccountRestored *
+       moat__v1__account_restored__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__AccountRestored *)
+     protobuf_c_message_unpack (&moat__v1__account_restored__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__account_restored__free_unpacked
+                     (Moat__V1__AccountRestored *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__account_restored__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__account_purged__init
+                     (Moat__V1__AccountPurged         *message)
+{
+  static const Moat__V1__AccountPurged init_value = MOAT__V1__ACCOUNT_PURGED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__account_purged__get_packed_size
+                     (const Moat__V1__AccountPurged *message)
+{
+  assert(message->base.descriptor == &moat__v1__account_purged__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__account_purged__pack
+                     (const Moat__V1__AccountPurged *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__account_purged__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__account_purged__pack_to_buffer
+                     (const Moat__V1__AccountPurged *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__account_purged__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__AccountPurged *
+       moat__v1__account_purged__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__AccountPurged *)
+     protobuf_c_message_unpack (&moat__v1__account_purged__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__account_purged__free_unpacked
+                     (Moat__V1__AccountPurged *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__account_purged__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__tenant_deletion_scheduled__init
+                     (Moat__V1__TenantDeletionScheduled         *message)
+{
+  static const Moat__V1__TenantDeletionScheduled init_value = MOAT__V1__TENANT_DELETION_SCHEDULED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__tenant_deletion_scheduled__get_packed_size
+                     (const Moat__V1__TenantDeletionScheduled *message)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_scheduled__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__tenant_deletion_scheduled__pack
+                     (const Moat__V1__TenantDeletionScheduled *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_scheduled__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__tenant_deletion_scheduled__pack_to_buffer
+                     (const Moat__V1__TenantDeletionScheduled *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_scheduled__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TenantDeletionScheduled *
+       moat__v1__tenant_deletion_scheduled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TenantDeletionScheduled *)
+     protobuf_c_message_unpack (&moat__v1__tenant_deletion_scheduled__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__tenant_deletion_scheduled__free_unpacked
+                     (Moat__V1__TenantDeletionScheduled *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_scheduled__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__tenant_deletion_cancelled__init
+                     (Moat__V1__TenantDeletionCancelled         *message)
+{
+  static const Moat__V1__TenantDeletionCancelled init_value = MOAT__V1__TENANT_DELETION_CANCELLED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__tenant_deletion_cancelled__get_packed_size
+                     (const Moat__V1__TenantDeletionCancelled *message)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_cancelled__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__tenant_deletion_cancelled__pack
+                     (const Moat__V1__TenantDeletionCancelled *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_cancelled__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__tenant_deletion_cancelled__pack_to_buffer
+                     (const Moat__V1__TenantDeletionCancelled *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_cancelled__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TenantDeletionCancelled *
+       moat__v1__tenant_deletion_cancelled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TenantDeletionCancelled *)
+     protobuf_c_message_unpack (&moat__v1__tenant_deletion_cancelled__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__tenant_deletion_cancelled__free_unpacked
+                     (Moat__V1__TenantDeletionCancelled *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__tenant_deletion_cancelled__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__tenant_purged__init
+                     (Moat__V1__TenantPurged         *message)
+{
+  static const Moat__V1__TenantPurged init_value = MOAT__V1__TENANT_PURGED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__tenant_purged__get_packed_size
+                     (const Moat__V1__TenantPurged *message)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_purged__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__tenant_purged__pack
+                     (const Moat__V1__TenantPurged *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_purged__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__tenant_purged__pack_to_buffer
+                     (const Moat__V1__TenantPurged *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__tenant_purged__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TenantPurged *
+       moat__v1__tenant_purged__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TenantPurged *)
+     protobuf_c_message_unpack (&moat__v1__tenant_purged__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__tenant_purged__free_unpacked
+                     (Moat__V1__TenantPurged *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__tenant_purged__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor moat__v1__tenant_created__field_descriptors[5] =
 {
   {
@@ -1449,4 +1719,463 @@ const ProtobufCMessageDescriptor moat__v1__two_factor_recovery_code_used__descri
   1,  moat__v1__two_factor_recovery_code_used__number_ranges,
   (ProtobufCMessageInit) moat__v1__two_factor_recovery_code_used__init,
   NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__account_deletion_scheduled__field_descriptors[3] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountDeletionScheduled, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountDeletionScheduled, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purge_after_unix",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountDeletionScheduled, purge_after_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__account_deletion_scheduled__field_indices_by_name[] = {
+  1,   /* field[1] = email */
+  2,   /* field[2] = purge_after_unix */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__account_deletion_scheduled__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__account_deletion_scheduled__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.AccountDeletionScheduled",
+  "AccountDeletionScheduled",
+  "Moat__V1__AccountDeletionScheduled",
+  "moat.v1",
+  sizeof(Moat__V1__AccountDeletionScheduled),
+  3,
+  moat__v1__account_deletion_scheduled__field_descriptors,
+  moat__v1__account_deletion_scheduled__field_indices_by_name,
+  1,  moat__v1__account_deletion_scheduled__number_ranges,
+  (ProtobufCMessageInit) moat__v1__account_deletion_scheduled__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__account_restored__field_descriptors[2] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountRestored, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountRestored, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__account_restored__field_indices_by_name[] = {
+  1,   /* field[1] = email */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__account_restored__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor moat__v1__account_restored__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.AccountRestored",
+  "AccountRestored",
+  "Moat__V1__AccountRestored",
+  "moat.v1",
+  sizeof(Moat__V1__AccountRestored),
+  2,
+  moat__v1__account_restored__field_descriptors,
+  moat__v1__account_restored__field_indices_by_name,
+  1,  moat__v1__account_restored__number_ranges,
+  (ProtobufCMessageInit) moat__v1__account_restored__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__account_purged__field_descriptors[4] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountPurged, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tenant_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountPurged, tenant_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AccountPurged, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "delete",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Moat__V1__AccountPurged, n_delete_),
+    offsetof(Moat__V1__AccountPurged, delete_),
+    &moat__v1__purge_target__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__account_purged__field_indices_by_name[] = {
+  3,   /* field[3] = delete */
+  2,   /* field[2] = email */
+  1,   /* field[1] = tenant_id */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__account_purged__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__account_purged__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.AccountPurged",
+  "AccountPurged",
+  "Moat__V1__AccountPurged",
+  "moat.v1",
+  sizeof(Moat__V1__AccountPurged),
+  4,
+  moat__v1__account_purged__field_descriptors,
+  moat__v1__account_purged__field_indices_by_name,
+  1,  moat__v1__account_purged__number_ranges,
+  (ProtobufCMessageInit) moat__v1__account_purged__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__tenant_deletion_scheduled__field_descriptors[4] =
+{
+  {
+    "tenant_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantDeletionScheduled, tenant_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slug",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantDeletionScheduled, slug),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantDeletionScheduled, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purge_after_unix",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantDeletionScheduled, purge_after_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__tenant_deletion_scheduled__field_indices_by_name[] = {
+  2,   /* field[2] = name */
+  3,   /* field[3] = purge_after_unix */
+  1,   /* field[1] = slug */
+  0,   /* field[0] = tenant_id */
+};
+static const ProtobufCIntRange moat__v1__tenant_deletion_scheduled__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__tenant_deletion_scheduled__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TenantDeletionScheduled",
+  "TenantDeletionScheduled",
+  "Moat__V1__TenantDeletionScheduled",
+  "moat.v1",
+  sizeof(Moat__V1__TenantDeletionScheduled),
+  4,
+  moat__v1__tenant_deletion_scheduled__field_descriptors,
+  moat__v1__tenant_deletion_scheduled__field_indices_by_name,
+  1,  moat__v1__tenant_deletion_scheduled__number_ranges,
+  (ProtobufCMessageInit) moat__v1__tenant_deletion_scheduled__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__tenant_deletion_cancelled__field_descriptors[3] =
+{
+  {
+    "tenant_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantDeletionCancelled, tenant_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slug",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantDeletionCancelled, slug),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantDeletionCancelled, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__tenant_deletion_cancelled__field_indices_by_name[] = {
+  2,   /* field[2] = name */
+  1,   /* field[1] = slug */
+  0,   /* field[0] = tenant_id */
+};
+static const ProtobufCIntRange moat__v1__tenant_deletion_cancelled__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__tenant_deletion_cancelled__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TenantDeletionCancelled",
+  "TenantDeletionCancelled",
+  "Moat__V1__TenantDeletionCancelled",
+  "moat.v1",
+  sizeof(Moat__V1__TenantDeletionCancelled),
+  3,
+  moat__v1__tenant_deletion_cancelled__field_descriptors,
+  moat__v1__tenant_deletion_cancelled__field_indices_by_name,
+  1,  moat__v1__tenant_deletion_cancelled__number_ranges,
+  (ProtobufCMessageInit) moat__v1__tenant_deletion_cancelled__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__tenant_purged__field_descriptors[5] =
+{
+  {
+    "tenant_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantPurged, tenant_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "slug",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantPurged, slug),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantPurged, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "users",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TenantPurged, users),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "delete",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_ENUM,
+    offsetof(Moat__V1__TenantPurged, n_delete_),
+    offsetof(Moat__V1__TenantPurged, delete_),
+    &moat__v1__purge_target__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_PACKED,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__tenant_purged__field_indices_by_name[] = {
+  4,   /* field[4] = delete */
+  2,   /* field[2] = name */
+  1,   /* field[1] = slug */
+  0,   /* field[0] = tenant_id */
+  3,   /* field[3] = users */
+};
+static const ProtobufCIntRange moat__v1__tenant_purged__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor moat__v1__tenant_purged__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TenantPurged",
+  "TenantPurged",
+  "Moat__V1__TenantPurged",
+  "moat.v1",
+  sizeof(Moat__V1__TenantPurged),
+  5,
+  moat__v1__tenant_purged__field_descriptors,
+  moat__v1__tenant_purged__field_indices_by_name,
+  1,  moat__v1__tenant_purged__number_ranges,
+  (ProtobufCMessageInit) moat__v1__tenant_purged__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCEnumValue moat__v1__purge_target__enum_values_by_number[6] =
+{
+  { "PURGE_TARGET_UNSPECIFIED", "MOAT__V1__PURGE_TARGET__PURGE_TARGET_UNSPECIFIED", 0 },
+  { "PURGE_TARGET_BUSINESS_DATA", "MOAT__V1__PURGE_TARGET__PURGE_TARGET_BUSINESS_DATA", 1 },
+  { "PURGE_TARGET_CALL_RECORDINGS_AND_TRANSCRIPTS", "MOAT__V1__PURGE_TARGET__PURGE_TARGET_CALL_RECORDINGS_AND_TRANSCRIPTS", 2 },
+  { "PURGE_TARGET_RECEPTIONIST_CONFIGURATION", "MOAT__V1__PURGE_TARGET__PURGE_TARGET_RECEPTIONIST_CONFIGURATION", 3 },
+  { "PURGE_TARGET_PHONE_NUMBER", "MOAT__V1__PURGE_TARGET__PURGE_TARGET_PHONE_NUMBER", 4 },
+  { "PURGE_TARGET_BILLING_SUBSCRIPTION", "MOAT__V1__PURGE_TARGET__PURGE_TARGET_BILLING_SUBSCRIPTION", 5 },
+};
+static const ProtobufCIntRange moat__v1__purge_target__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex moat__v1__purge_target__enum_values_by_name[6] =
+{
+  { "PURGE_TARGET_BILLING_SUBSCRIPTION", 5 },
+  { "PURGE_TARGET_BUSINESS_DATA", 1 },
+  { "PURGE_TARGET_CALL_RECORDINGS_AND_TRANSCRIPTS", 2 },
+  { "PURGE_TARGET_PHONE_NUMBER", 4 },
+  { "PURGE_TARGET_RECEPTIONIST_CONFIGURATION", 3 },
+  { "PURGE_TARGET_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor moat__v1__purge_target__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "moat.v1.PurgeTarget",
+  "PurgeTarget",
+  "Moat__V1__PurgeTarget",
+  "moat.v1",
+  6,
+  moat__v1__purge_target__enum_values_by_number,
+  6,
+  moat__v1__purge_target__enum_values_by_name,
+  1,
+  moat__v1__purge_target__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

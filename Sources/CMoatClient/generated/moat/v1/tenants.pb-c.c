@@ -7,6 +7,96 @@
 #endif
 
 #include "moat/v1/tenants.pb-c.h"
+void   moat__v1__request_tenant_deletion_request__init
+                     (Moat__V1__RequestTenantDeletionRequest         *message)
+{
+  static const Moat__V1__RequestTenantDeletionRequest init_value = MOAT__V1__REQUEST_TENANT_DELETION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__request_tenant_deletion_request__get_packed_size
+                     (const Moat__V1__RequestTenantDeletionRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__request_tenant_deletion_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__request_tenant_deletion_request__pack
+                     (const Moat__V1__RequestTenantDeletionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__request_tenant_deletion_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__request_tenant_deletion_request__pack_to_buffer
+                     (const Moat__V1__RequestTenantDeletionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__request_tenant_deletion_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__RequestTenantDeletionRequest *
+       moat__v1__request_tenant_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__RequestTenantDeletionRequest *)
+     protobuf_c_message_unpack (&moat__v1__request_tenant_deletion_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__request_tenant_deletion_request__free_unpacked
+                     (Moat__V1__RequestTenantDeletionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__request_tenant_deletion_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__cancel_tenant_deletion_request__init
+                     (Moat__V1__CancelTenantDeletionRequest         *message)
+{
+  static const Moat__V1__CancelTenantDeletionRequest init_value = MOAT__V1__CANCEL_TENANT_DELETION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__cancel_tenant_deletion_request__get_packed_size
+                     (const Moat__V1__CancelTenantDeletionRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__cancel_tenant_deletion_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__cancel_tenant_deletion_request__pack
+                     (const Moat__V1__CancelTenantDeletionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__cancel_tenant_deletion_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__cancel_tenant_deletion_request__pack_to_buffer
+                     (const Moat__V1__CancelTenantDeletionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__cancel_tenant_deletion_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__CancelTenantDeletionRequest *
+       moat__v1__cancel_tenant_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__CancelTenantDeletionRequest *)
+     protobuf_c_message_unpack (&moat__v1__cancel_tenant_deletion_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__cancel_tenant_deletion_request__free_unpacked
+                     (Moat__V1__CancelTenantDeletionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__cancel_tenant_deletion_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   moat__v1__tenant__init
                      (Moat__V1__Tenant         *message)
 {
@@ -412,7 +502,96 @@ void   moat__v1__user__free_unpacked
   assert(message->base.descriptor == &moat__v1__user__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor moat__v1__tenant__field_descriptors[5] =
+static const ProtobufCFieldDescriptor moat__v1__request_tenant_deletion_request__field_descriptors[2] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestTenantDeletionRequest, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "confirmation",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestTenantDeletionRequest, confirmation),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__request_tenant_deletion_request__field_indices_by_name[] = {
+  1,   /* field[1] = confirmation */
+  0,   /* field[0] = tenant */
+};
+static const ProtobufCIntRange moat__v1__request_tenant_deletion_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor moat__v1__request_tenant_deletion_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.RequestTenantDeletionRequest",
+  "RequestTenantDeletionRequest",
+  "Moat__V1__RequestTenantDeletionRequest",
+  "moat.v1",
+  sizeof(Moat__V1__RequestTenantDeletionRequest),
+  2,
+  moat__v1__request_tenant_deletion_request__field_descriptors,
+  moat__v1__request_tenant_deletion_request__field_indices_by_name,
+  1,  moat__v1__request_tenant_deletion_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__request_tenant_deletion_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__cancel_tenant_deletion_request__field_descriptors[1] =
+{
+  {
+    "tenant",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CancelTenantDeletionRequest, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__cancel_tenant_deletion_request__field_indices_by_name[] = {
+  0,   /* field[0] = tenant */
+};
+static const ProtobufCIntRange moat__v1__cancel_tenant_deletion_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor moat__v1__cancel_tenant_deletion_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.CancelTenantDeletionRequest",
+  "CancelTenantDeletionRequest",
+  "Moat__V1__CancelTenantDeletionRequest",
+  "moat.v1",
+  sizeof(Moat__V1__CancelTenantDeletionRequest),
+  1,
+  moat__v1__cancel_tenant_deletion_request__field_descriptors,
+  moat__v1__cancel_tenant_deletion_request__field_indices_by_name,
+  1,  moat__v1__cancel_tenant_deletion_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__cancel_tenant_deletion_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__tenant__field_descriptors[7] =
 {
   {
     "id",
@@ -474,18 +653,44 @@ static const ProtobufCFieldDescriptor moat__v1__tenant__field_descriptors[5] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "pending_deletion",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Tenant, pending_deletion),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "purge_after_unix",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Tenant, purge_after_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__tenant__field_indices_by_name[] = {
   4,   /* field[4] = created_at_unix */
   0,   /* field[0] = id */
   2,   /* field[2] = name */
+  5,   /* field[5] = pending_deletion */
   3,   /* field[3] = policy */
+  6,   /* field[6] = purge_after_unix */
   1,   /* field[1] = slug */
 };
 static const ProtobufCIntRange moat__v1__tenant__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor moat__v1__tenant__descriptor =
 {
@@ -495,7 +700,7 @@ const ProtobufCMessageDescriptor moat__v1__tenant__descriptor =
   "Moat__V1__Tenant",
   "moat.v1",
   sizeof(Moat__V1__Tenant),
-  5,
+  7,
   moat__v1__tenant__field_descriptors,
   moat__v1__tenant__field_indices_by_name,
   1,  moat__v1__tenant__number_ranges,
@@ -1041,7 +1246,7 @@ const ProtobufCMessageDescriptor moat__v1__update_policy_request__descriptor =
   (ProtobufCMessageInit) moat__v1__update_policy_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor moat__v1__user__field_descriptors[8] =
+static const ProtobufCFieldDescriptor moat__v1__user__field_descriptors[9] =
 {
   {
     "id",
@@ -1139,12 +1344,25 @@ static const ProtobufCFieldDescriptor moat__v1__user__field_descriptors[8] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "purge_after_unix",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__User, purge_after_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__user__field_indices_by_name[] = {
   5,   /* field[5] = created_at_unix */
   2,   /* field[2] = email */
   0,   /* field[0] = id */
   7,   /* field[7] = password_changed_at_unix */
+  8,   /* field[8] = purge_after_unix */
   3,   /* field[3] = role */
   4,   /* field[4] = status */
   1,   /* field[1] = tenant_id */
@@ -1153,7 +1371,7 @@ static const unsigned moat__v1__user__field_indices_by_name[] = {
 static const ProtobufCIntRange moat__v1__user__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor moat__v1__user__descriptor =
 {
@@ -1163,7 +1381,7 @@ const ProtobufCMessageDescriptor moat__v1__user__descriptor =
   "Moat__V1__User",
   "moat.v1",
   sizeof(Moat__V1__User),
-  8,
+  9,
   moat__v1__user__field_descriptors,
   moat__v1__user__field_indices_by_name,
   1,  moat__v1__user__number_ranges,
@@ -1234,17 +1452,21 @@ const ProtobufCEnumDescriptor moat__v1__user_status__descriptor =
   moat__v1__user_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor moat__v1__tenants__method_descriptors[4] =
+static const ProtobufCMethodDescriptor moat__v1__tenants__method_descriptors[6] =
 {
   { "Create", &moat__v1__create_tenant_request__descriptor, &moat__v1__create_tenant_response__descriptor },
   { "Get", &moat__v1__get_tenant_request__descriptor, &moat__v1__tenant__descriptor },
   { "List", &moat__v1__list_tenants_request__descriptor, &moat__v1__list_tenants_response__descriptor },
   { "UpdatePolicy", &moat__v1__update_policy_request__descriptor, &moat__v1__tenant_policy__descriptor },
+  { "RequestDeletion", &moat__v1__request_tenant_deletion_request__descriptor, &moat__v1__tenant__descriptor },
+  { "CancelDeletion", &moat__v1__cancel_tenant_deletion_request__descriptor, &moat__v1__tenant__descriptor },
 };
 const unsigned moat__v1__tenants__method_indices_by_name[] = {
+  5,        /* CancelDeletion */
   0,        /* Create */
   1,        /* Get */
   2,        /* List */
+  4,        /* RequestDeletion */
   3         /* UpdatePolicy */
 };
 const ProtobufCServiceDescriptor moat__v1__tenants__descriptor =
@@ -1254,7 +1476,7 @@ const ProtobufCServiceDescriptor moat__v1__tenants__descriptor =
   "Tenants",
   "Moat__V1__Tenants",
   "moat.v1",
-  4,
+  6,
   moat__v1__tenants__method_descriptors,
   moat__v1__tenants__method_indices_by_name
 };
@@ -1289,6 +1511,22 @@ void moat__v1__tenants__update_policy(ProtobufCService *service,
 {
   assert(service->descriptor == &moat__v1__tenants__descriptor);
   service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__tenants__request_deletion(ProtobufCService *service,
+                                         const Moat__V1__RequestTenantDeletionRequest *input,
+                                         Moat__V1__Tenant_Closure closure,
+                                         void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__tenants__descriptor);
+  service->invoke(service, 4, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__tenants__cancel_deletion(ProtobufCService *service,
+                                        const Moat__V1__CancelTenantDeletionRequest *input,
+                                        Moat__V1__Tenant_Closure closure,
+                                        void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__tenants__descriptor);
+  service->invoke(service, 5, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__tenants__init (Moat__V1__Tenants_Service *service,
                               Moat__V1__Tenants_ServiceDestroy destroy)

@@ -7,6 +7,96 @@
 #endif
 
 #include "moat/v1/users.pb-c.h"
+void   moat__v1__request_account_deletion_request__init
+                     (Moat__V1__RequestAccountDeletionRequest         *message)
+{
+  static const Moat__V1__RequestAccountDeletionRequest init_value = MOAT__V1__REQUEST_ACCOUNT_DELETION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__request_account_deletion_request__get_packed_size
+                     (const Moat__V1__RequestAccountDeletionRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__request_account_deletion_request__pack
+                     (const Moat__V1__RequestAccountDeletionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__request_account_deletion_request__pack_to_buffer
+                     (const Moat__V1__RequestAccountDeletionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__RequestAccountDeletionRequest *
+       moat__v1__request_account_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__RequestAccountDeletionRequest *)
+     protobuf_c_message_unpack (&moat__v1__request_account_deletion_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__request_account_deletion_request__free_unpacked
+                     (Moat__V1__RequestAccountDeletionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__restore_account_request__init
+                     (Moat__V1__RestoreAccountRequest         *message)
+{
+  static const Moat__V1__RestoreAccountRequest init_value = MOAT__V1__RESTORE_ACCOUNT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__restore_account_request__get_packed_size
+                     (const Moat__V1__RestoreAccountRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__restore_account_request__pack
+                     (const Moat__V1__RestoreAccountRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__restore_account_request__pack_to_buffer
+                     (const Moat__V1__RestoreAccountRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__RestoreAccountRequest *
+       moat__v1__restore_account_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__RestoreAccountRequest *)
+     protobuf_c_message_unpack (&moat__v1__restore_account_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__restore_account_request__free_unpacked
+                     (Moat__V1__RestoreAccountRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   moat__v1__create_user_request__init
                      (Moat__V1__CreateUserRequest         *message)
 {
@@ -817,6 +907,147 @@ void   moat__v1__reset_password_response__free_unpacked
   assert(message->base.descriptor == &moat__v1__reset_password_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor moat__v1__request_account_deletion_request__field_descriptors[3] =
+{
+  {
+    "confirmation",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestAccountDeletionRequest, confirmation),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "password",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestAccountDeletionRequest, password),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestAccountDeletionRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__request_account_deletion_request__field_indices_by_name[] = {
+  2,   /* field[2] = code */
+  0,   /* field[0] = confirmation */
+  1,   /* field[1] = password */
+};
+static const ProtobufCIntRange moat__v1__request_account_deletion_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__request_account_deletion_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.RequestAccountDeletionRequest",
+  "RequestAccountDeletionRequest",
+  "Moat__V1__RequestAccountDeletionRequest",
+  "moat.v1",
+  sizeof(Moat__V1__RequestAccountDeletionRequest),
+  3,
+  moat__v1__request_account_deletion_request__field_descriptors,
+  moat__v1__request_account_deletion_request__field_indices_by_name,
+  1,  moat__v1__request_account_deletion_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__request_account_deletion_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__restore_account_request__field_descriptors[4] =
+{
+  {
+    "email",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "password",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, password),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "client",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, client),
+    &moat__v1__client_details__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__restore_account_request__field_indices_by_name[] = {
+  3,   /* field[3] = client */
+  2,   /* field[2] = code */
+  0,   /* field[0] = email */
+  1,   /* field[1] = password */
+};
+static const ProtobufCIntRange moat__v1__restore_account_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__restore_account_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.RestoreAccountRequest",
+  "RestoreAccountRequest",
+  "Moat__V1__RestoreAccountRequest",
+  "moat.v1",
+  sizeof(Moat__V1__RestoreAccountRequest),
+  4,
+  moat__v1__restore_account_request__field_descriptors,
+  moat__v1__restore_account_request__field_indices_by_name,
+  1,  moat__v1__restore_account_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__restore_account_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor moat__v1__create_user_request__field_descriptors[3] =
 {
   {
@@ -1883,7 +2114,7 @@ const ProtobufCMessageDescriptor moat__v1__reset_password_response__descriptor =
   (ProtobufCMessageInit) moat__v1__reset_password_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[11] =
+static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[13] =
 {
   { "Create", &moat__v1__create_user_request__descriptor, &moat__v1__user__descriptor },
   { "Get", &moat__v1__get_user_request__descriptor, &moat__v1__user__descriptor },
@@ -1896,6 +2127,8 @@ static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[11] =
   { "ChangePassword", &moat__v1__change_password_request__descriptor, &moat__v1__change_password_response__descriptor },
   { "RequestPasswordReset", &moat__v1__request_password_reset_request__descriptor, &moat__v1__request_password_reset_response__descriptor },
   { "ResetPassword", &moat__v1__reset_password_request__descriptor, &moat__v1__reset_password_response__descriptor },
+  { "RequestDeletion", &moat__v1__request_account_deletion_request__descriptor, &moat__v1__user__descriptor },
+  { "RestoreAccount", &moat__v1__restore_account_request__descriptor, &moat__v1__user__descriptor },
 };
 const unsigned moat__v1__users__method_indices_by_name[] = {
   8,        /* ChangePassword */
@@ -1905,8 +2138,10 @@ const unsigned moat__v1__users__method_indices_by_name[] = {
   4,        /* Enable */
   1,        /* Get */
   2,        /* List */
+  11,        /* RequestDeletion */
   9,        /* RequestPasswordReset */
   10,        /* ResetPassword */
+  12,        /* RestoreAccount */
   5,        /* SignIn */
   7         /* SignOut */
 };
@@ -1917,7 +2152,7 @@ const ProtobufCServiceDescriptor moat__v1__users__descriptor =
   "Users",
   "Moat__V1__Users",
   "moat.v1",
-  11,
+  13,
   moat__v1__users__method_descriptors,
   moat__v1__users__method_indices_by_name
 };
@@ -2008,6 +2243,22 @@ void moat__v1__users__reset_password(ProtobufCService *service,
 {
   assert(service->descriptor == &moat__v1__users__descriptor);
   service->invoke(service, 10, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__users__request_deletion(ProtobufCService *service,
+                                       const Moat__V1__RequestAccountDeletionRequest *input,
+                                       Moat__V1__User_Closure closure,
+                                       void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__users__descriptor);
+  service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__users__restore_account(ProtobufCService *service,
+                                      const Moat__V1__RestoreAccountRequest *input,
+                                      Moat__V1__User_Closure closure,
+                                      void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__users__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__users__init (Moat__V1__Users_Service *service,
                             Moat__V1__Users_ServiceDestroy destroy)

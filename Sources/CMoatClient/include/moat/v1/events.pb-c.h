@@ -28,10 +28,45 @@ typedef struct Moat__V1__TwoFactorEnabled Moat__V1__TwoFactorEnabled;
 typedef struct Moat__V1__TwoFactorDisabled Moat__V1__TwoFactorDisabled;
 typedef struct Moat__V1__TwoFactorRecoveryCodesRegenerated Moat__V1__TwoFactorRecoveryCodesRegenerated;
 typedef struct Moat__V1__TwoFactorRecoveryCodeUsed Moat__V1__TwoFactorRecoveryCodeUsed;
+typedef struct Moat__V1__AccountDeletionScheduled Moat__V1__AccountDeletionScheduled;
+typedef struct Moat__V1__AccountRestored Moat__V1__AccountRestored;
+typedef struct Moat__V1__AccountPurged Moat__V1__AccountPurged;
+typedef struct Moat__V1__TenantDeletionScheduled Moat__V1__TenantDeletionScheduled;
+typedef struct Moat__V1__TenantDeletionCancelled Moat__V1__TenantDeletionCancelled;
+typedef struct Moat__V1__TenantPurged Moat__V1__TenantPurged;
 
 
 /* --- enums --- */
 
+/*
+ * What downstream services must delete when an account or tenant is purged.
+ * Each service deletes what it holds for the purged user (account.purged) or
+ * for every user of the tenant (tenant.purged), keyed by the ids in the event.
+ */
+typedef enum _Moat__V1__PurgeTarget {
+  MOAT__V1__PURGE_TARGET__PURGE_TARGET_UNSPECIFIED = 0,
+  /*
+   * Business data: leads, calls, appointments, the knowledge base.
+   */
+  MOAT__V1__PURGE_TARGET__PURGE_TARGET_BUSINESS_DATA = 1,
+  /*
+   * Call recordings and their transcripts.
+   */
+  MOAT__V1__PURGE_TARGET__PURGE_TARGET_CALL_RECORDINGS_AND_TRANSCRIPTS = 2,
+  /*
+   * The AI receptionist's configuration.
+   */
+  MOAT__V1__PURGE_TARGET__PURGE_TARGET_RECEPTIONIST_CONFIGURATION = 3,
+  /*
+   * The phone number: release it back to the carrier.
+   */
+  MOAT__V1__PURGE_TARGET__PURGE_TARGET_PHONE_NUMBER = 4,
+  /*
+   * The billing subscription: cancel it.
+   */
+  MOAT__V1__PURGE_TARGET__PURGE_TARGET_BILLING_SUBSCRIPTION = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(MOAT__V1__PURGE_TARGET)
+} Moat__V1__PurgeTarget;
 
 /* --- messages --- */
 
@@ -268,6 +303,122 @@ struct  Moat__V1__TwoFactorRecoveryCodeUsed
 #define MOAT__V1__TWO_FACTOR_RECOVERY_CODE_USED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__two_factor_recovery_code_used__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * account.deletion_scheduled: the user asked to delete their account (typed
+ * DELETE, re-authenticated). Every session was revoked; sign-in is refused
+ * until purge_after, when the account is purged unless restored.
+ * Who reacts: the mail service tells the user it is scheduled and how to
+ * restore it (Users.RestoreAccount) before purge_after.
+ */
+struct  Moat__V1__AccountDeletionScheduled
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *email;
+  int64_t purge_after_unix;
+};
+#define MOAT__V1__ACCOUNT_DELETION_SCHEDULED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__account_deletion_scheduled__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * account.restored: a pending deletion was cancelled by the user; the
+ * account is active again.
+ * Who reacts: the mail service confirms it.
+ */
+struct  Moat__V1__AccountRestored
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *email;
+};
+#define MOAT__V1__ACCOUNT_RESTORED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__account_restored__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * account.purged: the grace period ended and the account's rows are gone
+ * from Moat (sessions, 2FA, recovery codes, memberships, invitations,
+ * security log). The email can be registered again.
+ * Who reacts: every service in `delete` deletes what it holds for user_id;
+ * telephony releases the phone number, billing cancels the subscription.
+ */
+struct  Moat__V1__AccountPurged
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *tenant_id;
+  char *email;
+  size_t n_delete_;
+  Moat__V1__PurgeTarget *delete_;
+};
+#define MOAT__V1__ACCOUNT_PURGED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__account_purged__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+
+
+/*
+ * tenant.deletion_scheduled: the tenant will be purged at purge_after with
+ * every account in it; every session was revoked and nobody signs in.
+ * Who reacts: the mail service tells the tenant's owners how to cancel
+ * (through an administrator: Tenants.CancelDeletion).
+ */
+struct  Moat__V1__TenantDeletionScheduled
+{
+  ProtobufCMessage base;
+  char *tenant_id;
+  char *slug;
+  char *name;
+  int64_t purge_after_unix;
+};
+#define MOAT__V1__TENANT_DELETION_SCHEDULED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__tenant_deletion_scheduled__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * tenant.deletion_cancelled: the tenant is active again.
+ * Who reacts: the mail service confirms it to the owners.
+ */
+struct  Moat__V1__TenantDeletionCancelled
+{
+  ProtobufCMessage base;
+  char *tenant_id;
+  char *slug;
+  char *name;
+};
+#define MOAT__V1__TENANT_DELETION_CANCELLED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__tenant_deletion_cancelled__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * tenant.purged: the tenant and every account, team and session in it are
+ * gone from Moat; its slug is free again.
+ * Who reacts: every service in `delete` deletes everything it holds for
+ * tenant_id (all its users); telephony releases the tenant's numbers,
+ * billing cancels its subscription.
+ */
+struct  Moat__V1__TenantPurged
+{
+  ProtobufCMessage base;
+  char *tenant_id;
+  char *slug;
+  char *name;
+  /*
+   * How many accounts were purged with it.
+   */
+  uint32_t users;
+  size_t n_delete_;
+  Moat__V1__PurgeTarget *delete_;
+};
+#define MOAT__V1__TENANT_PURGED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__tenant_purged__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL }
 
 
 /* Moat__V1__TenantCreated methods */
@@ -517,6 +668,120 @@ Moat__V1__TwoFactorRecoveryCodeUsed *
 void   moat__v1__two_factor_recovery_code_used__free_unpacked
                      (Moat__V1__TwoFactorRecoveryCodeUsed *message,
                       ProtobufCAllocator *allocator);
+/* Moat__V1__AccountDeletionScheduled methods */
+void   moat__v1__account_deletion_scheduled__init
+                     (Moat__V1__AccountDeletionScheduled         *message);
+size_t moat__v1__account_deletion_scheduled__get_packed_size
+                     (const Moat__V1__AccountDeletionScheduled   *message);
+size_t moat__v1__account_deletion_scheduled__pack
+                     (const Moat__V1__AccountDeletionScheduled   *message,
+                      uint8_t             *out);
+size_t moat__v1__account_deletion_scheduled__pack_to_buffer
+                     (const Moat__V1__AccountDeletionScheduled   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__AccountDeletionScheduled *
+       moat__v1__account_deletion_scheduled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__account_deletion_scheduled__free_unpacked
+                     (Moat__V1__AccountDeletionScheduled *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__AccountRestored methods */
+void   moat__v1__account_restored__init
+                     (Moat__V1__AccountRestored         *message);
+size_t moat__v1__account_restored__get_packed_size
+                     (const Moat__V1__AccountRestored   *message);
+size_t moat__v1__account_restored__pack
+                     (const Moat__V1__AccountRestored   *message,
+                      uint8_t             *out);
+size_t moat__v1__account_restored__pack_to_buffer
+                     (const Moat__V1__AccountRestored   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__AccountRestored *
+       moat__v1__account_restored__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__account_restored__free_unpacked
+                     (Moat__V1__AccountRestored *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__AccountPurged methods */
+void   moat__v1__account_purged__init
+                     (Moat__V1__AccountPurged         *message);
+size_t moat__v1__account_purged__get_packed_size
+                     (const Moat__V1__AccountPurged   *message);
+size_t moat__v1__account_purged__pack
+                     (const Moat__V1__AccountPurged   *message,
+                      uint8_t             *out);
+size_t moat__v1__account_purged__pack_to_buffer
+                     (const Moat__V1__AccountPurged   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__AccountPurged *
+       moat__v1__account_purged__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__account_purged__free_unpacked
+                     (Moat__V1__AccountPurged *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TenantDeletionScheduled methods */
+void   moat__v1__tenant_deletion_scheduled__init
+                     (Moat__V1__TenantDeletionScheduled         *message);
+size_t moat__v1__tenant_deletion_scheduled__get_packed_size
+                     (const Moat__V1__TenantDeletionScheduled   *message);
+size_t moat__v1__tenant_deletion_scheduled__pack
+                     (const Moat__V1__TenantDeletionScheduled   *message,
+                      uint8_t             *out);
+size_t moat__v1__tenant_deletion_scheduled__pack_to_buffer
+                     (const Moat__V1__TenantDeletionScheduled   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TenantDeletionScheduled *
+       moat__v1__tenant_deletion_scheduled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__tenant_deletion_scheduled__free_unpacked
+                     (Moat__V1__TenantDeletionScheduled *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TenantDeletionCancelled methods */
+void   moat__v1__tenant_deletion_cancelled__init
+                     (Moat__V1__TenantDeletionCancelled         *message);
+size_t moat__v1__tenant_deletion_cancelled__get_packed_size
+                     (const Moat__V1__TenantDeletionCancelled   *message);
+size_t moat__v1__tenant_deletion_cancelled__pack
+                     (const Moat__V1__TenantDeletionCancelled   *message,
+                      uint8_t             *out);
+size_t moat__v1__tenant_deletion_cancelled__pack_to_buffer
+                     (const Moat__V1__TenantDeletionCancelled   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TenantDeletionCancelled *
+       moat__v1__tenant_deletion_cancelled__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__tenant_deletion_cancelled__free_unpacked
+                     (Moat__V1__TenantDeletionCancelled *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TenantPurged methods */
+void   moat__v1__tenant_purged__init
+                     (Moat__V1__TenantPurged         *message);
+size_t moat__v1__tenant_purged__get_packed_size
+                     (const Moat__V1__TenantPurged   *message);
+size_t moat__v1__tenant_purged__pack
+                     (const Moat__V1__TenantPurged   *message,
+                      uint8_t             *out);
+size_t moat__v1__tenant_purged__pack_to_buffer
+                     (const Moat__V1__TenantPurged   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TenantPurged *
+       moat__v1__tenant_purged__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__tenant_purged__free_unpacked
+                     (Moat__V1__TenantPurged *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Moat__V1__TenantCreated_Closure)
@@ -558,12 +823,31 @@ typedef void (*Moat__V1__TwoFactorRecoveryCodesRegenerated_Closure)
 typedef void (*Moat__V1__TwoFactorRecoveryCodeUsed_Closure)
                  (const Moat__V1__TwoFactorRecoveryCodeUsed *message,
                   void *closure_data);
+typedef void (*Moat__V1__AccountDeletionScheduled_Closure)
+                 (const Moat__V1__AccountDeletionScheduled *message,
+                  void *closure_data);
+typedef void (*Moat__V1__AccountRestored_Closure)
+                 (const Moat__V1__AccountRestored *message,
+                  void *closure_data);
+typedef void (*Moat__V1__AccountPurged_Closure)
+                 (const Moat__V1__AccountPurged *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TenantDeletionScheduled_Closure)
+                 (const Moat__V1__TenantDeletionScheduled *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TenantDeletionCancelled_Closure)
+                 (const Moat__V1__TenantDeletionCancelled *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TenantPurged_Closure)
+                 (const Moat__V1__TenantPurged *message,
+                  void *closure_data);
 
 /* --- services --- */
 
 
 /* --- descriptors --- */
 
+extern const ProtobufCEnumDescriptor    moat__v1__purge_target__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_created__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_policy_updated__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__user_created__descriptor;
@@ -577,6 +861,12 @@ extern const ProtobufCMessageDescriptor moat__v1__two_factor_enabled__descriptor
 extern const ProtobufCMessageDescriptor moat__v1__two_factor_disabled__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__two_factor_recovery_codes_regenerated__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__two_factor_recovery_code_used__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__account_deletion_scheduled__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__account_restored__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__account_purged__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__tenant_deletion_scheduled__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__tenant_deletion_cancelled__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__tenant_purged__descriptor;
 
 PROTOBUF_C__END_DECLS
 

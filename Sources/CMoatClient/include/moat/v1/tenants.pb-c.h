@@ -15,6 +15,8 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Moat__V1__RequestTenantDeletionRequest Moat__V1__RequestTenantDeletionRequest;
+typedef struct Moat__V1__CancelTenantDeletionRequest Moat__V1__CancelTenantDeletionRequest;
 typedef struct Moat__V1__Tenant Moat__V1__Tenant;
 typedef struct Moat__V1__TenantPolicy Moat__V1__TenantPolicy;
 typedef struct Moat__V1__CreateTenantRequest Moat__V1__CreateTenantRequest;
@@ -45,6 +47,36 @@ typedef enum _Moat__V1__UserStatus {
 
 /* --- messages --- */
 
+struct  Moat__V1__RequestTenantDeletionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * A tenant id or slug.
+   */
+  char *tenant;
+  /*
+   * Exactly "DELETE".
+   */
+  char *confirmation;
+};
+#define MOAT__V1__REQUEST_TENANT_DELETION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__request_tenant_deletion_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Moat__V1__CancelTenantDeletionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * A tenant id or slug.
+   */
+  char *tenant;
+};
+#define MOAT__V1__CANCEL_TENANT_DELETION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__cancel_tenant_deletion_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
 struct  Moat__V1__Tenant
 {
   ProtobufCMessage base;
@@ -62,10 +94,16 @@ struct  Moat__V1__Tenant
   char *name;
   Moat__V1__TenantPolicy *policy;
   int64_t created_at_unix;
+  /*
+   * True while a deletion is scheduled; purge_after_unix is when it
+   * becomes final (0 otherwise).
+   */
+  protobuf_c_boolean pending_deletion;
+  int64_t purge_after_unix;
 };
 #define MOAT__V1__TENANT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__tenant__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0, 0 }
 
 
 struct  Moat__V1__TenantPolicy
@@ -296,12 +334,55 @@ struct  Moat__V1__User
   int64_t created_at_unix;
   protobuf_c_boolean two_factor_enabled;
   int64_t password_changed_at_unix;
+  /*
+   * With status PENDING_DELETION: when the account is purged unless
+   * restored (0 otherwise).
+   */
+  int64_t purge_after_unix;
 };
 #define MOAT__V1__USER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__user__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, MOAT__V1__TENANT_ROLE__TENANT_ROLE_UNSPECIFIED, MOAT__V1__USER_STATUS__USER_STATUS_UNSPECIFIED, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, MOAT__V1__TENANT_ROLE__TENANT_ROLE_UNSPECIFIED, MOAT__V1__USER_STATUS__USER_STATUS_UNSPECIFIED, 0, 0, 0, 0 }
 
 
+/* Moat__V1__RequestTenantDeletionRequest methods */
+void   moat__v1__request_tenant_deletion_request__init
+                     (Moat__V1__RequestTenantDeletionRequest         *message);
+size_t moat__v1__request_tenant_deletion_request__get_packed_size
+                     (const Moat__V1__RequestTenantDeletionRequest   *message);
+size_t moat__v1__request_tenant_deletion_request__pack
+                     (const Moat__V1__RequestTenantDeletionRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__request_tenant_deletion_request__pack_to_buffer
+                     (const Moat__V1__RequestTenantDeletionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__RequestTenantDeletionRequest *
+       moat__v1__request_tenant_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__request_tenant_deletion_request__free_unpacked
+                     (Moat__V1__RequestTenantDeletionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__CancelTenantDeletionRequest methods */
+void   moat__v1__cancel_tenant_deletion_request__init
+                     (Moat__V1__CancelTenantDeletionRequest         *message);
+size_t moat__v1__cancel_tenant_deletion_request__get_packed_size
+                     (const Moat__V1__CancelTenantDeletionRequest   *message);
+size_t moat__v1__cancel_tenant_deletion_request__pack
+                     (const Moat__V1__CancelTenantDeletionRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__cancel_tenant_deletion_request__pack_to_buffer
+                     (const Moat__V1__CancelTenantDeletionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__CancelTenantDeletionRequest *
+       moat__v1__cancel_tenant_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__cancel_tenant_deletion_request__free_unpacked
+                     (Moat__V1__CancelTenantDeletionRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Moat__V1__Tenant methods */
 void   moat__v1__tenant__init
                      (Moat__V1__Tenant         *message);
@@ -475,6 +556,12 @@ void   moat__v1__user__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Moat__V1__RequestTenantDeletionRequest_Closure)
+                 (const Moat__V1__RequestTenantDeletionRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__CancelTenantDeletionRequest_Closure)
+                 (const Moat__V1__CancelTenantDeletionRequest *message,
+                  void *closure_data);
 typedef void (*Moat__V1__Tenant_Closure)
                  (const Moat__V1__Tenant *message,
                   void *closure_data);
@@ -525,6 +612,14 @@ struct Moat__V1__Tenants_Service
                         const Moat__V1__UpdatePolicyRequest *input,
                         Moat__V1__TenantPolicy_Closure closure,
                         void *closure_data);
+  void (*request_deletion)(Moat__V1__Tenants_Service *service,
+                           const Moat__V1__RequestTenantDeletionRequest *input,
+                           Moat__V1__Tenant_Closure closure,
+                           void *closure_data);
+  void (*cancel_deletion)(Moat__V1__Tenants_Service *service,
+                          const Moat__V1__CancelTenantDeletionRequest *input,
+                          Moat__V1__Tenant_Closure closure,
+                          void *closure_data);
 };
 typedef void (*Moat__V1__Tenants_ServiceDestroy)(Moat__V1__Tenants_Service *);
 void moat__v1__tenants__init (Moat__V1__Tenants_Service *service,
@@ -536,7 +631,9 @@ void moat__v1__tenants__init (Moat__V1__Tenants_Service *service,
       function_prefix__ ## create,\
       function_prefix__ ## get,\
       function_prefix__ ## list,\
-      function_prefix__ ## update_policy  }
+      function_prefix__ ## update_policy,\
+      function_prefix__ ## request_deletion,\
+      function_prefix__ ## cancel_deletion  }
 void moat__v1__tenants__create(ProtobufCService *service,
                                const Moat__V1__CreateTenantRequest *input,
                                Moat__V1__CreateTenantResponse_Closure closure,
@@ -553,11 +650,21 @@ void moat__v1__tenants__update_policy(ProtobufCService *service,
                                       const Moat__V1__UpdatePolicyRequest *input,
                                       Moat__V1__TenantPolicy_Closure closure,
                                       void *closure_data);
+void moat__v1__tenants__request_deletion(ProtobufCService *service,
+                                         const Moat__V1__RequestTenantDeletionRequest *input,
+                                         Moat__V1__Tenant_Closure closure,
+                                         void *closure_data);
+void moat__v1__tenants__cancel_deletion(ProtobufCService *service,
+                                        const Moat__V1__CancelTenantDeletionRequest *input,
+                                        Moat__V1__Tenant_Closure closure,
+                                        void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    moat__v1__tenant_role__descriptor;
 extern const ProtobufCEnumDescriptor    moat__v1__user_status__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__request_tenant_deletion_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__cancel_tenant_deletion_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_policy__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__create_tenant_request__descriptor;

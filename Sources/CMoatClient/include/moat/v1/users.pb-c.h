@@ -16,6 +16,8 @@ PROTOBUF_C__BEGIN_DECLS
 
 #include "moat/v1/tenants.pb-c.h"
 
+typedef struct Moat__V1__RequestAccountDeletionRequest Moat__V1__RequestAccountDeletionRequest;
+typedef struct Moat__V1__RestoreAccountRequest Moat__V1__RestoreAccountRequest;
 typedef struct Moat__V1__CreateUserRequest Moat__V1__CreateUserRequest;
 typedef struct Moat__V1__GetUserRequest Moat__V1__GetUserRequest;
 typedef struct Moat__V1__ListUsersRequest Moat__V1__ListUsersRequest;
@@ -40,6 +42,40 @@ typedef struct Moat__V1__ResetPasswordResponse Moat__V1__ResetPasswordResponse;
 
 
 /* --- messages --- */
+
+struct  Moat__V1__RequestAccountDeletionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Exactly "DELETE", typed by the user.
+   */
+  char *confirmation;
+  char *password;
+  /*
+   * A current TOTP code; required when 2FA is on.
+   */
+  char *code;
+};
+#define MOAT__V1__REQUEST_ACCOUNT_DELETION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__request_account_deletion_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Moat__V1__RestoreAccountRequest
+{
+  ProtobufCMessage base;
+  char *email;
+  char *password;
+  /*
+   * A current TOTP code; required when 2FA is on.
+   */
+  char *code;
+  Moat__V1__ClientDetails *client;
+};
+#define MOAT__V1__RESTORE_ACCOUNT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__restore_account_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+
 
 struct  Moat__V1__CreateUserRequest
 {
@@ -306,6 +342,44 @@ struct  Moat__V1__ResetPasswordResponse
     , 0 }
 
 
+/* Moat__V1__RequestAccountDeletionRequest methods */
+void   moat__v1__request_account_deletion_request__init
+                     (Moat__V1__RequestAccountDeletionRequest         *message);
+size_t moat__v1__request_account_deletion_request__get_packed_size
+                     (const Moat__V1__RequestAccountDeletionRequest   *message);
+size_t moat__v1__request_account_deletion_request__pack
+                     (const Moat__V1__RequestAccountDeletionRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__request_account_deletion_request__pack_to_buffer
+                     (const Moat__V1__RequestAccountDeletionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__RequestAccountDeletionRequest *
+       moat__v1__request_account_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__request_account_deletion_request__free_unpacked
+                     (Moat__V1__RequestAccountDeletionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__RestoreAccountRequest methods */
+void   moat__v1__restore_account_request__init
+                     (Moat__V1__RestoreAccountRequest         *message);
+size_t moat__v1__restore_account_request__get_packed_size
+                     (const Moat__V1__RestoreAccountRequest   *message);
+size_t moat__v1__restore_account_request__pack
+                     (const Moat__V1__RestoreAccountRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__restore_account_request__pack_to_buffer
+                     (const Moat__V1__RestoreAccountRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__RestoreAccountRequest *
+       moat__v1__restore_account_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__restore_account_request__free_unpacked
+                     (Moat__V1__RestoreAccountRequest *message,
+                      ProtobufCAllocator *allocator);
 /* Moat__V1__CreateUserRequest methods */
 void   moat__v1__create_user_request__init
                      (Moat__V1__CreateUserRequest         *message);
@@ -650,6 +724,12 @@ void   moat__v1__reset_password_response__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Moat__V1__RequestAccountDeletionRequest_Closure)
+                 (const Moat__V1__RequestAccountDeletionRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__RestoreAccountRequest_Closure)
+                 (const Moat__V1__RestoreAccountRequest *message,
+                  void *closure_data);
 typedef void (*Moat__V1__CreateUserRequest_Closure)
                  (const Moat__V1__CreateUserRequest *message,
                   void *closure_data);
@@ -755,6 +835,14 @@ struct Moat__V1__Users_Service
                          const Moat__V1__ResetPasswordRequest *input,
                          Moat__V1__ResetPasswordResponse_Closure closure,
                          void *closure_data);
+  void (*request_deletion)(Moat__V1__Users_Service *service,
+                           const Moat__V1__RequestAccountDeletionRequest *input,
+                           Moat__V1__User_Closure closure,
+                           void *closure_data);
+  void (*restore_account)(Moat__V1__Users_Service *service,
+                          const Moat__V1__RestoreAccountRequest *input,
+                          Moat__V1__User_Closure closure,
+                          void *closure_data);
 };
 typedef void (*Moat__V1__Users_ServiceDestroy)(Moat__V1__Users_Service *);
 void moat__v1__users__init (Moat__V1__Users_Service *service,
@@ -773,7 +861,9 @@ void moat__v1__users__init (Moat__V1__Users_Service *service,
       function_prefix__ ## sign_out,\
       function_prefix__ ## change_password,\
       function_prefix__ ## request_password_reset,\
-      function_prefix__ ## reset_password  }
+      function_prefix__ ## reset_password,\
+      function_prefix__ ## request_deletion,\
+      function_prefix__ ## restore_account  }
 void moat__v1__users__create(ProtobufCService *service,
                              const Moat__V1__CreateUserRequest *input,
                              Moat__V1__User_Closure closure,
@@ -818,9 +908,19 @@ void moat__v1__users__reset_password(ProtobufCService *service,
                                      const Moat__V1__ResetPasswordRequest *input,
                                      Moat__V1__ResetPasswordResponse_Closure closure,
                                      void *closure_data);
+void moat__v1__users__request_deletion(ProtobufCService *service,
+                                       const Moat__V1__RequestAccountDeletionRequest *input,
+                                       Moat__V1__User_Closure closure,
+                                       void *closure_data);
+void moat__v1__users__restore_account(ProtobufCService *service,
+                                      const Moat__V1__RestoreAccountRequest *input,
+                                      Moat__V1__User_Closure closure,
+                                      void *closure_data);
 
 /* --- descriptors --- */
 
+extern const ProtobufCMessageDescriptor moat__v1__request_account_deletion_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__restore_account_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__create_user_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__get_user_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__list_users_request__descriptor;

@@ -1,0 +1,226 @@
+extension DomainError {
+    static let confirmationRequired = DomainError(
+        .invalidArgument, "CONFIRMATION_REQUIRED", "type DELETE (exactly) to confirm the deletion")
+    static let lastOwner = DomainError(
+        .failedPrecondition, "LAST_OWNER",
+        "the last owner of a tenant cannot delete their account; transfer ownership or delete the tenant")
+    static func accountPendingDeletion(purgeAfter: Timestamp) -> DomainError {
+        DomainError(
+            .failedPrecondition, "ACCOUNT_PENDING_DELETION",
+            "the account is scheduled for deletion; restore it before it is purged",
+            details: ["purge_after_unix": "\(purgeAfter.seconds)"])
+    }
+    static func tenantPendingDeletion(purgeAfter: Timestamp?) -> DomainError {
+        DomainError(
+            .failedPrecondition, "TENANT_PENDING_DELETION", "the tenant is scheduled for deletion",
+            details: purgeAfter.map { ["purge_after_unix": "\($0.seconds)"] } ?? [:])
+    }
+    static let notPendingDeletion = DomainError(
+        .failedPrecondition, "NOT_PENDING_DELETION", "nothing is scheduled for deletion")
+}
+
+/// What one run of the purge job deleted.
+public struct PurgeReport: Sendable, Equatable {
+    public var accounts = 0
+    public var tenants = 0
+}
+
+extension AccountService {
+    /// The text a user types to confirm a deletion.
+    public static let deletionConfirmation = "DELETE"
+
+    // MARK: Accounts
+
+    /// Schedules the session user's account for deletion: the confirmation
+    /// must be exactly `DELETE`, with the password, and a current code
+    /// when 2FA is on. Every session is revoked at once; the account is
+    /// purged after the grace period unless restored.
+    public func requestAccountDeletion(
+        tenant: Tenant, token: String, confirmation: String, password: String, code: String, client: ClientDetails
+    ) async throws -> User {
+        let (_, user) = try await authenticate(tenant: tenant.id, token: token)
+        let client = Self.bounded(client)
+        guard confirmation == Self.deletionConfirmation else { throw DomainError.confirmationRequired }
+        try await reauthenticate(tenant: tenant, user: user, password: password, client: client, action: "account deletion")
+        let now = clock.now()
+        let purgeAfter = now.adding(seconds: configuration.deletionGraceSeconds)
+        let schedule: @Sendable (any AccountStoreWriter) throws -> User = { writer in
+            guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active else {
+                throw DomainError.sessionInvalid
+            }
+            if current.role == .owner, try writer.activeOwnerCount(tenant: tenant.id, except: user.id) == 0 {
+                throw DomainError.lastOwner
+            }
+            current.status = .pendingDeletion
+            current.purgeAfter = purgeAfter
+            try writer.update(current)
+            _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: user.id, at: now, reason: "account_deletion")
+            try writer.discardPasswordResets(tenant: tenant.id, user: user.id, at: now)
+            try writer.append(
+                .accountDeletionScheduled(userID: user.id, email: user.email, purgeAfter: purgeAfter),
+                tenant: tenant.id, at: now)
+            try writer.append(
+                SecurityLogEntry(
+                    tenantID: tenant.id, userID: user.id, kind: .accountDeletionRequested, ip: client.ip,
+                    userAgent: client.userAgent, detail: "purge after \(purgeAfter.seconds)", createdAt: now))
+            return current
+        }
+        defer { sessionCache.invalidate(user: user.id) }
+        if user.twoFactorEnabled {
+            guard !code.isEmpty else { throw DomainError.invalid("CODE_REQUIRED", "two-factor is on: a current code is required") }
+            return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
+                writer, _ in try schedule(writer)
+            }
+        }
+        return try await store.write(schedule)
+    }
+
+    /// Restores an account pending deletion, during the grace period: the
+    /// email and password (and a current code when 2FA is on), as at
+    /// sign-in, with the same lockout and the same answer for an unknown
+    /// email or a wrong password. The user signs in afterwards.
+    public func restoreAccount(tenant: Tenant, email: String, password: String, code: String, client: ClientDetails)
+        async throws -> User
+    {
+        let email = try EmailAddress.normalize(email)
+        let secret = try Self.candidatePassword(password)
+        let client = Self.bounded(client)
+        if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
+        let user = try await signInQueue.run("\(tenant.id.rawValue)/\(email)") { () -> User in
+            try await checkPassword(tenant: tenant, email: email, secret: secret, client: client)
+        }
+        guard user.status == .pendingDeletion, let purgeAfter = user.purgeAfter else { throw DomainError.notPendingDeletion }
+        guard clock.now() < purgeAfter else {
+            throw DomainError(.failedPrecondition, "GRACE_PERIOD_OVER", "the grace period is over; the account is being purged")
+        }
+        let restore: @Sendable (any AccountStoreWriter) throws -> User = { writer in
+            let now = self.clock.now()
+            guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .pendingDeletion,
+                let due = current.purgeAfter, now < due
+            else { throw DomainError.notPendingDeletion }
+            current.status = .active
+            current.purgeAfter = nil
+            try writer.update(current)
+            try writer.append(.accountRestored(userID: user.id, email: user.email), tenant: tenant.id, at: now)
+            try writer.append(
+                SecurityLogEntry(
+                    tenantID: tenant.id, userID: user.id, kind: .accountRestored, ip: client.ip,
+                    userAgent: client.userAgent, detail: "", createdAt: now))
+            return current
+        }
+        if user.twoFactorEnabled {
+            guard !code.isEmpty else { throw DomainError.invalid("CODE_REQUIRED", "two-factor is on: a current code is required") }
+            return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
+                writer, _ in try restore(writer)
+            }
+        }
+        return try await store.write(restore)
+    }
+
+    // MARK: Tenants
+
+    /// Schedules a whole tenant for deletion (administrator callers): the
+    /// confirmation must be exactly `DELETE`. Every session in it is
+    /// revoked; nobody signs in until it is cancelled or purged.
+    public func requestTenantDeletion(tenant reference: String, confirmation: String) async throws -> Tenant {
+        guard confirmation == Self.deletionConfirmation else { throw DomainError.confirmationRequired }
+        let tenant = try await self.tenant(reference: reference)
+        let now = clock.now()
+        let purgeAfter = now.adding(seconds: configuration.deletionGraceSeconds)
+        defer {
+            tenants.invalidate(tenant.id)
+            sessionCache.invalidateAll()
+        }
+        return try await store.write { writer in
+            guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
+            guard current.status == .active else { throw DomainError.tenantPendingDeletion(purgeAfter: current.purgeAfter) }
+            current.status = .pendingDeletion
+            current.purgeAfter = purgeAfter
+            try writer.update(current)
+            for (session, user) in try writer.revokeTenantSessions(tenant: tenant.id, at: now, reason: "tenant_deletion") {
+                try writer.append(
+                    .sessionRevoked(sessionID: session, userID: user, reason: "tenant_deletion"), tenant: tenant.id, at: now)
+            }
+            try writer.append(
+                .tenantDeletionScheduled(tenantID: tenant.id, slug: current.slug, name: current.name, purgeAfter: purgeAfter),
+                tenant: tenant.id, at: now)
+            return current
+        }
+    }
+
+    /// Cancels a tenant's pending deletion (administrator callers).
+    public func cancelTenantDeletion(tenant reference: String) async throws -> Tenant {
+        let tenant = try await self.tenant(reference: reference)
+        let now = clock.now()
+        defer { tenants.invalidate(tenant.id) }
+        return try await store.write { writer in
+            guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
+            guard current.status == .pendingDeletion else { throw DomainError.notPendingDeletion }
+            current.status = .active
+            current.purgeAfter = nil
+            try writer.update(current)
+            try writer.append(
+                .tenantDeletionCancelled(tenantID: tenant.id, slug: current.slug, name: current.name),
+                tenant: tenant.id, at: now)
+            return current
+        }
+    }
+
+    // MARK: Purging
+
+    /// Deletes every tenant and account whose grace period has ended, one
+    /// transaction each, with its `tenant.purged` / `account.purged` event.
+    @discardableResult
+    public func purgeDueDeletions() async throws -> PurgeReport {
+        var report = PurgeReport()
+        let now = clock.now()
+        while true {
+            let due = try await store.read { try $0.tenantsDueForPurge(at: now, limit: 50) }
+            for tenant in due {
+                let purged = try await store.write { writer -> Bool in
+                    guard let current = try writer.tenant(id: tenant.id), current.status == .pendingDeletion,
+                        let purgeAfter = current.purgeAfter, purgeAfter <= now
+                    else { return false }
+                    let users = try writer.userCount(tenant: tenant.id)
+                    guard try writer.deleteTenant(id: tenant.id) else { return false }
+                    try writer.append(
+                        .tenantPurged(tenantID: tenant.id, slug: current.slug, name: current.name, users: users),
+                        tenant: tenant.id, at: now)
+                    return true
+                }
+                tenants.invalidate(tenant.id)
+                if purged { report.tenants += 1 }
+            }
+            if due.count < 50 { break }
+        }
+        var after: String?
+        while true {
+            let page = try await store.read { [after] in try $0.tenants(afterSlug: after, limit: 200) }
+            for tenant in page {
+                while true {
+                    let due = try await store.read { try $0.usersDueForPurge(tenant: tenant.id, at: now, limit: 100) }
+                    for user in due where try await purgeAccount(tenant: tenant.id, user: user.id, at: now) {
+                        report.accounts += 1
+                    }
+                    if due.count < 100 { break }
+                }
+            }
+            guard page.count == 200, let last = page.last else { break }
+            after = last.slug
+        }
+        return report
+    }
+
+    /// Deletes one account whose grace ended, with `account.purged`.
+    private func purgeAccount(tenant: TenantID, user: UserID, at now: Timestamp) async throws -> Bool {
+        defer { sessionCache.invalidate(user: user) }
+        return try await store.write { writer in
+            guard let current = try writer.user(tenant: tenant, id: user), current.status == .pendingDeletion,
+                let purgeAfter = current.purgeAfter, purgeAfter <= now
+            else { return false }
+            guard try writer.deleteUser(tenant: tenant, id: user) else { return false }
+            try writer.append(.accountPurged(userID: user, tenantID: tenant, email: current.email), tenant: tenant, at: now)
+            return true
+        }
+    }
+}
