@@ -297,11 +297,18 @@ struct SignInScenario: AsyncParsableCommand {
 struct MixedScenario: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mixed",
-        abstract: "A blend by weight: Validate, Sessions.List, SignIn, Sessions.Revoke (of sessions the run signed in).",
+        abstract: "A blend by weight: Validate, Sessions.List, SignIn, Sessions.Revoke (of sessions the run signed in), TwoFactor.Verify.",
         discussion: """
             Revoke ends a session this run signed in (never a seeded one); with none to revoke yet, the call \
             is a sign-in instead. A revocation drops that user's cached sessions, as in production, so their \
             next Validate goes to the store.
+
+            With --two-factor-weight > 0, --two-factor-users seeded users enrol 2FA first (through the \
+            public API), and 2fa-verify calls TwoFactor.Verify with a fresh TOTP code. Replay protection \
+            accepts each time step once per user, so each user verifies at most once per 30 s once its \
+            first steps are spent; when every 2FA user of a connection has spent its steps the call is a \
+            Validate instead (the table's counts show how many verifies ran). Those users' sign-ins then \
+            answer with a 2FA challenge, as in production.
             """)
     @OptionGroup var load: LoadOptions
     @OptionGroup var seedOptions: SeedOptions
@@ -309,17 +316,15 @@ struct MixedScenario: AsyncParsableCommand {
     @Option(help: "Weight of Sessions.List (as a seeded session).") var listWeight = 5
     @Option(help: "Weight of Users.SignIn.") var signinWeight = 3
     @Option(help: "Weight of Sessions.Revoke.") var revokeWeight = 2
-    @Option(help: "Weight of TwoFactor.Verify (needs the moat.v1.TwoFactor service).") var twoFactorWeight = 0
+    @Option(help: "Weight of TwoFactor.Verify.") var twoFactorWeight = 0
+    @Option(help: "Seeded users that enrol 2FA for TwoFactor.Verify (with --two-factor-weight).") var twoFactorUsers = 300
 
     func run() async throws {
         let machine = Machine.current()
         let started = Date()
-        guard twoFactorWeight == 0 else {
-            throw ValidationError(
-                "--two-factor-weight: this build has no moat.v1.TwoFactor service (proto/moat/v1 has none yet)")
-        }
         let weights = MixWeights(
-            validate: validateWeight, list: listWeight, signIn: signinWeight, revoke: revokeWeight, twoFactorVerify: 0)
+            validate: validateWeight, list: listWeight, signIn: signinWeight, revoke: revokeWeight,
+            twoFactorVerify: twoFactorWeight)
         guard weights.values.allSatisfy({ $0 >= 0 }), weights.values.reduce(0, +) > 0 else {
             throw ValidationError("weights must be non-negative and not all zero")
         }
@@ -329,17 +334,23 @@ struct MixedScenario: AsyncParsableCommand {
             throw ValidationError("mixed needs sessions: --seed-sessions N (and --seed-users) or --seeds FILE")
         }
         let requests = SessionRequests(seeds: seeds, needList: true, needSignIn: true)
+        let twoFactorSeeds =
+            twoFactorWeight > 0
+            ? try await TwoFactorSeeding.enroll(
+                count: twoFactorUsers, seeds: seeds, socket: load.socket, quiet: load.quiet) : []
         var priming: PrimingStats?
         if !seedOptions.noPrime { priming = try await Runner.prime(requests, options: load, seedOptions: seedOptions) }
         let connections = load.connections
         let plan = ScenarioPlan(
             name: "mixed", opNames: MixWeights.opNames,
             notes: [
-                "weights validate \(validateWeight), list \(listWeight), signin \(signinWeight), revoke \(revokeWeight); \(seeds.sessions.count) seeded sessions"
+                "weights validate \(validateWeight), list \(listWeight), signin \(signinWeight), revoke \(revokeWeight), 2fa-verify \(twoFactorWeight); \(seeds.sessions.count) seeded sessions, \(twoFactorSeeds.count) with 2FA"
             ],
             seeding: seeding, priming: priming,
             makeWorkload: {
-                MixedWorkload(requests: requests, seeds: seeds, weights: weights, connection: $0, connections: connections)
+                MixedWorkload(
+                    requests: requests, seeds: seeds, weights: weights, twoFactorUsers: twoFactorSeeds, connection: $0,
+                    connections: connections)
             })
         try await Runner.run(plan, options: load, machine: machine, startedAt: started)
     }

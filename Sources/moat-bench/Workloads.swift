@@ -147,7 +147,7 @@ struct MixWeights: Sendable, Codable {
 /// the Validate tokens stay live; a revocation does drop that user's cached
 /// sessions, as in production).
 final class MixedWorkload: Workload, @unchecked Sendable {
-    static let validateOp = 0, listOp = 1, signInOp = 2, revokeOp = 3
+    static let validateOp = 0, listOp = 1, signInOp = 2, revokeOp = 3, twoFactorOp = 4
 
     private let requests: SessionRequests
     private let cumulative: [Int]
@@ -158,9 +158,15 @@ final class MixedWorkload: Workload, @unchecked Sendable {
     private var revocable: [(tenant: Int, token: [UInt8], id: [UInt8])] = []
     private let revokePath = Array(Moat_V1_Sessions.Method.revoke.path.utf8)
     private let userTenants: [Int]
+    private var twoFactor: TwoFactorLane
 
-    init(requests: SessionRequests, seeds: SeedSet, weights: MixWeights, connection: Int, connections: Int) {
+    init(
+        requests: SessionRequests, seeds: SeedSet, weights: MixWeights, twoFactorUsers: [TwoFactorSeed] = [],
+        connection: Int, connections: Int
+    ) {
         self.requests = requests
+        twoFactor = TwoFactorLane(
+            all: twoFactorUsers, connection: connection, connections: connections, tenantSlugs: requests.tenantSlugs)
         var sum = 0
         cumulative = weights.values.map {
             sum += $0
@@ -176,6 +182,12 @@ final class MixedWorkload: Workload, @unchecked Sendable {
         let pick = rng.below(total)
         var op = cumulative.firstIndex { pick < $0 } ?? 0
         if op == Self.revokeOp && revocable.isEmpty { op = Self.signInOp }
+        // Every 2FA user of this connection spent its codes for now (one
+        // per user per 30 s, replay protection): a Validate instead.
+        if op == Self.twoFactorOp {
+            if twoFactor.write(id: id, into: &buffer) { return (op, 0) }
+            op = Self.validateOp
+        }
         switch op {
         case Self.listOp:
             requests.list[rng.below(requests.list.count)].write(id: id, into: &buffer)
@@ -203,7 +215,8 @@ final class MixedWorkload: Workload, @unchecked Sendable {
 
     func completed(op: Int, tag: Int, response: ScannedResponse, frame: UnsafeRawBufferPointer) {
         guard op == Self.signInOp, response.code == 0, let payload = response.payload, revocable.count < 10_000,
-            let signedIn = try? Moat_V1_SignInResponse(serializedBytes: Array(frame[payload]))
+            let signedIn = try? Moat_V1_SignInResponse(serializedBytes: Array(frame[payload])),
+            !signedIn.secondFactorRequired
         else { return }
         revocable.append((tag, Array(signedIn.sessionToken.utf8), Array(signedIn.session.id.utf8)))
     }
