@@ -274,7 +274,9 @@ extension AccountService {
         let found = try await store.read { reader -> (SignInChallenge, User)? in
             guard let challenge = try reader.signInChallenge(tenant: tenant.id, tokenHash: hash),
                 challenge.usedAt == nil, start < challenge.expiresAt,
-                let user = try reader.user(tenant: tenant.id, id: challenge.userID), user.status == .active
+                let user = try reader.user(tenant: tenant.id, id: challenge.userID), user.status == .active,
+                // A password change or reset since the challenge voids it.
+                challenge.createdAt >= user.passwordChangedAt
             else { return nil }
             return (challenge, user)
         }
@@ -287,7 +289,10 @@ extension AccountService {
             tenant: tenant, user: user, code: code, recoveryCode: recoveryCode, client: client
         ) { writer, proof -> Session in
             let now = self.clock.now()
-            guard try writer.consumeSignInChallenge(tenant: tenant.id, tokenHash: hash, at: now) != nil else {
+            guard try writer.consumeSignInChallenge(tenant: tenant.id, tokenHash: hash, at: now) != nil,
+                let current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
+                pending.createdAt >= current.passwordChangedAt
+            else {
                 throw DomainError.challengeInvalid
             }
             let session = Session(
@@ -354,18 +359,28 @@ extension AccountService {
         _ body: @escaping @Sendable (any AccountStoreWriter, SecondFactorProof) throws -> T
     ) async throws -> T {
         try await signInQueue.run("\(tenant.id.rawValue)/2fa/\(user.id.rawValue)") {
-            let proof = try await proveSecondFactor(
+            let (proof, checked) = try await proveSecondFactor(
                 tenant: tenant, user: user, code: code, recoveryCode: recoveryCode, client: client)
             do {
                 return try await store.write { writer in
+                    // What the code was checked against must still be what
+                    // is stored: a re-enrolment confirmed (or codes
+                    // regenerated, by another process) since the check
+                    // replaced the secret or the code in that slot.
+                    let current = try writer.twoFactor(tenant: tenant.id, user: user.id)
                     switch proof {
                     case .totp(let step):
+                        guard current?.sealedSecret == checked.secret else { throw DomainError.totpCodeInvalid }
                         guard try writer.advanceTwoFactorStep(tenant: tenant.id, user: user.id, step: step) else {
                             throw DomainError.totpCodeReused
                         }
                     case .recoveryCode(let slot, let remaining):
                         let now = self.clock.now()
-                        guard try writer.useRecoveryCode(tenant: tenant.id, user: user.id, slot: slot, at: now) else {
+                        guard current?.sealedSecret == checked.secret,
+                            try writer.recoveryCodes(tenant: tenant.id, user: user.id)
+                                .first(where: { $0.slot == slot })?.codeHash == checked.codeHash,
+                            try writer.useRecoveryCode(tenant: tenant.id, user: user.id, slot: slot, at: now)
+                        else {
                             throw DomainError.recoveryCodeInvalid
                         }
                         try writer.setTwoFactorAttempts(tenant: tenant.id, user: user.id, failures: 0, lockedUntil: nil)
@@ -386,10 +401,12 @@ extension AccountService {
         }
     }
 
-    /// Which code proves the second factor, before anything is spent.
+    /// Which code proves the second factor, before anything is spent, and
+    /// what it was checked against (the sealed secret, the recovery code's
+    /// hash), for the write to confirm it is unchanged.
     private func proveSecondFactor(
         tenant: Tenant, user: User, code: String, recoveryCode: String, client: ClientDetails
-    ) async throws -> SecondFactorProof {
+    ) async throws -> (SecondFactorProof, (secret: SealedSecret, codeHash: String?)) {
         guard code.isEmpty != recoveryCode.isEmpty else {
             throw DomainError.invalid("CODE_REQUIRED", "give exactly one of a code or a recovery code")
         }
@@ -415,7 +432,7 @@ extension AccountService {
                     try await logTwoFactorFailure(tenant: tenant, user: user, client: client, detail: "reused code")
                     throw DomainError.totpCodeReused
                 }
-                return .totp(step: step)
+                return (.totp(step: step), (credential.sealedSecret, nil))
             }
             try await recordTwoFactorFailure(tenant: tenant, user: user, client: client, detail: "wrong code")
             throw DomainError.totpCodeInvalid
@@ -424,7 +441,10 @@ extension AccountService {
         if let normalized = Self.normalizedRecoveryCode(recoveryCode) {
             for candidate in unused {
                 if try await hasher.verify(Array(normalized.utf8), against: candidate.codeHash) {
-                    return .recoveryCode(slot: candidate.slot, remaining: unused.count - 1)
+                    return (
+                        .recoveryCode(slot: candidate.slot, remaining: unused.count - 1),
+                        (credential.sealedSecret, candidate.codeHash)
+                    )
                 }
             }
         }

@@ -24,14 +24,11 @@ extension MemoryTransaction {
     }
 
     func deleteTwoFactor(tenant: TenantID, user: UserID) -> Bool {
-        guard twoFactor(tenant: tenant, user: user) != nil else {
-            deletePendingTwoFactor(tenant: tenant, user: user)
-            return false
-        }
-        state.twoFactor.removeValue(forKey: user)
+        guard self.user(tenant: tenant, id: user) != nil else { return false }
+        let existed = state.twoFactor.removeValue(forKey: user) != nil
         state.recoveryCodes.removeValue(forKey: user)
         deletePendingTwoFactor(tenant: tenant, user: user)
-        return true
+        return existed
     }
 
     func advanceTwoFactorStep(tenant: TenantID, user: UserID, step: Int64) -> Bool {
