@@ -41,7 +41,15 @@ public enum Moat_V1_Users {
         /// session. A used, expired or unknown token is UNAUTHENTICATED
         /// (RESET_TOKEN_INVALID).
         public static let resetPassword = MethodDescriptor(service: "moat.v1.Users", method: "ResetPassword", access: .public)
-        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, signOut, changePassword, requestPasswordReset, resetPassword]
+        /// ListSecurityEvents returns a user's security log (sign-ins, failures,
+        /// password and two-factor changes, revoked sessions), newest first, a
+        /// page at a time. A user reads their own (session in `authorization`,
+        /// `user_id` empty or their own id); tenant owners/admins and
+        /// administrator callers read any member's by `user_id`. PERMISSION_DENIED
+        /// (ROLE_REQUIRED) for a member asking for someone else; NOT_FOUND
+        /// (USER_NOT_FOUND) for a user not in the tenant.
+        public static let listSecurityEvents = MethodDescriptor(service: "moat.v1.Users", method: "ListSecurityEvents", access: .adminOrUser)
+        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, signOut, changePassword, requestPasswordReset, resetPassword, listSecurityEvents]
     }
 }
 
@@ -83,6 +91,14 @@ public protocol Moat_V1_UsersService: RPCService {
     /// session. A used, expired or unknown token is UNAUTHENTICATED
     /// (RESET_TOKEN_INVALID).
     func resetPassword(request: Moat_V1_ResetPasswordRequest, context: RequestContext) async throws -> Moat_V1_ResetPasswordResponse
+    /// ListSecurityEvents returns a user's security log (sign-ins, failures,
+    /// password and two-factor changes, revoked sessions), newest first, a
+    /// page at a time. A user reads their own (session in `authorization`,
+    /// `user_id` empty or their own id); tenant owners/admins and
+    /// administrator callers read any member's by `user_id`. PERMISSION_DENIED
+    /// (ROLE_REQUIRED) for a member asking for someone else; NOT_FOUND
+    /// (USER_NOT_FOUND) for a user not in the tenant.
+    func listSecurityEvents(request: Moat_V1_ListSecurityEventsRequest, context: RequestContext) async throws -> Moat_V1_ListSecurityEventsResponse
 }
 
 extension Moat_V1_UsersService {
@@ -117,6 +133,9 @@ extension Moat_V1_UsersService {
             },
             .unary(Moat_V1_Users.Method.resetPassword) { (request: Moat_V1_ResetPasswordRequest, context) in
                 try await self.resetPassword(request: request, context: context)
+            },
+            .unary(Moat_V1_Users.Method.listSecurityEvents) { (request: Moat_V1_ListSecurityEventsRequest, context) in
+                try await self.listSecurityEvents(request: request, context: context)
             },
         ]
     }
@@ -181,6 +200,16 @@ public struct Moat_V1_UsersClient: Sendable {
     /// (RESET_TOKEN_INVALID).
     public func resetPassword(_ request: Moat_V1_ResetPasswordRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_ResetPasswordResponse {
         try await transport.unary(Moat_V1_Users.Method.resetPassword, request: request, options: options)
+    }
+    /// ListSecurityEvents returns a user's security log (sign-ins, failures,
+    /// password and two-factor changes, revoked sessions), newest first, a
+    /// page at a time. A user reads their own (session in `authorization`,
+    /// `user_id` empty or their own id); tenant owners/admins and
+    /// administrator callers read any member's by `user_id`. PERMISSION_DENIED
+    /// (ROLE_REQUIRED) for a member asking for someone else; NOT_FOUND
+    /// (USER_NOT_FOUND) for a user not in the tenant.
+    public func listSecurityEvents(_ request: Moat_V1_ListSecurityEventsRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_ListSecurityEventsResponse {
+        try await transport.unary(Moat_V1_Users.Method.listSecurityEvents, request: request, options: options)
     }
 }
 

@@ -19,6 +19,7 @@ struct Moatctl: AsyncParsableCommand {
             PasswdCommand.self,
             ResetCommand.self,
             SessionsCommand.self,
+            EventsCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

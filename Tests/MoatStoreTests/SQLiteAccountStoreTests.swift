@@ -107,7 +107,7 @@ final class SQLiteAccountStoreTests: XCTestCase {
         defer { directory.remove() }
         let store = try await openStore(directory)
         XCTAssertEqual(store.database.migrationReport.previousVersion, 0)
-        XCTAssertEqual(store.database.migrationReport.applied, [1])
+        XCTAssertEqual(store.database.migrationReport.applied, AccountSchema.migrations.map(\.version))
 
         let tables = try await store.database.read { connection in
             try connection.query("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") {
@@ -116,7 +116,8 @@ final class SQLiteAccountStoreTests: XCTestCase {
         }
         XCTAssertEqual(Set(tables), Set(AccountSchema.tables + ["schema_migrations"]))
 
-        for table in tables where !["meta", "schema_migrations"].contains(table) {
+        // The daemon-wide tables: no tenant_id by design (see AccountSchema).
+        for table in tables where !["meta", "schema_migrations", "event_consumers"].contains(table) {
             let columns = try await store.database.read { connection in
                 try connection.query("SELECT name FROM pragma_table_info('\(table)')") { try $0.string("name") }
             }
@@ -134,7 +135,7 @@ final class SQLiteAccountStoreTests: XCTestCase {
 
         let reopened = try await openStore(directory)
         XCTAssertEqual(reopened.database.migrationReport.applied, [])
-        XCTAssertEqual(reopened.database.migrationReport.currentVersion, 1)
+        XCTAssertEqual(reopened.database.migrationReport.currentVersion, AccountSchema.migrations.last?.version)
         await reopened.close()
     }
 
