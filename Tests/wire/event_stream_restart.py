@@ -135,7 +135,20 @@ def reconnect(daemon, stop):
     return None
 
 
-class Writer(threading.Thread):
+class Worker(threading.Thread):
+    """A thread whose unexpected exception fails the check (see wait_until)."""
+
+    crashed = []
+
+    def run(self):
+        try:
+            self.work()
+        except BaseException as error:  # noqa: B902 - reported, then the check fails
+            Worker.crashed.append("%s: %r" % (type(self).__name__, error))
+            raise
+
+
+class Writer(Worker):
     """Creates users one after another; records each outcome."""
 
     def __init__(self, daemon, tenant):
@@ -147,7 +160,7 @@ class Writer(threading.Thread):
         self.outcomes = {}  # email -> "ok" | "error" | "unknown"
         self.ok_count = 0
 
-    def run(self):
+    def work(self):
         conn = reconnect(self.daemon_, self.stop)
         index = 0
         while not self.stop.is_set() and conn:
@@ -158,7 +171,7 @@ class Writer(threading.Thread):
             try:
                 status, _ = conn.call(
                     "/moat.v1.Users/Create", users_pb2.CreateUserRequest(email=email, password=PASSWORD),
-                    users_pb2.User, tenant=self.tenant)
+                    tenants_pb2.User, tenant=self.tenant)
                 with self.lock:
                     if status.code == envelope_pb2.OK:
                         self.outcomes[email] = "ok"
@@ -169,7 +182,7 @@ class Writer(threading.Thread):
                 if index % 7 == 0:
                     status, _ = conn.call(
                         "/moat.v1.Users/Create", users_pb2.CreateUserRequest(email=email, password=PASSWORD),
-                        users_pb2.User, tenant=self.tenant)
+                        tenants_pb2.User, tenant=self.tenant)
                     assert status.code != envelope_pb2.OK, "duplicate email accepted"
             except Dropped:
                 conn.close()
@@ -178,7 +191,7 @@ class Writer(threading.Thread):
             conn.close()
 
 
-class Consumer(threading.Thread):
+class Consumer(Worker):
     """Polls, records, then acks; checks nothing acked comes back."""
 
     def __init__(self, daemon):
@@ -195,7 +208,7 @@ class Consumer(threading.Thread):
         self.empty_polls_in_a_row = 0
         self.errors = []
 
-    def run(self):
+    def work(self):
         conn = reconnect(self.daemon_, self.stop)
         while not self.stop.is_set() and conn:
             try:
@@ -261,6 +274,8 @@ class Consumer(threading.Thread):
 def wait_until(condition, seconds, what):
     deadline = time.time() + seconds
     while time.time() < deadline:
+        if Worker.crashed:
+            raise SystemExit("a client thread failed: %s" % Worker.crashed)
         if condition():
             return
         time.sleep(0.02)
@@ -339,6 +354,7 @@ def main():
         print("delivered: %d events, %d user.created, %d redelivered (ack not returned before the kill)" % (
             len(consumer.delivered), len(delivered), consumer.redeliveries))
         print("SIGTERM with a waiting long poll: exit %d after %.2fs" % (code, shutdown_seconds))
+        assert not Worker.crashed, Worker.crashed
         assert not consumer.errors, consumer.errors
         assert not missing, "OK creates whose event never came: %s" % sorted(missing)[:10]
         assert not phantom, "events for creates that did not happen: %s" % sorted(phantom)[:10]
