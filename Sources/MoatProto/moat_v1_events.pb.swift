@@ -13,6 +13,11 @@
 /// payload. Payloads never carry secrets, except the one-time tokens the mail
 /// service must deliver (password reset, invitation).
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -86,6 +91,188 @@ public nonisolated enum Moat_V1_PurgeTarget: SwiftProtobuf.Enum, Swift.CaseItera
     .billingSubscription,
   ]
 
+}
+
+public nonisolated struct Moat_V1_PollRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1 to 64 characters of [a-z0-9._-], e.g. "mail-sender".
+  public var consumer: String = String()
+
+  /// 1 to 1000; 0 means 100.
+  public var maxEvents: UInt32 = 0
+
+  /// How long to wait when there is nothing to return, in milliseconds;
+  /// capped by the server's [events] max_poll_wait_seconds and by the call's
+  /// deadline. 0 answers at once.
+  public var waitMs: UInt32 = 0
+
+  /// Only events whose type starts with this, e.g. "password." (optional).
+  public var typePrefix: String = String()
+
+  /// Only events of this tenant, by id or slug (optional).
+  public var tenant: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One outbox event.
+public nonisolated struct Moat_V1_Event: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var sequence: Int64 = 0
+
+  public var tenantID: String = String()
+
+  /// e.g. "password.changed".
+  public var type: String = String()
+
+  /// What the event is about: usually a user id, or a tenant id.
+  public var subject: String = String()
+
+  /// Milliseconds since the Unix epoch.
+  public var createdAtUnixMs: Int64 = 0
+
+  /// The full name of the payload's message, e.g. "moat.v1.PasswordChanged",
+  /// so a generic consumer can decode it.
+  public var payloadType: String = String()
+
+  /// The serialized payload message.
+  public var payload: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_PollResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// In sequence order; only those that pass the filters.
+  public var events: [Moat_V1_Event] = []
+
+  /// The highest sequence this Poll examined, whether it passed the filters
+  /// or not; at least `cursor`. With filters, Ack this value after handling
+  /// `events`, so the consumer does not examine the skipped events again.
+  public var lastSequenceScanned: Int64 = 0
+
+  /// The consumer's cursor when the Poll read the stream.
+  public var cursor: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_AckRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var consumer: String = String()
+
+  /// The highest sequence handled (typically the last event's sequence or
+  /// last_sequence_scanned).
+  public var sequence: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_AckResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The cursor after the Ack.
+  public var cursor: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_ListConsumersRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_EventConsumer: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// The highest acknowledged sequence.
+  public var cursor: Int64 = 0
+
+  /// How far behind the newest event the cursor is, in sequence numbers.
+  public var lag: Int64 = 0
+
+  public var createdAtUnix: Int64 = 0
+
+  /// Recorded at most once a minute per consumer; 0 if never.
+  public var lastPollAtUnix: Int64 = 0
+
+  /// 0 if never.
+  public var lastAckAtUnix: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_ListConsumersResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Ordered by name.
+  public var consumers: [Moat_V1_EventConsumer] = []
+
+  /// The newest sequence ever written (0 if none).
+  public var newestSequence: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_DeleteConsumerRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var consumer: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Moat_V1_DeleteConsumerResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 /// tenant.created: a tenant and its first owner exist.
@@ -476,6 +663,379 @@ fileprivate nonisolated let _protobuf_package = "moat.v1"
 
 nonisolated extension Moat_V1_PurgeTarget: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PURGE_TARGET_UNSPECIFIED\0\u{1}PURGE_TARGET_BUSINESS_DATA\0\u{1}PURGE_TARGET_CALL_RECORDINGS_AND_TRANSCRIPTS\0\u{1}PURGE_TARGET_RECEPTIONIST_CONFIGURATION\0\u{1}PURGE_TARGET_PHONE_NUMBER\0\u{1}PURGE_TARGET_BILLING_SUBSCRIPTION\0")
+}
+
+nonisolated extension Moat_V1_PollRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PollRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}consumer\0\u{3}max_events\0\u{3}wait_ms\0\u{3}type_prefix\0\u{1}tenant\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.maxEvents) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.waitMs) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.typePrefix) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.tenant) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consumer.isEmpty {
+      try visitor.visitSingularStringField(value: self.consumer, fieldNumber: 1)
+    }
+    if self.maxEvents != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxEvents, fieldNumber: 2)
+    }
+    if self.waitMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.waitMs, fieldNumber: 3)
+    }
+    if !self.typePrefix.isEmpty {
+      try visitor.visitSingularStringField(value: self.typePrefix, fieldNumber: 4)
+    }
+    if !self.tenant.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenant, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_PollRequest, rhs: Moat_V1_PollRequest) -> Bool {
+    if lhs.consumer != rhs.consumer {return false}
+    if lhs.maxEvents != rhs.maxEvents {return false}
+    if lhs.waitMs != rhs.waitMs {return false}
+    if lhs.typePrefix != rhs.typePrefix {return false}
+    if lhs.tenant != rhs.tenant {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Event"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}sequence\0\u{3}tenant_id\0\u{1}type\0\u{1}subject\0\u{3}created_at_unix_ms\0\u{3}payload_type\0\u{1}payload\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.sequence) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.tenantID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.type) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.subject) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnixMs) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.payloadType) }()
+      case 7: try { try decoder.decodeSingularBytesField(value: &self.payload) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.sequence != 0 {
+      try visitor.visitSingularInt64Field(value: self.sequence, fieldNumber: 1)
+    }
+    if !self.tenantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenantID, fieldNumber: 2)
+    }
+    if !self.type.isEmpty {
+      try visitor.visitSingularStringField(value: self.type, fieldNumber: 3)
+    }
+    if !self.subject.isEmpty {
+      try visitor.visitSingularStringField(value: self.subject, fieldNumber: 4)
+    }
+    if self.createdAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtUnixMs, fieldNumber: 5)
+    }
+    if !self.payloadType.isEmpty {
+      try visitor.visitSingularStringField(value: self.payloadType, fieldNumber: 6)
+    }
+    if !self.payload.isEmpty {
+      try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_Event, rhs: Moat_V1_Event) -> Bool {
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.tenantID != rhs.tenantID {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.subject != rhs.subject {return false}
+    if lhs.createdAtUnixMs != rhs.createdAtUnixMs {return false}
+    if lhs.payloadType != rhs.payloadType {return false}
+    if lhs.payload != rhs.payload {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_PollResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PollResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}events\0\u{3}last_sequence_scanned\0\u{1}cursor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.events) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.lastSequenceScanned) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.cursor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.events.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.events, fieldNumber: 1)
+    }
+    if self.lastSequenceScanned != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastSequenceScanned, fieldNumber: 2)
+    }
+    if self.cursor != 0 {
+      try visitor.visitSingularInt64Field(value: self.cursor, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_PollResponse, rhs: Moat_V1_PollResponse) -> Bool {
+    if lhs.events != rhs.events {return false}
+    if lhs.lastSequenceScanned != rhs.lastSequenceScanned {return false}
+    if lhs.cursor != rhs.cursor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_AckRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AckRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}consumer\0\u{1}sequence\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.sequence) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consumer.isEmpty {
+      try visitor.visitSingularStringField(value: self.consumer, fieldNumber: 1)
+    }
+    if self.sequence != 0 {
+      try visitor.visitSingularInt64Field(value: self.sequence, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_AckRequest, rhs: Moat_V1_AckRequest) -> Bool {
+    if lhs.consumer != rhs.consumer {return false}
+    if lhs.sequence != rhs.sequence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_AckResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AckResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}cursor\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.cursor) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.cursor != 0 {
+      try visitor.visitSingularInt64Field(value: self.cursor, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_AckResponse, rhs: Moat_V1_AckResponse) -> Bool {
+    if lhs.cursor != rhs.cursor {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_ListConsumersRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListConsumersRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_ListConsumersRequest, rhs: Moat_V1_ListConsumersRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_EventConsumer: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EventConsumer"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}cursor\0\u{1}lag\0\u{3}created_at_unix\0\u{3}last_poll_at_unix\0\u{3}last_ack_at_unix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.cursor) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.lag) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.createdAtUnix) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.lastPollAtUnix) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.lastAckAtUnix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.cursor != 0 {
+      try visitor.visitSingularInt64Field(value: self.cursor, fieldNumber: 2)
+    }
+    if self.lag != 0 {
+      try visitor.visitSingularInt64Field(value: self.lag, fieldNumber: 3)
+    }
+    if self.createdAtUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.createdAtUnix, fieldNumber: 4)
+    }
+    if self.lastPollAtUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastPollAtUnix, fieldNumber: 5)
+    }
+    if self.lastAckAtUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.lastAckAtUnix, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_EventConsumer, rhs: Moat_V1_EventConsumer) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.cursor != rhs.cursor {return false}
+    if lhs.lag != rhs.lag {return false}
+    if lhs.createdAtUnix != rhs.createdAtUnix {return false}
+    if lhs.lastPollAtUnix != rhs.lastPollAtUnix {return false}
+    if lhs.lastAckAtUnix != rhs.lastAckAtUnix {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_ListConsumersResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListConsumersResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}consumers\0\u{3}newest_sequence\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.consumers) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.newestSequence) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consumers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.consumers, fieldNumber: 1)
+    }
+    if self.newestSequence != 0 {
+      try visitor.visitSingularInt64Field(value: self.newestSequence, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_ListConsumersResponse, rhs: Moat_V1_ListConsumersResponse) -> Bool {
+    if lhs.consumers != rhs.consumers {return false}
+    if lhs.newestSequence != rhs.newestSequence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_DeleteConsumerRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteConsumerRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}consumer\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.consumer) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consumer.isEmpty {
+      try visitor.visitSingularStringField(value: self.consumer, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_DeleteConsumerRequest, rhs: Moat_V1_DeleteConsumerRequest) -> Bool {
+    if lhs.consumer != rhs.consumer {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_DeleteConsumerResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeleteConsumerResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_DeleteConsumerResponse, rhs: Moat_V1_DeleteConsumerResponse) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Moat_V1_TenantCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -63,7 +63,15 @@ public enum Moat_V1_Users {
         /// code when 2FA is on. Then sign in as usual. FAILED_PRECONDITION
         /// NOT_PENDING_DELETION if nothing is scheduled. Emits account.restored.
         public static let restoreAccount = MethodDescriptor(service: "moat.v1.Users", method: "RestoreAccount", access: .public)
-        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, completeSignIn, signOut, changePassword, requestPasswordReset, resetPassword, requestDeletion, restoreAccount]
+        /// ListSecurityEvents returns a user's security log (sign-ins, failures,
+        /// password and two-factor changes, revoked sessions), newest first, a
+        /// page at a time. A user reads their own (session in `authorization`,
+        /// `user_id` empty or their own id); tenant owners/admins and
+        /// administrator callers read any member's by `user_id`. PERMISSION_DENIED
+        /// (ROLE_REQUIRED) for a member asking for someone else; NOT_FOUND
+        /// (USER_NOT_FOUND) for a user not in the tenant.
+        public static let listSecurityEvents = MethodDescriptor(service: "moat.v1.Users", method: "ListSecurityEvents", access: .adminOrUser)
+        public static let all: [MethodDescriptor] = [create, get, list, disable, enable, signIn, completeSignIn, signOut, changePassword, requestPasswordReset, resetPassword, requestDeletion, restoreAccount, listSecurityEvents]
     }
 }
 
@@ -127,6 +135,14 @@ public protocol Moat_V1_UsersService: RPCService {
     /// code when 2FA is on. Then sign in as usual. FAILED_PRECONDITION
     /// NOT_PENDING_DELETION if nothing is scheduled. Emits account.restored.
     func restoreAccount(request: Moat_V1_RestoreAccountRequest, context: RequestContext) async throws -> Moat_V1_User
+    /// ListSecurityEvents returns a user's security log (sign-ins, failures,
+    /// password and two-factor changes, revoked sessions), newest first, a
+    /// page at a time. A user reads their own (session in `authorization`,
+    /// `user_id` empty or their own id); tenant owners/admins and
+    /// administrator callers read any member's by `user_id`. PERMISSION_DENIED
+    /// (ROLE_REQUIRED) for a member asking for someone else; NOT_FOUND
+    /// (USER_NOT_FOUND) for a user not in the tenant.
+    func listSecurityEvents(request: Moat_V1_ListSecurityEventsRequest, context: RequestContext) async throws -> Moat_V1_ListSecurityEventsResponse
 }
 
 extension Moat_V1_UsersService {
@@ -170,6 +186,9 @@ extension Moat_V1_UsersService {
             },
             .unary(Moat_V1_Users.Method.restoreAccount) { (request: Moat_V1_RestoreAccountRequest, context) in
                 try await self.restoreAccount(request: request, context: context)
+            },
+            .unary(Moat_V1_Users.Method.listSecurityEvents) { (request: Moat_V1_ListSecurityEventsRequest, context) in
+                try await self.listSecurityEvents(request: request, context: context)
             },
         ]
     }
@@ -262,6 +281,16 @@ public struct Moat_V1_UsersClient: Sendable {
     /// NOT_PENDING_DELETION if nothing is scheduled. Emits account.restored.
     public func restoreAccount(_ request: Moat_V1_RestoreAccountRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_User {
         try await transport.unary(Moat_V1_Users.Method.restoreAccount, request: request, options: options)
+    }
+    /// ListSecurityEvents returns a user's security log (sign-ins, failures,
+    /// password and two-factor changes, revoked sessions), newest first, a
+    /// page at a time. A user reads their own (session in `authorization`,
+    /// `user_id` empty or their own id); tenant owners/admins and
+    /// administrator callers read any member's by `user_id`. PERMISSION_DENIED
+    /// (ROLE_REQUIRED) for a member asking for someone else; NOT_FOUND
+    /// (USER_NOT_FOUND) for a user not in the tenant.
+    public func listSecurityEvents(_ request: Moat_V1_ListSecurityEventsRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_ListSecurityEventsResponse {
+        try await transport.unary(Moat_V1_Users.Method.listSecurityEvents, request: request, options: options)
     }
 }
 

@@ -30,6 +30,8 @@ public final class MoatDaemon: Sendable {
     public let accounts: AccountService
     /// The account store.
     public let store: SQLiteAccountStore
+    /// The event stream (exposed for tests and embedding).
+    public let events: EventStream
     private let hasher: PasswordHasher
     private let serving: ServingState
     private let logger: Logger
@@ -90,6 +92,9 @@ public final class MoatDaemon: Sendable {
                 touchGranularityMilliseconds: Int64(configuration.sessions.lastActiveGranularitySeconds) * 1000),
             secrets: secrets)
         self.accounts = accounts
+        let events = EventStream(
+            store: store, signal: store.eventSignal, clock: clock, configuration: configuration.events.stream)
+        self.events = events
 
         let serving = ServingState()
         self.serving = serving
@@ -98,6 +103,7 @@ public final class MoatDaemon: Sendable {
         var router = Router(services: [
             health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
             TwoFactorHandler(accounts: accounts),
+            EventsHandler(events: events),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)
@@ -127,6 +133,11 @@ public final class MoatDaemon: Sendable {
                             logger: logger),
                         successTerminationBehavior: .ignore),
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                    // Told first: wakes waiting long polls so the drain
+                    // does not wait for them.
+                    .init(
+                        service: EventRetention(events: events, settings: configuration.events, logger: logger),
+                        successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))

@@ -18,7 +18,7 @@ struct MoatBench: AsyncParsableCommand {
             """,
         subcommands: [
             HealthScenario.self, ValidateScenario.self, SignInScenario.self, MixedScenario.self, CallScenario.self,
-            SeedCommand.self, SignInBurst.self,
+            SeedCommand.self, SignInBurst.self, EventLatency.self,
         ])
 }
 

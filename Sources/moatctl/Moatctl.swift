@@ -21,6 +21,7 @@ struct Moatctl: AsyncParsableCommand {
             SessionsCommand.self,
             TwoFactorCommand.self,
             AccountCommand.self,
+            EventsCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

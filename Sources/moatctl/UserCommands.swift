@@ -15,7 +15,7 @@ struct UserCommand: AsyncParsableCommand {
             """,
         subcommands: [
             UserCreateCommand.self, UserGetCommand.self, UserListCommand.self, UserDisableCommand.self,
-            UserEnableCommand.self,
+            UserEnableCommand.self, UserSecurityLogCommand.self,
         ])
 }
 

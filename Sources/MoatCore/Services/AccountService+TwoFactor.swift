@@ -291,7 +291,9 @@ extension AccountService {
             let now = self.clock.now()
             guard try writer.consumeSignInChallenge(tenant: tenant.id, tokenHash: hash, at: now) != nil,
                 let current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
-                pending.createdAt >= current.passwordChangedAt
+                pending.createdAt >= current.passwordChangedAt,
+                // A tenant deletion requested since the challenge voids it.
+                try writer.tenant(id: tenant.id)?.status == .active
             else {
                 throw DomainError.challengeInvalid
             }

@@ -19,10 +19,13 @@ public final class MemoryAccountStore: AccountStore {
         var pendingTwoFactor: [UserID: PendingTwoFactor] = [:]
         var recoveryCodes: [UserID: [RecoveryCode]] = [:]
         var challenges: [[UInt8]: SignInChallenge] = [:]
+        var eventConsumers: [String: EventConsumer] = [:]
     }
 
     private let state = Mutex(State())
     private let encoder: any EventEncoder
+    /// Signalled after each write that appended events has returned.
+    public let eventSignal = EventSignal()
 
     /// Creates an empty store.
     public init(encoder: any EventEncoder) {
@@ -35,12 +38,16 @@ public final class MemoryAccountStore: AccountStore {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
-        try state.withLock { state in
+        let (result, appended) = try state.withLock { state in
             let transaction = MemoryTransaction(state: state, encoder: encoder)
             let result = try body(transaction)
+            let appended = transaction.state.nextSequence != state.nextSequence
             state = transaction.state
-            return result
+            return (result, appended)
         }
+        // After the change is published, never before.
+        if appended { eventSignal.signal() }
+        return result
     }
 
     /// Every event in the outbox (tests).

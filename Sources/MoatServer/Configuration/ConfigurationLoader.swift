@@ -184,6 +184,17 @@ public enum ConfigurationLoader {
             try sessions.finish()
         }
 
+        if var events = try root.table("events") {
+            if let value = try events.int("retention_days", in: 0...3650) { configuration.events.retentionDays = value }
+            if let value = try events.int("prune_interval_seconds", in: 10...86400) {
+                configuration.events.pruneIntervalSeconds = value
+            }
+            if let value = try events.int("max_poll_wait_seconds", in: 0...3600) {
+                configuration.events.maxPollWaitSeconds = value
+            }
+            try events.finish()
+        }
+
         if var log = try root.table("log") {
             if let level = try log.string("level") { configuration.log.level = try parseLevel(level, key: "log.level") }
             if let format = try log.string("format") {
@@ -284,6 +295,11 @@ public enum ConfigurationLoader {
             last_active_granularity_seconds = \(configuration.sessions.lastActiveGranularitySeconds)
             cleanup_interval_seconds = \(configuration.sessions.cleanupIntervalSeconds)
             retention_days = \(configuration.sessions.retentionDays)
+
+            [events]
+            retention_days = \(configuration.events.retentionDays)
+            prune_interval_seconds = \(configuration.events.pruneIntervalSeconds)
+            max_poll_wait_seconds = \(configuration.events.maxPollWaitSeconds)
 
             [log]
             level = \(quote(configuration.log.level.rawValue))

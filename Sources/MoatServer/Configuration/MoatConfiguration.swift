@@ -34,6 +34,29 @@ public struct MoatConfiguration: Sendable, Equatable {
     /// Session validation and housekeeping.
     public var sessions = Sessions()
 
+    /// The event stream: long polls and retention.
+    public var events = Events()
+
+    /// Event-stream settings.
+    public struct Events: Sendable, Equatable {
+        /// Acknowledged events are deleted once older than this. Default 7.
+        public var retentionDays = 7
+        /// How often retention runs. Default 300.
+        public var pruneIntervalSeconds = 300
+        /// The longest a Poll waits for new events, whatever it asks.
+        /// Default 30.
+        public var maxPollWaitSeconds = 30
+        public init() {}
+
+        /// The domain settings these make.
+        public var stream: EventStreamConfiguration {
+            var stream = EventStreamConfiguration()
+            stream.retentionSeconds = Int64(retentionDays) * 86400
+            stream.maxPollWaitMilliseconds = Int64(maxPollWaitSeconds) * 1000
+            return stream
+        }
+    }
+
     /// Session settings (idle timeout and lifetime are tenant policy).
     public struct Sessions: Sendable, Equatable {
         /// Live sessions cached for Validate. Default 100000.

@@ -164,4 +164,19 @@ struct UsersHandler: Moat_V1_UsersService {
                     code: request.code, client: ClientDetails(request.client, metadata: context.metadata)))
         }
     }
+
+    func listSecurityEvents(request: Moat_V1_ListSecurityEventsRequest, context: RequestContext) async throws
+        -> Moat_V1_ListSecurityEventsResponse
+    {
+        try await translatingErrors {
+            let tenant = try await accounts.tenant(context)
+            let page = try await accounts.securityLog(
+                tenant: tenant, actor: try await actor(tenant, context), userID: request.userID,
+                pageSize: Int(request.pageSize), pageToken: request.pageToken)
+            return .with {
+                $0.events = page.entries.map(Moat_V1_SecurityEvent.init)
+                $0.nextPageToken = page.nextPageToken
+            }
+        }
+    }
 }

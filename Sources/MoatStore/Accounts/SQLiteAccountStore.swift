@@ -26,6 +26,8 @@ import MoatCore
 public final class SQLiteAccountStore: AccountStore {
     /// The underlying database (metrics, migration report).
     public let database: Database
+    /// Signalled after each write that appended events has committed.
+    public let eventSignal = EventSignal()
     private let encoder: any EventEncoder
 
     private init(database: Database, encoder: any EventEncoder) {
@@ -78,9 +80,13 @@ public final class SQLiteAccountStore: AccountStore {
     /// kept and its error is rethrown as is.
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
         let encoder = self.encoder
-        return try await database.write { transaction in
-            try body(SQLiteAccountWriter(db: transaction, encoder: encoder))
+        let appended = EventAppendMarker()
+        let result = try await database.write { transaction in
+            try body(SQLiteAccountWriter(db: transaction, encoder: encoder, appended: appended))
         }
+        // `database.write` returned: the events are committed and visible.
+        if appended.isSet { eventSignal.signal() }
+        return result
     }
 
     /// A daemon-wide fact (e.g. the key file's fingerprint), or nil if unset.
@@ -224,6 +230,8 @@ extension SQLiteAccountReading {
 struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     let db: Transaction
     let encoder: any EventEncoder
+    /// Set when the body appends an event (the store then wakes long polls).
+    var appended: EventAppendMarker? = nil
 
     func insert(_ tenant: Tenant) throws {
         do {
@@ -361,6 +369,7 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
         try db.execute(
             "INSERT INTO events (tenant_id, type, subject, payload, created_at) VALUES (?, ?, ?, ?, ?)",
             [tenant.rawValue, event.type, event.subject, encoder.encode(event), at.milliseconds])
+        appended?.set()
     }
 
     func append(_ entry: SecurityLogEntry) throws {

@@ -7,6 +7,456 @@
 #endif
 
 #include "moat/v1/events.pb-c.h"
+void   moat__v1__poll_request__init
+                     (Moat__V1__PollRequest         *message)
+{
+  static const Moat__V1__PollRequest init_value = MOAT__V1__POLL_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__poll_request__get_packed_size
+                     (const Moat__V1__PollRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__poll_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__poll_request__pack
+                     (const Moat__V1__PollRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__poll_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__poll_request__pack_to_buffer
+                     (const Moat__V1__PollRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__poll_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__PollRequest *
+       moat__v1__poll_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__PollRequest *)
+     protobuf_c_message_unpack (&moat__v1__poll_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__poll_request__free_unpacked
+                     (Moat__V1__PollRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__poll_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__event__init
+                     (Moat__V1__Event         *message)
+{
+  static const Moat__V1__Event init_value = MOAT__V1__EVENT__INIT;
+  *message = init_value;
+}
+size_t moat__v1__event__get_packed_size
+                     (const Moat__V1__Event *message)
+{
+  assert(message->base.descriptor == &moat__v1__event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__event__pack
+                     (const Moat__V1__Event *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__event__pack_to_buffer
+                     (const Moat__V1__Event *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__Event *
+       moat__v1__event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__Event *)
+     protobuf_c_message_unpack (&moat__v1__event__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__event__free_unpacked
+                     (Moat__V1__Event *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__poll_response__init
+                     (Moat__V1__PollResponse         *message)
+{
+  static const Moat__V1__PollResponse init_value = MOAT__V1__POLL_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t moat__v1__poll_response__get_packed_size
+                     (const Moat__V1__PollResponse *message)
+{
+  assert(message->base.descriptor == &moat__v1__poll_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__poll_response__pack
+                     (const Moat__V1__PollResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__poll_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__poll_response__pack_to_buffer
+                     (const Moat__V1__PollResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__poll_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__PollResponse *
+       moat__v1__poll_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__PollResponse *)
+     protobuf_c_message_unpack (&moat__v1__poll_response__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__poll_response__free_unpacked
+                     (Moat__V1__PollResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__poll_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__ack_request__init
+                     (Moat__V1__AckRequest         *message)
+{
+  static const Moat__V1__AckRequest init_value = MOAT__V1__ACK_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__ack_request__get_packed_size
+                     (const Moat__V1__AckRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__ack_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__ack_request__pack
+                     (const Moat__V1__AckRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__ack_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__ack_request__pack_to_buffer
+                     (const Moat__V1__AckRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__ack_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__AckRequest *
+       moat__v1__ack_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__AckRequest *)
+     protobuf_c_message_unpack (&moat__v1__ack_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__ack_request__free_unpacked
+                     (Moat__V1__AckRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__ack_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__ack_response__init
+                     (Moat__V1__AckResponse         *message)
+{
+  static const Moat__V1__AckResponse init_value = MOAT__V1__ACK_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t moat__v1__ack_response__get_packed_size
+                     (const Moat__V1__AckResponse *message)
+{
+  assert(message->base.descriptor == &moat__v1__ack_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__ack_response__pack
+                     (const Moat__V1__AckResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__ack_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__ack_response__pack_to_buffer
+                     (const Moat__V1__AckResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__ack_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__AckResponse *
+       moat__v1__ack_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__AckResponse *)
+     protobuf_c_message_unpack (&moat__v1__ack_response__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__ack_response__free_unpacked
+                     (Moat__V1__AckResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__ack_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__list_consumers_request__init
+                     (Moat__V1__ListConsumersRequest         *message)
+{
+  static const Moat__V1__ListConsumersRequest init_value = MOAT__V1__LIST_CONSUMERS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__list_consumers_request__get_packed_size
+                     (const Moat__V1__ListConsumersRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__list_consumers_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__list_consumers_request__pack
+                     (const Moat__V1__ListConsumersRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__list_consumers_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__list_consumers_request__pack_to_buffer
+                     (const Moat__V1__ListConsumersRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__list_consumers_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__ListConsumersRequest *
+       moat__v1__list_consumers_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__ListConsumersRequest *)
+     protobuf_c_message_unpack (&moat__v1__list_consumers_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__list_consumers_request__free_unpacked
+                     (Moat__V1__ListConsumersRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__list_consumers_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__event_consumer__init
+                     (Moat__V1__EventConsumer         *message)
+{
+  static const Moat__V1__EventConsumer init_value = MOAT__V1__EVENT_CONSUMER__INIT;
+  *message = init_value;
+}
+size_t moat__v1__event_consumer__get_packed_size
+                     (const Moat__V1__EventConsumer *message)
+{
+  assert(message->base.descriptor == &moat__v1__event_consumer__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__event_consumer__pack
+                     (const Moat__V1__EventConsumer *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__event_consumer__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__event_consumer__pack_to_buffer
+                     (const Moat__V1__EventConsumer *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__event_consumer__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__EventConsumer *
+       moat__v1__event_consumer__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__EventConsumer *)
+     protobuf_c_message_unpack (&moat__v1__event_consumer__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__event_consumer__free_unpacked
+                     (Moat__V1__EventConsumer *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__event_consumer__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__list_consumers_response__init
+                     (Moat__V1__ListConsumersResponse         *message)
+{
+  static const Moat__V1__ListConsumersResponse init_value = MOAT__V1__LIST_CONSUMERS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t moat__v1__list_consumers_response__get_packed_size
+                     (const Moat__V1__ListConsumersResponse *message)
+{
+  assert(message->base.descriptor == &moat__v1__list_consumers_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__list_consumers_response__pack
+                     (const Moat__V1__ListConsumersResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__list_consumers_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__list_consumers_response__pack_to_buffer
+                     (const Moat__V1__ListConsumersResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__list_consumers_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__ListConsumersResponse *
+       moat__v1__list_consumers_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__ListConsumersResponse *)
+     protobuf_c_message_unpack (&moat__v1__list_consumers_response__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__list_consumers_response__free_unpacked
+                     (Moat__V1__ListConsumersResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__list_consumers_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__delete_consumer_request__init
+                     (Moat__V1__DeleteConsumerRequest         *message)
+{
+  static const Moat__V1__DeleteConsumerRequest init_value = MOAT__V1__DELETE_CONSUMER_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__delete_consumer_request__get_packed_size
+                     (const Moat__V1__DeleteConsumerRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__delete_consumer_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__delete_consumer_request__pack
+                     (const Moat__V1__DeleteConsumerRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__delete_consumer_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__delete_consumer_request__pack_to_buffer
+                     (const Moat__V1__DeleteConsumerRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__delete_consumer_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__DeleteConsumerRequest *
+       moat__v1__delete_consumer_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__DeleteConsumerRequest *)
+     protobuf_c_message_unpack (&moat__v1__delete_consumer_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__delete_consumer_request__free_unpacked
+                     (Moat__V1__DeleteConsumerRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__delete_consumer_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__delete_consumer_response__init
+                     (Moat__V1__DeleteConsumerResponse         *message)
+{
+  static const Moat__V1__DeleteConsumerResponse init_value = MOAT__V1__DELETE_CONSUMER_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t moat__v1__delete_consumer_response__get_packed_size
+                     (const Moat__V1__DeleteConsumerResponse *message)
+{
+  assert(message->base.descriptor == &moat__v1__delete_consumer_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__delete_consumer_response__pack
+                     (const Moat__V1__DeleteConsumerResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__delete_consumer_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__delete_consumer_response__pack_to_buffer
+                     (const Moat__V1__DeleteConsumerResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__delete_consumer_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__DeleteConsumerResponse *
+       moat__v1__delete_consumer_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__DeleteConsumerResponse *)
+     protobuf_c_message_unpack (&moat__v1__delete_consumer_response__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__delete_consumer_response__free_unpacked
+                     (Moat__V1__DeleteConsumerResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__delete_consumer_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   moat__v1__tenant_created__init
                      (Moat__V1__TenantCreated         *message)
 {
@@ -862,6 +1312,593 @@ void   moat__v1__tenant_purged__free_unpacked
   assert(message->base.descriptor == &moat__v1__tenant_purged__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+static const ProtobufCFieldDescriptor moat__v1__poll_request__field_descriptors[5] =
+{
+  {
+    "consumer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PollRequest, consumer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_events",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PollRequest, max_events),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "wait_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PollRequest, wait_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type_prefix",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PollRequest, type_prefix),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tenant",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PollRequest, tenant),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__poll_request__field_indices_by_name[] = {
+  0,   /* field[0] = consumer */
+  1,   /* field[1] = max_events */
+  4,   /* field[4] = tenant */
+  3,   /* field[3] = type_prefix */
+  2,   /* field[2] = wait_ms */
+};
+static const ProtobufCIntRange moat__v1__poll_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor moat__v1__poll_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.PollRequest",
+  "PollRequest",
+  "Moat__V1__PollRequest",
+  "moat.v1",
+  sizeof(Moat__V1__PollRequest),
+  5,
+  moat__v1__poll_request__field_descriptors,
+  moat__v1__poll_request__field_indices_by_name,
+  1,  moat__v1__poll_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__poll_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__event__field_descriptors[7] =
+{
+  {
+    "sequence",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Event, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tenant_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Event, tenant_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "type",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Event, type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "subject",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Event, subject),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at_unix_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Event, created_at_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payload_type",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Event, payload_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "payload",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__Event, payload),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__event__field_indices_by_name[] = {
+  4,   /* field[4] = created_at_unix_ms */
+  6,   /* field[6] = payload */
+  5,   /* field[5] = payload_type */
+  0,   /* field[0] = sequence */
+  3,   /* field[3] = subject */
+  1,   /* field[1] = tenant_id */
+  2,   /* field[2] = type */
+};
+static const ProtobufCIntRange moat__v1__event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor moat__v1__event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.Event",
+  "Event",
+  "Moat__V1__Event",
+  "moat.v1",
+  sizeof(Moat__V1__Event),
+  7,
+  moat__v1__event__field_descriptors,
+  moat__v1__event__field_indices_by_name,
+  1,  moat__v1__event__number_ranges,
+  (ProtobufCMessageInit) moat__v1__event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__poll_response__field_descriptors[3] =
+{
+  {
+    "events",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Moat__V1__PollResponse, n_events),
+    offsetof(Moat__V1__PollResponse, events),
+    &moat__v1__event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_sequence_scanned",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PollResponse, last_sequence_scanned),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PollResponse, cursor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__poll_response__field_indices_by_name[] = {
+  2,   /* field[2] = cursor */
+  0,   /* field[0] = events */
+  1,   /* field[1] = last_sequence_scanned */
+};
+static const ProtobufCIntRange moat__v1__poll_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__poll_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.PollResponse",
+  "PollResponse",
+  "Moat__V1__PollResponse",
+  "moat.v1",
+  sizeof(Moat__V1__PollResponse),
+  3,
+  moat__v1__poll_response__field_descriptors,
+  moat__v1__poll_response__field_indices_by_name,
+  1,  moat__v1__poll_response__number_ranges,
+  (ProtobufCMessageInit) moat__v1__poll_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__ack_request__field_descriptors[2] =
+{
+  {
+    "consumer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AckRequest, consumer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "sequence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AckRequest, sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__ack_request__field_indices_by_name[] = {
+  0,   /* field[0] = consumer */
+  1,   /* field[1] = sequence */
+};
+static const ProtobufCIntRange moat__v1__ack_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor moat__v1__ack_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.AckRequest",
+  "AckRequest",
+  "Moat__V1__AckRequest",
+  "moat.v1",
+  sizeof(Moat__V1__AckRequest),
+  2,
+  moat__v1__ack_request__field_descriptors,
+  moat__v1__ack_request__field_indices_by_name,
+  1,  moat__v1__ack_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__ack_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__ack_response__field_descriptors[1] =
+{
+  {
+    "cursor",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__AckResponse, cursor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__ack_response__field_indices_by_name[] = {
+  0,   /* field[0] = cursor */
+};
+static const ProtobufCIntRange moat__v1__ack_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor moat__v1__ack_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.AckResponse",
+  "AckResponse",
+  "Moat__V1__AckResponse",
+  "moat.v1",
+  sizeof(Moat__V1__AckResponse),
+  1,
+  moat__v1__ack_response__field_descriptors,
+  moat__v1__ack_response__field_indices_by_name,
+  1,  moat__v1__ack_response__number_ranges,
+  (ProtobufCMessageInit) moat__v1__ack_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define moat__v1__list_consumers_request__field_descriptors NULL
+#define moat__v1__list_consumers_request__field_indices_by_name NULL
+#define moat__v1__list_consumers_request__number_ranges NULL
+const ProtobufCMessageDescriptor moat__v1__list_consumers_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.ListConsumersRequest",
+  "ListConsumersRequest",
+  "Moat__V1__ListConsumersRequest",
+  "moat.v1",
+  sizeof(Moat__V1__ListConsumersRequest),
+  0,
+  moat__v1__list_consumers_request__field_descriptors,
+  moat__v1__list_consumers_request__field_indices_by_name,
+  0,  moat__v1__list_consumers_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__list_consumers_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__event_consumer__field_descriptors[6] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__EventConsumer, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cursor",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__EventConsumer, cursor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lag",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__EventConsumer, lag),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at_unix",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__EventConsumer, created_at_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_poll_at_unix",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__EventConsumer, last_poll_at_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_ack_at_unix",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__EventConsumer, last_ack_at_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__event_consumer__field_indices_by_name[] = {
+  3,   /* field[3] = created_at_unix */
+  1,   /* field[1] = cursor */
+  2,   /* field[2] = lag */
+  5,   /* field[5] = last_ack_at_unix */
+  4,   /* field[4] = last_poll_at_unix */
+  0,   /* field[0] = name */
+};
+static const ProtobufCIntRange moat__v1__event_consumer__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor moat__v1__event_consumer__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.EventConsumer",
+  "EventConsumer",
+  "Moat__V1__EventConsumer",
+  "moat.v1",
+  sizeof(Moat__V1__EventConsumer),
+  6,
+  moat__v1__event_consumer__field_descriptors,
+  moat__v1__event_consumer__field_indices_by_name,
+  1,  moat__v1__event_consumer__number_ranges,
+  (ProtobufCMessageInit) moat__v1__event_consumer__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__list_consumers_response__field_descriptors[2] =
+{
+  {
+    "consumers",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Moat__V1__ListConsumersResponse, n_consumers),
+    offsetof(Moat__V1__ListConsumersResponse, consumers),
+    &moat__v1__event_consumer__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "newest_sequence",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__ListConsumersResponse, newest_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__list_consumers_response__field_indices_by_name[] = {
+  0,   /* field[0] = consumers */
+  1,   /* field[1] = newest_sequence */
+};
+static const ProtobufCIntRange moat__v1__list_consumers_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor moat__v1__list_consumers_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.ListConsumersResponse",
+  "ListConsumersResponse",
+  "Moat__V1__ListConsumersResponse",
+  "moat.v1",
+  sizeof(Moat__V1__ListConsumersResponse),
+  2,
+  moat__v1__list_consumers_response__field_descriptors,
+  moat__v1__list_consumers_response__field_indices_by_name,
+  1,  moat__v1__list_consumers_response__number_ranges,
+  (ProtobufCMessageInit) moat__v1__list_consumers_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__delete_consumer_request__field_descriptors[1] =
+{
+  {
+    "consumer",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__DeleteConsumerRequest, consumer),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__delete_consumer_request__field_indices_by_name[] = {
+  0,   /* field[0] = consumer */
+};
+static const ProtobufCIntRange moat__v1__delete_consumer_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor moat__v1__delete_consumer_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.DeleteConsumerRequest",
+  "DeleteConsumerRequest",
+  "Moat__V1__DeleteConsumerRequest",
+  "moat.v1",
+  sizeof(Moat__V1__DeleteConsumerRequest),
+  1,
+  moat__v1__delete_consumer_request__field_descriptors,
+  moat__v1__delete_consumer_request__field_indices_by_name,
+  1,  moat__v1__delete_consumer_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__delete_consumer_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define moat__v1__delete_consumer_response__field_descriptors NULL
+#define moat__v1__delete_consumer_response__field_indices_by_name NULL
+#define moat__v1__delete_consumer_response__number_ranges NULL
+const ProtobufCMessageDescriptor moat__v1__delete_consumer_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.DeleteConsumerResponse",
+  "DeleteConsumerResponse",
+  "Moat__V1__DeleteConsumerResponse",
+  "moat.v1",
+  sizeof(Moat__V1__DeleteConsumerResponse),
+  0,
+  moat__v1__delete_consumer_response__field_descriptors,
+  moat__v1__delete_consumer_response__field_indices_by_name,
+  0,  moat__v1__delete_consumer_response__number_ranges,
+  (ProtobufCMessageInit) moat__v1__delete_consumer_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCFieldDescriptor moat__v1__tenant_created__field_descriptors[5] =
 {
   {
@@ -2179,3 +3216,66 @@ const ProtobufCEnumDescriptor moat__v1__purge_target__descriptor =
   moat__v1__purge_target__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
+static const ProtobufCMethodDescriptor moat__v1__events__method_descriptors[4] =
+{
+  { "Poll", &moat__v1__poll_request__descriptor, &moat__v1__poll_response__descriptor },
+  { "Ack", &moat__v1__ack_request__descriptor, &moat__v1__ack_response__descriptor },
+  { "ListConsumers", &moat__v1__list_consumers_request__descriptor, &moat__v1__list_consumers_response__descriptor },
+  { "DeleteConsumer", &moat__v1__delete_consumer_request__descriptor, &moat__v1__delete_consumer_response__descriptor },
+};
+const unsigned moat__v1__events__method_indices_by_name[] = {
+  1,        /* Ack */
+  3,        /* DeleteConsumer */
+  2,        /* ListConsumers */
+  0         /* Poll */
+};
+const ProtobufCServiceDescriptor moat__v1__events__descriptor =
+{
+  PROTOBUF_C__SERVICE_DESCRIPTOR_MAGIC,
+  "moat.v1.Events",
+  "Events",
+  "Moat__V1__Events",
+  "moat.v1",
+  4,
+  moat__v1__events__method_descriptors,
+  moat__v1__events__method_indices_by_name
+};
+void moat__v1__events__poll(ProtobufCService *service,
+                            const Moat__V1__PollRequest *input,
+                            Moat__V1__PollResponse_Closure closure,
+                            void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__events__descriptor);
+  service->invoke(service, 0, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__events__ack(ProtobufCService *service,
+                           const Moat__V1__AckRequest *input,
+                           Moat__V1__AckResponse_Closure closure,
+                           void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__events__descriptor);
+  service->invoke(service, 1, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__events__list_consumers(ProtobufCService *service,
+                                      const Moat__V1__ListConsumersRequest *input,
+                                      Moat__V1__ListConsumersResponse_Closure closure,
+                                      void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__events__descriptor);
+  service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__events__delete_consumer(ProtobufCService *service,
+                                       const Moat__V1__DeleteConsumerRequest *input,
+                                       Moat__V1__DeleteConsumerResponse_Closure closure,
+                                       void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__events__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__events__init (Moat__V1__Events_Service *service,
+                             Moat__V1__Events_ServiceDestroy destroy)
+{
+  protobuf_c_service_generated_init (&service->base,
+                                     &moat__v1__events__descriptor,
+                                     (ProtobufCServiceDestroy) destroy);
+}

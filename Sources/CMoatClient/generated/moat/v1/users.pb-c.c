@@ -7,96 +7,6 @@
 #endif
 
 #include "moat/v1/users.pb-c.h"
-void   moat__v1__request_account_deletion_request__init
-                     (Moat__V1__RequestAccountDeletionRequest         *message)
-{
-  static const Moat__V1__RequestAccountDeletionRequest init_value = MOAT__V1__REQUEST_ACCOUNT_DELETION_REQUEST__INIT;
-  *message = init_value;
-}
-size_t moat__v1__request_account_deletion_request__get_packed_size
-                     (const Moat__V1__RequestAccountDeletionRequest *message)
-{
-  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t moat__v1__request_account_deletion_request__pack
-                     (const Moat__V1__RequestAccountDeletionRequest *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t moat__v1__request_account_deletion_request__pack_to_buffer
-                     (const Moat__V1__RequestAccountDeletionRequest *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Moat__V1__RequestAccountDeletionRequest *
-       moat__v1__request_account_deletion_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Moat__V1__RequestAccountDeletionRequest *)
-     protobuf_c_message_unpack (&moat__v1__request_account_deletion_request__descriptor,
-                                allocator, len, data);
-}
-void   moat__v1__request_account_deletion_request__free_unpacked
-                     (Moat__V1__RequestAccountDeletionRequest *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
-void   moat__v1__restore_account_request__init
-                     (Moat__V1__RestoreAccountRequest         *message)
-{
-  static const Moat__V1__RestoreAccountRequest init_value = MOAT__V1__RESTORE_ACCOUNT_REQUEST__INIT;
-  *message = init_value;
-}
-size_t moat__v1__restore_account_request__get_packed_size
-                     (const Moat__V1__RestoreAccountRequest *message)
-{
-  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
-  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
-}
-size_t moat__v1__restore_account_request__pack
-                     (const Moat__V1__RestoreAccountRequest *message,
-                      uint8_t       *out)
-{
-  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
-  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
-}
-size_t moat__v1__restore_account_request__pack_to_buffer
-                     (const Moat__V1__RestoreAccountRequest *message,
-                      ProtobufCBuffer *buffer)
-{
-  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
-  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
-}
-Moat__V1__RestoreAccountRequest *
-       moat__v1__restore_account_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data)
-{
-  return (Moat__V1__RestoreAccountRequest *)
-     protobuf_c_message_unpack (&moat__v1__restore_account_request__descriptor,
-                                allocator, len, data);
-}
-void   moat__v1__restore_account_request__free_unpacked
-                     (Moat__V1__RestoreAccountRequest *message,
-                      ProtobufCAllocator *allocator)
-{
-  if(!message)
-    return;
-  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
-  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
-}
 void   moat__v1__create_user_request__init
                      (Moat__V1__CreateUserRequest         *message)
 {
@@ -907,147 +817,231 @@ void   moat__v1__reset_password_response__free_unpacked
   assert(message->base.descriptor == &moat__v1__reset_password_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor moat__v1__request_account_deletion_request__field_descriptors[3] =
+void   moat__v1__list_security_events_request__init
+                     (Moat__V1__ListSecurityEventsRequest         *message)
 {
-  {
-    "confirmation",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Moat__V1__RequestAccountDeletionRequest, confirmation),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "password",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Moat__V1__RequestAccountDeletionRequest, password),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "code",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Moat__V1__RequestAccountDeletionRequest, code),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned moat__v1__request_account_deletion_request__field_indices_by_name[] = {
-  2,   /* field[2] = code */
-  0,   /* field[0] = confirmation */
-  1,   /* field[1] = password */
-};
-static const ProtobufCIntRange moat__v1__request_account_deletion_request__number_ranges[1 + 1] =
+  static const Moat__V1__ListSecurityEventsRequest init_value = MOAT__V1__LIST_SECURITY_EVENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__list_security_events_request__get_packed_size
+                     (const Moat__V1__ListSecurityEventsRequest *message)
 {
-  { 1, 0 },
-  { 0, 3 }
-};
-const ProtobufCMessageDescriptor moat__v1__request_account_deletion_request__descriptor =
+  assert(message->base.descriptor == &moat__v1__list_security_events_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__list_security_events_request__pack
+                     (const Moat__V1__ListSecurityEventsRequest *message,
+                      uint8_t       *out)
 {
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "moat.v1.RequestAccountDeletionRequest",
-  "RequestAccountDeletionRequest",
-  "Moat__V1__RequestAccountDeletionRequest",
-  "moat.v1",
-  sizeof(Moat__V1__RequestAccountDeletionRequest),
-  3,
-  moat__v1__request_account_deletion_request__field_descriptors,
-  moat__v1__request_account_deletion_request__field_indices_by_name,
-  1,  moat__v1__request_account_deletion_request__number_ranges,
-  (ProtobufCMessageInit) moat__v1__request_account_deletion_request__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
-static const ProtobufCFieldDescriptor moat__v1__restore_account_request__field_descriptors[4] =
+  assert(message->base.descriptor == &moat__v1__list_security_events_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__list_security_events_request__pack_to_buffer
+                     (const Moat__V1__ListSecurityEventsRequest *message,
+                      ProtobufCBuffer *buffer)
 {
-  {
-    "email",
-    1,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Moat__V1__RestoreAccountRequest, email),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "password",
-    2,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Moat__V1__RestoreAccountRequest, password),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "code",
-    3,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_STRING,
-    0,   /* quantifier_offset */
-    offsetof(Moat__V1__RestoreAccountRequest, code),
-    NULL,
-    &protobuf_c_empty_string,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
-    "client",
-    4,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_MESSAGE,
-    0,   /* quantifier_offset */
-    offsetof(Moat__V1__RestoreAccountRequest, client),
-    &moat__v1__client_details__descriptor,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-};
-static const unsigned moat__v1__restore_account_request__field_indices_by_name[] = {
-  3,   /* field[3] = client */
-  2,   /* field[2] = code */
-  0,   /* field[0] = email */
-  1,   /* field[1] = password */
-};
-static const ProtobufCIntRange moat__v1__restore_account_request__number_ranges[1 + 1] =
+  assert(message->base.descriptor == &moat__v1__list_security_events_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__ListSecurityEventsRequest *
+       moat__v1__list_security_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
 {
-  { 1, 0 },
-  { 0, 4 }
-};
-const ProtobufCMessageDescriptor moat__v1__restore_account_request__descriptor =
+  return (Moat__V1__ListSecurityEventsRequest *)
+     protobuf_c_message_unpack (&moat__v1__list_security_events_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__list_security_events_request__free_unpacked
+                     (Moat__V1__ListSecurityEventsRequest *message,
+                      ProtobufCAllocator *allocator)
 {
-  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
-  "moat.v1.RestoreAccountRequest",
-  "RestoreAccountRequest",
-  "Moat__V1__RestoreAccountRequest",
-  "moat.v1",
-  sizeof(Moat__V1__RestoreAccountRequest),
-  4,
-  moat__v1__restore_account_request__field_descriptors,
-  moat__v1__restore_account_request__field_indices_by_name,
-  1,  moat__v1__restore_account_request__number_ranges,
-  (ProtobufCMessageInit) moat__v1__restore_account_request__init,
-  NULL,NULL,NULL    /* reserved[123] */
-};
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__list_security_events_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__security_event__init
+                     (Moat__V1__SecurityEvent         *message)
+{
+  static const Moat__V1__SecurityEvent init_value = MOAT__V1__SECURITY_EVENT__INIT;
+  *message = init_value;
+}
+size_t moat__v1__security_event__get_packed_size
+                     (const Moat__V1__SecurityEvent *message)
+{
+  assert(message->base.descriptor == &moat__v1__security_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__security_event__pack
+                     (const Moat__V1__SecurityEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__security_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__security_event__pack_to_buffer
+                     (const Moat__V1__SecurityEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__security_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__SecurityEvent *
+       moat__v1__security_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__SecurityEvent *)
+     protobuf_c_message_unpack (&moat__v1__security_event__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__security_event__free_unpacked
+                     (Moat__V1__SecurityEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__security_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__list_security_events_response__init
+                     (Moat__V1__ListSecurityEventsResponse         *message)
+{
+  static const Moat__V1__ListSecurityEventsResponse init_value = MOAT__V1__LIST_SECURITY_EVENTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t moat__v1__list_security_events_response__get_packed_size
+                     (const Moat__V1__ListSecurityEventsResponse *message)
+{
+  assert(message->base.descriptor == &moat__v1__list_security_events_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__list_security_events_response__pack
+                     (const Moat__V1__ListSecurityEventsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__list_security_events_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__list_security_events_response__pack_to_buffer
+                     (const Moat__V1__ListSecurityEventsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__list_security_events_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__ListSecurityEventsResponse *
+       moat__v1__list_security_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__ListSecurityEventsResponse *)
+     protobuf_c_message_unpack (&moat__v1__list_security_events_response__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__list_security_events_response__free_unpacked
+                     (Moat__V1__ListSecurityEventsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__list_security_events_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__request_account_deletion_request__init
+                     (Moat__V1__RequestAccountDeletionRequest         *message)
+{
+  static const Moat__V1__RequestAccountDeletionRequest init_value = MOAT__V1__REQUEST_ACCOUNT_DELETION_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__request_account_deletion_request__get_packed_size
+                     (const Moat__V1__RequestAccountDeletionRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__request_account_deletion_request__pack
+                     (const Moat__V1__RequestAccountDeletionRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__request_account_deletion_request__pack_to_buffer
+                     (const Moat__V1__RequestAccountDeletionRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__RequestAccountDeletionRequest *
+       moat__v1__request_account_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__RequestAccountDeletionRequest *)
+     protobuf_c_message_unpack (&moat__v1__request_account_deletion_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__request_account_deletion_request__free_unpacked
+                     (Moat__V1__RequestAccountDeletionRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__request_account_deletion_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__restore_account_request__init
+                     (Moat__V1__RestoreAccountRequest         *message)
+{
+  static const Moat__V1__RestoreAccountRequest init_value = MOAT__V1__RESTORE_ACCOUNT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__restore_account_request__get_packed_size
+                     (const Moat__V1__RestoreAccountRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__restore_account_request__pack
+                     (const Moat__V1__RestoreAccountRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__restore_account_request__pack_to_buffer
+                     (const Moat__V1__RestoreAccountRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__RestoreAccountRequest *
+       moat__v1__restore_account_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__RestoreAccountRequest *)
+     protobuf_c_message_unpack (&moat__v1__restore_account_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__restore_account_request__free_unpacked
+                     (Moat__V1__RestoreAccountRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__restore_account_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor moat__v1__create_user_request__field_descriptors[3] =
 {
   {
@@ -2114,7 +2108,405 @@ const ProtobufCMessageDescriptor moat__v1__reset_password_response__descriptor =
   (ProtobufCMessageInit) moat__v1__reset_password_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[13] =
+static const ProtobufCFieldDescriptor moat__v1__list_security_events_request__field_descriptors[3] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__ListSecurityEventsRequest, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__ListSecurityEventsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__ListSecurityEventsRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__list_security_events_request__field_indices_by_name[] = {
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__list_security_events_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__list_security_events_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.ListSecurityEventsRequest",
+  "ListSecurityEventsRequest",
+  "Moat__V1__ListSecurityEventsRequest",
+  "moat.v1",
+  sizeof(Moat__V1__ListSecurityEventsRequest),
+  3,
+  moat__v1__list_security_events_request__field_descriptors,
+  moat__v1__list_security_events_request__field_indices_by_name,
+  1,  moat__v1__list_security_events_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__list_security_events_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__security_event__field_descriptors[9] =
+{
+  {
+    "id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, kind),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "created_at_unix",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, created_at_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ip",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, ip),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_agent",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, user_agent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device_type",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, device_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "os",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, os),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "browser",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, browser),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SecurityEvent, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__security_event__field_indices_by_name[] = {
+  7,   /* field[7] = browser */
+  2,   /* field[2] = created_at_unix */
+  8,   /* field[8] = detail */
+  5,   /* field[5] = device_type */
+  0,   /* field[0] = id */
+  3,   /* field[3] = ip */
+  1,   /* field[1] = kind */
+  6,   /* field[6] = os */
+  4,   /* field[4] = user_agent */
+};
+static const ProtobufCIntRange moat__v1__security_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor moat__v1__security_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.SecurityEvent",
+  "SecurityEvent",
+  "Moat__V1__SecurityEvent",
+  "moat.v1",
+  sizeof(Moat__V1__SecurityEvent),
+  9,
+  moat__v1__security_event__field_descriptors,
+  moat__v1__security_event__field_indices_by_name,
+  1,  moat__v1__security_event__number_ranges,
+  (ProtobufCMessageInit) moat__v1__security_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__list_security_events_response__field_descriptors[2] =
+{
+  {
+    "events",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Moat__V1__ListSecurityEventsResponse, n_events),
+    offsetof(Moat__V1__ListSecurityEventsResponse, events),
+    &moat__v1__security_event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__ListSecurityEventsResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__list_security_events_response__field_indices_by_name[] = {
+  0,   /* field[0] = events */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange moat__v1__list_security_events_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor moat__v1__list_security_events_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.ListSecurityEventsResponse",
+  "ListSecurityEventsResponse",
+  "Moat__V1__ListSecurityEventsResponse",
+  "moat.v1",
+  sizeof(Moat__V1__ListSecurityEventsResponse),
+  2,
+  moat__v1__list_security_events_response__field_descriptors,
+  moat__v1__list_security_events_response__field_indices_by_name,
+  1,  moat__v1__list_security_events_response__number_ranges,
+  (ProtobufCMessageInit) moat__v1__list_security_events_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__request_account_deletion_request__field_descriptors[3] =
+{
+  {
+    "confirmation",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestAccountDeletionRequest, confirmation),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "password",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestAccountDeletionRequest, password),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RequestAccountDeletionRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__request_account_deletion_request__field_indices_by_name[] = {
+  2,   /* field[2] = code */
+  0,   /* field[0] = confirmation */
+  1,   /* field[1] = password */
+};
+static const ProtobufCIntRange moat__v1__request_account_deletion_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor moat__v1__request_account_deletion_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.RequestAccountDeletionRequest",
+  "RequestAccountDeletionRequest",
+  "Moat__V1__RequestAccountDeletionRequest",
+  "moat.v1",
+  sizeof(Moat__V1__RequestAccountDeletionRequest),
+  3,
+  moat__v1__request_account_deletion_request__field_descriptors,
+  moat__v1__request_account_deletion_request__field_indices_by_name,
+  1,  moat__v1__request_account_deletion_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__request_account_deletion_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__restore_account_request__field_descriptors[4] =
+{
+  {
+    "email",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "password",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, password),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "client",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__RestoreAccountRequest, client),
+    &moat__v1__client_details__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__restore_account_request__field_indices_by_name[] = {
+  3,   /* field[3] = client */
+  2,   /* field[2] = code */
+  0,   /* field[0] = email */
+  1,   /* field[1] = password */
+};
+static const ProtobufCIntRange moat__v1__restore_account_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__restore_account_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.RestoreAccountRequest",
+  "RestoreAccountRequest",
+  "Moat__V1__RestoreAccountRequest",
+  "moat.v1",
+  sizeof(Moat__V1__RestoreAccountRequest),
+  4,
+  moat__v1__restore_account_request__field_descriptors,
+  moat__v1__restore_account_request__field_indices_by_name,
+  1,  moat__v1__restore_account_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__restore_account_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[14] =
 {
   { "Create", &moat__v1__create_user_request__descriptor, &moat__v1__user__descriptor },
   { "Get", &moat__v1__get_user_request__descriptor, &moat__v1__user__descriptor },
@@ -2129,6 +2521,7 @@ static const ProtobufCMethodDescriptor moat__v1__users__method_descriptors[13] =
   { "ResetPassword", &moat__v1__reset_password_request__descriptor, &moat__v1__reset_password_response__descriptor },
   { "RequestDeletion", &moat__v1__request_account_deletion_request__descriptor, &moat__v1__user__descriptor },
   { "RestoreAccount", &moat__v1__restore_account_request__descriptor, &moat__v1__user__descriptor },
+  { "ListSecurityEvents", &moat__v1__list_security_events_request__descriptor, &moat__v1__list_security_events_response__descriptor },
 };
 const unsigned moat__v1__users__method_indices_by_name[] = {
   8,        /* ChangePassword */
@@ -2138,6 +2531,7 @@ const unsigned moat__v1__users__method_indices_by_name[] = {
   4,        /* Enable */
   1,        /* Get */
   2,        /* List */
+  13,        /* ListSecurityEvents */
   11,        /* RequestDeletion */
   9,        /* RequestPasswordReset */
   10,        /* ResetPassword */
@@ -2152,7 +2546,7 @@ const ProtobufCServiceDescriptor moat__v1__users__descriptor =
   "Users",
   "Moat__V1__Users",
   "moat.v1",
-  13,
+  14,
   moat__v1__users__method_descriptors,
   moat__v1__users__method_indices_by_name
 };
@@ -2259,6 +2653,14 @@ void moat__v1__users__restore_account(ProtobufCService *service,
 {
   assert(service->descriptor == &moat__v1__users__descriptor);
   service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__users__list_security_events(ProtobufCService *service,
+                                           const Moat__V1__ListSecurityEventsRequest *input,
+                                           Moat__V1__ListSecurityEventsResponse_Closure closure,
+                                           void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__users__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__users__init (Moat__V1__Users_Service *service,
                             Moat__V1__Users_ServiceDestroy destroy)

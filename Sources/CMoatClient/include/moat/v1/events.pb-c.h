@@ -15,6 +15,16 @@ PROTOBUF_C__BEGIN_DECLS
 #endif
 
 
+typedef struct Moat__V1__PollRequest Moat__V1__PollRequest;
+typedef struct Moat__V1__Event Moat__V1__Event;
+typedef struct Moat__V1__PollResponse Moat__V1__PollResponse;
+typedef struct Moat__V1__AckRequest Moat__V1__AckRequest;
+typedef struct Moat__V1__AckResponse Moat__V1__AckResponse;
+typedef struct Moat__V1__ListConsumersRequest Moat__V1__ListConsumersRequest;
+typedef struct Moat__V1__EventConsumer Moat__V1__EventConsumer;
+typedef struct Moat__V1__ListConsumersResponse Moat__V1__ListConsumersResponse;
+typedef struct Moat__V1__DeleteConsumerRequest Moat__V1__DeleteConsumerRequest;
+typedef struct Moat__V1__DeleteConsumerResponse Moat__V1__DeleteConsumerResponse;
 typedef struct Moat__V1__TenantCreated Moat__V1__TenantCreated;
 typedef struct Moat__V1__TenantPolicyUpdated Moat__V1__TenantPolicyUpdated;
 typedef struct Moat__V1__UserCreated Moat__V1__UserCreated;
@@ -69,6 +79,197 @@ typedef enum _Moat__V1__PurgeTarget {
 } Moat__V1__PurgeTarget;
 
 /* --- messages --- */
+
+struct  Moat__V1__PollRequest
+{
+  ProtobufCMessage base;
+  /*
+   * 1 to 64 characters of [a-z0-9._-], e.g. "mail-sender".
+   */
+  char *consumer;
+  /*
+   * 1 to 1000; 0 means 100.
+   */
+  uint32_t max_events;
+  /*
+   * How long to wait when there is nothing to return, in milliseconds;
+   * capped by the server's [events] max_poll_wait_seconds and by the call's
+   * deadline. 0 answers at once.
+   */
+  uint32_t wait_ms;
+  /*
+   * Only events whose type starts with this, e.g. "password." (optional).
+   */
+  char *type_prefix;
+  /*
+   * Only events of this tenant, by id or slug (optional).
+   */
+  char *tenant;
+};
+#define MOAT__V1__POLL_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__poll_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One outbox event.
+ */
+struct  Moat__V1__Event
+{
+  ProtobufCMessage base;
+  int64_t sequence;
+  char *tenant_id;
+  /*
+   * e.g. "password.changed".
+   */
+  char *type;
+  /*
+   * What the event is about: usually a user id, or a tenant id.
+   */
+  char *subject;
+  /*
+   * Milliseconds since the Unix epoch.
+   */
+  int64_t created_at_unix_ms;
+  /*
+   * The full name of the payload's message, e.g. "moat.v1.PasswordChanged",
+   * so a generic consumer can decode it.
+   */
+  char *payload_type;
+  /*
+   * The serialized payload message.
+   */
+  ProtobufCBinaryData payload;
+};
+#define MOAT__V1__EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__event__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+struct  Moat__V1__PollResponse
+{
+  ProtobufCMessage base;
+  /*
+   * In sequence order; only those that pass the filters.
+   */
+  size_t n_events;
+  Moat__V1__Event **events;
+  /*
+   * The highest sequence this Poll examined, whether it passed the filters
+   * or not; at least `cursor`. With filters, Ack this value after handling
+   * `events`, so the consumer does not examine the skipped events again.
+   */
+  int64_t last_sequence_scanned;
+  /*
+   * The consumer's cursor when the Poll read the stream.
+   */
+  int64_t cursor;
+};
+#define MOAT__V1__POLL_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__poll_response__descriptor) \
+    , 0,NULL, 0, 0 }
+
+
+struct  Moat__V1__AckRequest
+{
+  ProtobufCMessage base;
+  char *consumer;
+  /*
+   * The highest sequence handled (typically the last event's sequence or
+   * last_sequence_scanned).
+   */
+  int64_t sequence;
+};
+#define MOAT__V1__ACK_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__ack_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Moat__V1__AckResponse
+{
+  ProtobufCMessage base;
+  /*
+   * The cursor after the Ack.
+   */
+  int64_t cursor;
+};
+#define MOAT__V1__ACK_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__ack_response__descriptor) \
+    , 0 }
+
+
+struct  Moat__V1__ListConsumersRequest
+{
+  ProtobufCMessage base;
+};
+#define MOAT__V1__LIST_CONSUMERS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__list_consumers_request__descriptor) \
+     }
+
+
+struct  Moat__V1__EventConsumer
+{
+  ProtobufCMessage base;
+  char *name;
+  /*
+   * The highest acknowledged sequence.
+   */
+  int64_t cursor;
+  /*
+   * How far behind the newest event the cursor is, in sequence numbers.
+   */
+  int64_t lag;
+  int64_t created_at_unix;
+  /*
+   * Recorded at most once a minute per consumer; 0 if never.
+   */
+  int64_t last_poll_at_unix;
+  /*
+   * 0 if never.
+   */
+  int64_t last_ack_at_unix;
+};
+#define MOAT__V1__EVENT_CONSUMER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__event_consumer__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+
+
+struct  Moat__V1__ListConsumersResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Ordered by name.
+   */
+  size_t n_consumers;
+  Moat__V1__EventConsumer **consumers;
+  /*
+   * The newest sequence ever written (0 if none).
+   */
+  int64_t newest_sequence;
+};
+#define MOAT__V1__LIST_CONSUMERS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__list_consumers_response__descriptor) \
+    , 0,NULL, 0 }
+
+
+struct  Moat__V1__DeleteConsumerRequest
+{
+  ProtobufCMessage base;
+  char *consumer;
+};
+#define MOAT__V1__DELETE_CONSUMER_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__delete_consumer_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+struct  Moat__V1__DeleteConsumerResponse
+{
+  ProtobufCMessage base;
+};
+#define MOAT__V1__DELETE_CONSUMER_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__delete_consumer_response__descriptor) \
+     }
+
 
 /*
  * tenant.created: a tenant and its first owner exist.
@@ -421,6 +622,196 @@ struct  Moat__V1__TenantPurged
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL }
 
 
+/* Moat__V1__PollRequest methods */
+void   moat__v1__poll_request__init
+                     (Moat__V1__PollRequest         *message);
+size_t moat__v1__poll_request__get_packed_size
+                     (const Moat__V1__PollRequest   *message);
+size_t moat__v1__poll_request__pack
+                     (const Moat__V1__PollRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__poll_request__pack_to_buffer
+                     (const Moat__V1__PollRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__PollRequest *
+       moat__v1__poll_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__poll_request__free_unpacked
+                     (Moat__V1__PollRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__Event methods */
+void   moat__v1__event__init
+                     (Moat__V1__Event         *message);
+size_t moat__v1__event__get_packed_size
+                     (const Moat__V1__Event   *message);
+size_t moat__v1__event__pack
+                     (const Moat__V1__Event   *message,
+                      uint8_t             *out);
+size_t moat__v1__event__pack_to_buffer
+                     (const Moat__V1__Event   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__Event *
+       moat__v1__event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__event__free_unpacked
+                     (Moat__V1__Event *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__PollResponse methods */
+void   moat__v1__poll_response__init
+                     (Moat__V1__PollResponse         *message);
+size_t moat__v1__poll_response__get_packed_size
+                     (const Moat__V1__PollResponse   *message);
+size_t moat__v1__poll_response__pack
+                     (const Moat__V1__PollResponse   *message,
+                      uint8_t             *out);
+size_t moat__v1__poll_response__pack_to_buffer
+                     (const Moat__V1__PollResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__PollResponse *
+       moat__v1__poll_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__poll_response__free_unpacked
+                     (Moat__V1__PollResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__AckRequest methods */
+void   moat__v1__ack_request__init
+                     (Moat__V1__AckRequest         *message);
+size_t moat__v1__ack_request__get_packed_size
+                     (const Moat__V1__AckRequest   *message);
+size_t moat__v1__ack_request__pack
+                     (const Moat__V1__AckRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__ack_request__pack_to_buffer
+                     (const Moat__V1__AckRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__AckRequest *
+       moat__v1__ack_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__ack_request__free_unpacked
+                     (Moat__V1__AckRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__AckResponse methods */
+void   moat__v1__ack_response__init
+                     (Moat__V1__AckResponse         *message);
+size_t moat__v1__ack_response__get_packed_size
+                     (const Moat__V1__AckResponse   *message);
+size_t moat__v1__ack_response__pack
+                     (const Moat__V1__AckResponse   *message,
+                      uint8_t             *out);
+size_t moat__v1__ack_response__pack_to_buffer
+                     (const Moat__V1__AckResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__AckResponse *
+       moat__v1__ack_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__ack_response__free_unpacked
+                     (Moat__V1__AckResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__ListConsumersRequest methods */
+void   moat__v1__list_consumers_request__init
+                     (Moat__V1__ListConsumersRequest         *message);
+size_t moat__v1__list_consumers_request__get_packed_size
+                     (const Moat__V1__ListConsumersRequest   *message);
+size_t moat__v1__list_consumers_request__pack
+                     (const Moat__V1__ListConsumersRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__list_consumers_request__pack_to_buffer
+                     (const Moat__V1__ListConsumersRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__ListConsumersRequest *
+       moat__v1__list_consumers_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__list_consumers_request__free_unpacked
+                     (Moat__V1__ListConsumersRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__EventConsumer methods */
+void   moat__v1__event_consumer__init
+                     (Moat__V1__EventConsumer         *message);
+size_t moat__v1__event_consumer__get_packed_size
+                     (const Moat__V1__EventConsumer   *message);
+size_t moat__v1__event_consumer__pack
+                     (const Moat__V1__EventConsumer   *message,
+                      uint8_t             *out);
+size_t moat__v1__event_consumer__pack_to_buffer
+                     (const Moat__V1__EventConsumer   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__EventConsumer *
+       moat__v1__event_consumer__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__event_consumer__free_unpacked
+                     (Moat__V1__EventConsumer *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__ListConsumersResponse methods */
+void   moat__v1__list_consumers_response__init
+                     (Moat__V1__ListConsumersResponse         *message);
+size_t moat__v1__list_consumers_response__get_packed_size
+                     (const Moat__V1__ListConsumersResponse   *message);
+size_t moat__v1__list_consumers_response__pack
+                     (const Moat__V1__ListConsumersResponse   *message,
+                      uint8_t             *out);
+size_t moat__v1__list_consumers_response__pack_to_buffer
+                     (const Moat__V1__ListConsumersResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__ListConsumersResponse *
+       moat__v1__list_consumers_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__list_consumers_response__free_unpacked
+                     (Moat__V1__ListConsumersResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__DeleteConsumerRequest methods */
+void   moat__v1__delete_consumer_request__init
+                     (Moat__V1__DeleteConsumerRequest         *message);
+size_t moat__v1__delete_consumer_request__get_packed_size
+                     (const Moat__V1__DeleteConsumerRequest   *message);
+size_t moat__v1__delete_consumer_request__pack
+                     (const Moat__V1__DeleteConsumerRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__delete_consumer_request__pack_to_buffer
+                     (const Moat__V1__DeleteConsumerRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__DeleteConsumerRequest *
+       moat__v1__delete_consumer_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__delete_consumer_request__free_unpacked
+                     (Moat__V1__DeleteConsumerRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__DeleteConsumerResponse methods */
+void   moat__v1__delete_consumer_response__init
+                     (Moat__V1__DeleteConsumerResponse         *message);
+size_t moat__v1__delete_consumer_response__get_packed_size
+                     (const Moat__V1__DeleteConsumerResponse   *message);
+size_t moat__v1__delete_consumer_response__pack
+                     (const Moat__V1__DeleteConsumerResponse   *message,
+                      uint8_t             *out);
+size_t moat__v1__delete_consumer_response__pack_to_buffer
+                     (const Moat__V1__DeleteConsumerResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__DeleteConsumerResponse *
+       moat__v1__delete_consumer_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__delete_consumer_response__free_unpacked
+                     (Moat__V1__DeleteConsumerResponse *message,
+                      ProtobufCAllocator *allocator);
 /* Moat__V1__TenantCreated methods */
 void   moat__v1__tenant_created__init
                      (Moat__V1__TenantCreated         *message);
@@ -784,6 +1175,36 @@ void   moat__v1__tenant_purged__free_unpacked
                       ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
+typedef void (*Moat__V1__PollRequest_Closure)
+                 (const Moat__V1__PollRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__Event_Closure)
+                 (const Moat__V1__Event *message,
+                  void *closure_data);
+typedef void (*Moat__V1__PollResponse_Closure)
+                 (const Moat__V1__PollResponse *message,
+                  void *closure_data);
+typedef void (*Moat__V1__AckRequest_Closure)
+                 (const Moat__V1__AckRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__AckResponse_Closure)
+                 (const Moat__V1__AckResponse *message,
+                  void *closure_data);
+typedef void (*Moat__V1__ListConsumersRequest_Closure)
+                 (const Moat__V1__ListConsumersRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__EventConsumer_Closure)
+                 (const Moat__V1__EventConsumer *message,
+                  void *closure_data);
+typedef void (*Moat__V1__ListConsumersResponse_Closure)
+                 (const Moat__V1__ListConsumersResponse *message,
+                  void *closure_data);
+typedef void (*Moat__V1__DeleteConsumerRequest_Closure)
+                 (const Moat__V1__DeleteConsumerRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__DeleteConsumerResponse_Closure)
+                 (const Moat__V1__DeleteConsumerResponse *message,
+                  void *closure_data);
 typedef void (*Moat__V1__TenantCreated_Closure)
                  (const Moat__V1__TenantCreated *message,
                   void *closure_data);
@@ -844,10 +1265,68 @@ typedef void (*Moat__V1__TenantPurged_Closure)
 
 /* --- services --- */
 
+typedef struct Moat__V1__Events_Service Moat__V1__Events_Service;
+struct Moat__V1__Events_Service
+{
+  ProtobufCService base;
+  void (*poll)(Moat__V1__Events_Service *service,
+               const Moat__V1__PollRequest *input,
+               Moat__V1__PollResponse_Closure closure,
+               void *closure_data);
+  void (*ack)(Moat__V1__Events_Service *service,
+              const Moat__V1__AckRequest *input,
+              Moat__V1__AckResponse_Closure closure,
+              void *closure_data);
+  void (*list_consumers)(Moat__V1__Events_Service *service,
+                         const Moat__V1__ListConsumersRequest *input,
+                         Moat__V1__ListConsumersResponse_Closure closure,
+                         void *closure_data);
+  void (*delete_consumer)(Moat__V1__Events_Service *service,
+                          const Moat__V1__DeleteConsumerRequest *input,
+                          Moat__V1__DeleteConsumerResponse_Closure closure,
+                          void *closure_data);
+};
+typedef void (*Moat__V1__Events_ServiceDestroy)(Moat__V1__Events_Service *);
+void moat__v1__events__init (Moat__V1__Events_Service *service,
+                             Moat__V1__Events_ServiceDestroy destroy);
+#define MOAT__V1__EVENTS__BASE_INIT \
+    { &moat__v1__events__descriptor, protobuf_c_service_invoke_internal, NULL }
+#define MOAT__V1__EVENTS__INIT(function_prefix__) \
+    { MOAT__V1__EVENTS__BASE_INIT,\
+      function_prefix__ ## poll,\
+      function_prefix__ ## ack,\
+      function_prefix__ ## list_consumers,\
+      function_prefix__ ## delete_consumer  }
+void moat__v1__events__poll(ProtobufCService *service,
+                            const Moat__V1__PollRequest *input,
+                            Moat__V1__PollResponse_Closure closure,
+                            void *closure_data);
+void moat__v1__events__ack(ProtobufCService *service,
+                           const Moat__V1__AckRequest *input,
+                           Moat__V1__AckResponse_Closure closure,
+                           void *closure_data);
+void moat__v1__events__list_consumers(ProtobufCService *service,
+                                      const Moat__V1__ListConsumersRequest *input,
+                                      Moat__V1__ListConsumersResponse_Closure closure,
+                                      void *closure_data);
+void moat__v1__events__delete_consumer(ProtobufCService *service,
+                                       const Moat__V1__DeleteConsumerRequest *input,
+                                       Moat__V1__DeleteConsumerResponse_Closure closure,
+                                       void *closure_data);
 
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    moat__v1__purge_target__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__poll_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__event__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__poll_response__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__ack_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__ack_response__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__list_consumers_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__event_consumer__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__list_consumers_response__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__delete_consumer_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__delete_consumer_response__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_created__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_policy_updated__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__user_created__descriptor;
@@ -867,6 +1346,7 @@ extern const ProtobufCMessageDescriptor moat__v1__account_purged__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_deletion_scheduled__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_deletion_cancelled__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_purged__descriptor;
+extern const ProtobufCServiceDescriptor moat__v1__events__descriptor;
 
 PROTOBUF_C__END_DECLS
 

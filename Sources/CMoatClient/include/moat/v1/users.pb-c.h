@@ -16,8 +16,6 @@ PROTOBUF_C__BEGIN_DECLS
 
 #include "moat/v1/tenants.pb-c.h"
 
-typedef struct Moat__V1__RequestAccountDeletionRequest Moat__V1__RequestAccountDeletionRequest;
-typedef struct Moat__V1__RestoreAccountRequest Moat__V1__RestoreAccountRequest;
 typedef struct Moat__V1__CreateUserRequest Moat__V1__CreateUserRequest;
 typedef struct Moat__V1__GetUserRequest Moat__V1__GetUserRequest;
 typedef struct Moat__V1__ListUsersRequest Moat__V1__ListUsersRequest;
@@ -36,46 +34,17 @@ typedef struct Moat__V1__RequestPasswordResetRequest Moat__V1__RequestPasswordRe
 typedef struct Moat__V1__RequestPasswordResetResponse Moat__V1__RequestPasswordResetResponse;
 typedef struct Moat__V1__ResetPasswordRequest Moat__V1__ResetPasswordRequest;
 typedef struct Moat__V1__ResetPasswordResponse Moat__V1__ResetPasswordResponse;
+typedef struct Moat__V1__ListSecurityEventsRequest Moat__V1__ListSecurityEventsRequest;
+typedef struct Moat__V1__SecurityEvent Moat__V1__SecurityEvent;
+typedef struct Moat__V1__ListSecurityEventsResponse Moat__V1__ListSecurityEventsResponse;
+typedef struct Moat__V1__RequestAccountDeletionRequest Moat__V1__RequestAccountDeletionRequest;
+typedef struct Moat__V1__RestoreAccountRequest Moat__V1__RestoreAccountRequest;
 
 
 /* --- enums --- */
 
 
 /* --- messages --- */
-
-struct  Moat__V1__RequestAccountDeletionRequest
-{
-  ProtobufCMessage base;
-  /*
-   * Exactly "DELETE", typed by the user.
-   */
-  char *confirmation;
-  char *password;
-  /*
-   * A current TOTP code; required when 2FA is on.
-   */
-  char *code;
-};
-#define MOAT__V1__REQUEST_ACCOUNT_DELETION_REQUEST__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&moat__v1__request_account_deletion_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
-
-
-struct  Moat__V1__RestoreAccountRequest
-{
-  ProtobufCMessage base;
-  char *email;
-  char *password;
-  /*
-   * A current TOTP code; required when 2FA is on.
-   */
-  char *code;
-  Moat__V1__ClientDetails *client;
-};
-#define MOAT__V1__RESTORE_ACCOUNT_REQUEST__INIT \
- { PROTOBUF_C_MESSAGE_INIT (&moat__v1__restore_account_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
-
 
 struct  Moat__V1__CreateUserRequest
 {
@@ -342,44 +311,101 @@ struct  Moat__V1__ResetPasswordResponse
     , 0 }
 
 
-/* Moat__V1__RequestAccountDeletionRequest methods */
-void   moat__v1__request_account_deletion_request__init
-                     (Moat__V1__RequestAccountDeletionRequest         *message);
-size_t moat__v1__request_account_deletion_request__get_packed_size
-                     (const Moat__V1__RequestAccountDeletionRequest   *message);
-size_t moat__v1__request_account_deletion_request__pack
-                     (const Moat__V1__RequestAccountDeletionRequest   *message,
-                      uint8_t             *out);
-size_t moat__v1__request_account_deletion_request__pack_to_buffer
-                     (const Moat__V1__RequestAccountDeletionRequest   *message,
-                      ProtobufCBuffer     *buffer);
-Moat__V1__RequestAccountDeletionRequest *
-       moat__v1__request_account_deletion_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   moat__v1__request_account_deletion_request__free_unpacked
-                     (Moat__V1__RequestAccountDeletionRequest *message,
-                      ProtobufCAllocator *allocator);
-/* Moat__V1__RestoreAccountRequest methods */
-void   moat__v1__restore_account_request__init
-                     (Moat__V1__RestoreAccountRequest         *message);
-size_t moat__v1__restore_account_request__get_packed_size
-                     (const Moat__V1__RestoreAccountRequest   *message);
-size_t moat__v1__restore_account_request__pack
-                     (const Moat__V1__RestoreAccountRequest   *message,
-                      uint8_t             *out);
-size_t moat__v1__restore_account_request__pack_to_buffer
-                     (const Moat__V1__RestoreAccountRequest   *message,
-                      ProtobufCBuffer     *buffer);
-Moat__V1__RestoreAccountRequest *
-       moat__v1__restore_account_request__unpack
-                     (ProtobufCAllocator  *allocator,
-                      size_t               len,
-                      const uint8_t       *data);
-void   moat__v1__restore_account_request__free_unpacked
-                     (Moat__V1__RestoreAccountRequest *message,
-                      ProtobufCAllocator *allocator);
+struct  Moat__V1__ListSecurityEventsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Whose log; empty means the signed-in user (required for administrator
+   * callers).
+   */
+  char *user_id;
+  /*
+   * 1 to 500; 0 means 50.
+   */
+  uint32_t page_size;
+  char *page_token;
+};
+#define MOAT__V1__LIST_SECURITY_EVENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__list_security_events_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * One line of a user's security log.
+ */
+struct  Moat__V1__SecurityEvent
+{
+  ProtobufCMessage base;
+  int64_t id;
+  /*
+   * e.g. "sign_in.succeeded", "sign_in.failed", "password.changed".
+   */
+  char *kind;
+  int64_t created_at_unix;
+  char *ip;
+  char *user_agent;
+  /*
+   * Parsed from user_agent, as on Session.
+   */
+  char *device_type;
+  char *os;
+  char *browser;
+  /*
+   * Short context ("wrong password", "session se_...").
+   */
+  char *detail;
+};
+#define MOAT__V1__SECURITY_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__security_event__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Moat__V1__ListSecurityEventsResponse
+{
+  ProtobufCMessage base;
+  size_t n_events;
+  Moat__V1__SecurityEvent **events;
+  char *next_page_token;
+};
+#define MOAT__V1__LIST_SECURITY_EVENTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__list_security_events_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Moat__V1__RequestAccountDeletionRequest
+{
+  ProtobufCMessage base;
+  /*
+   * Exactly "DELETE", typed by the user.
+   */
+  char *confirmation;
+  char *password;
+  /*
+   * A current TOTP code; required when 2FA is on.
+   */
+  char *code;
+};
+#define MOAT__V1__REQUEST_ACCOUNT_DELETION_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__request_account_deletion_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Moat__V1__RestoreAccountRequest
+{
+  ProtobufCMessage base;
+  char *email;
+  char *password;
+  /*
+   * A current TOTP code; required when 2FA is on.
+   */
+  char *code;
+  Moat__V1__ClientDetails *client;
+};
+#define MOAT__V1__RESTORE_ACCOUNT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__restore_account_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL }
+
+
 /* Moat__V1__CreateUserRequest methods */
 void   moat__v1__create_user_request__init
                      (Moat__V1__CreateUserRequest         *message);
@@ -722,14 +748,103 @@ Moat__V1__ResetPasswordResponse *
 void   moat__v1__reset_password_response__free_unpacked
                      (Moat__V1__ResetPasswordResponse *message,
                       ProtobufCAllocator *allocator);
+/* Moat__V1__ListSecurityEventsRequest methods */
+void   moat__v1__list_security_events_request__init
+                     (Moat__V1__ListSecurityEventsRequest         *message);
+size_t moat__v1__list_security_events_request__get_packed_size
+                     (const Moat__V1__ListSecurityEventsRequest   *message);
+size_t moat__v1__list_security_events_request__pack
+                     (const Moat__V1__ListSecurityEventsRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__list_security_events_request__pack_to_buffer
+                     (const Moat__V1__ListSecurityEventsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__ListSecurityEventsRequest *
+       moat__v1__list_security_events_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__list_security_events_request__free_unpacked
+                     (Moat__V1__ListSecurityEventsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__SecurityEvent methods */
+void   moat__v1__security_event__init
+                     (Moat__V1__SecurityEvent         *message);
+size_t moat__v1__security_event__get_packed_size
+                     (const Moat__V1__SecurityEvent   *message);
+size_t moat__v1__security_event__pack
+                     (const Moat__V1__SecurityEvent   *message,
+                      uint8_t             *out);
+size_t moat__v1__security_event__pack_to_buffer
+                     (const Moat__V1__SecurityEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__SecurityEvent *
+       moat__v1__security_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__security_event__free_unpacked
+                     (Moat__V1__SecurityEvent *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__ListSecurityEventsResponse methods */
+void   moat__v1__list_security_events_response__init
+                     (Moat__V1__ListSecurityEventsResponse         *message);
+size_t moat__v1__list_security_events_response__get_packed_size
+                     (const Moat__V1__ListSecurityEventsResponse   *message);
+size_t moat__v1__list_security_events_response__pack
+                     (const Moat__V1__ListSecurityEventsResponse   *message,
+                      uint8_t             *out);
+size_t moat__v1__list_security_events_response__pack_to_buffer
+                     (const Moat__V1__ListSecurityEventsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__ListSecurityEventsResponse *
+       moat__v1__list_security_events_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__list_security_events_response__free_unpacked
+                     (Moat__V1__ListSecurityEventsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__RequestAccountDeletionRequest methods */
+void   moat__v1__request_account_deletion_request__init
+                     (Moat__V1__RequestAccountDeletionRequest         *message);
+size_t moat__v1__request_account_deletion_request__get_packed_size
+                     (const Moat__V1__RequestAccountDeletionRequest   *message);
+size_t moat__v1__request_account_deletion_request__pack
+                     (const Moat__V1__RequestAccountDeletionRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__request_account_deletion_request__pack_to_buffer
+                     (const Moat__V1__RequestAccountDeletionRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__RequestAccountDeletionRequest *
+       moat__v1__request_account_deletion_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__request_account_deletion_request__free_unpacked
+                     (Moat__V1__RequestAccountDeletionRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__RestoreAccountRequest methods */
+void   moat__v1__restore_account_request__init
+                     (Moat__V1__RestoreAccountRequest         *message);
+size_t moat__v1__restore_account_request__get_packed_size
+                     (const Moat__V1__RestoreAccountRequest   *message);
+size_t moat__v1__restore_account_request__pack
+                     (const Moat__V1__RestoreAccountRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__restore_account_request__pack_to_buffer
+                     (const Moat__V1__RestoreAccountRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__RestoreAccountRequest *
+       moat__v1__restore_account_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__restore_account_request__free_unpacked
+                     (Moat__V1__RestoreAccountRequest *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
-typedef void (*Moat__V1__RequestAccountDeletionRequest_Closure)
-                 (const Moat__V1__RequestAccountDeletionRequest *message,
-                  void *closure_data);
-typedef void (*Moat__V1__RestoreAccountRequest_Closure)
-                 (const Moat__V1__RestoreAccountRequest *message,
-                  void *closure_data);
 typedef void (*Moat__V1__CreateUserRequest_Closure)
                  (const Moat__V1__CreateUserRequest *message,
                   void *closure_data);
@@ -783,6 +898,21 @@ typedef void (*Moat__V1__ResetPasswordRequest_Closure)
                   void *closure_data);
 typedef void (*Moat__V1__ResetPasswordResponse_Closure)
                  (const Moat__V1__ResetPasswordResponse *message,
+                  void *closure_data);
+typedef void (*Moat__V1__ListSecurityEventsRequest_Closure)
+                 (const Moat__V1__ListSecurityEventsRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__SecurityEvent_Closure)
+                 (const Moat__V1__SecurityEvent *message,
+                  void *closure_data);
+typedef void (*Moat__V1__ListSecurityEventsResponse_Closure)
+                 (const Moat__V1__ListSecurityEventsResponse *message,
+                  void *closure_data);
+typedef void (*Moat__V1__RequestAccountDeletionRequest_Closure)
+                 (const Moat__V1__RequestAccountDeletionRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__RestoreAccountRequest_Closure)
+                 (const Moat__V1__RestoreAccountRequest *message,
                   void *closure_data);
 
 /* --- services --- */
@@ -843,6 +973,10 @@ struct Moat__V1__Users_Service
                           const Moat__V1__RestoreAccountRequest *input,
                           Moat__V1__User_Closure closure,
                           void *closure_data);
+  void (*list_security_events)(Moat__V1__Users_Service *service,
+                               const Moat__V1__ListSecurityEventsRequest *input,
+                               Moat__V1__ListSecurityEventsResponse_Closure closure,
+                               void *closure_data);
 };
 typedef void (*Moat__V1__Users_ServiceDestroy)(Moat__V1__Users_Service *);
 void moat__v1__users__init (Moat__V1__Users_Service *service,
@@ -863,7 +997,8 @@ void moat__v1__users__init (Moat__V1__Users_Service *service,
       function_prefix__ ## request_password_reset,\
       function_prefix__ ## reset_password,\
       function_prefix__ ## request_deletion,\
-      function_prefix__ ## restore_account  }
+      function_prefix__ ## restore_account,\
+      function_prefix__ ## list_security_events  }
 void moat__v1__users__create(ProtobufCService *service,
                              const Moat__V1__CreateUserRequest *input,
                              Moat__V1__User_Closure closure,
@@ -916,11 +1051,13 @@ void moat__v1__users__restore_account(ProtobufCService *service,
                                       const Moat__V1__RestoreAccountRequest *input,
                                       Moat__V1__User_Closure closure,
                                       void *closure_data);
+void moat__v1__users__list_security_events(ProtobufCService *service,
+                                           const Moat__V1__ListSecurityEventsRequest *input,
+                                           Moat__V1__ListSecurityEventsResponse_Closure closure,
+                                           void *closure_data);
 
 /* --- descriptors --- */
 
-extern const ProtobufCMessageDescriptor moat__v1__request_account_deletion_request__descriptor;
-extern const ProtobufCMessageDescriptor moat__v1__restore_account_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__create_user_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__get_user_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__list_users_request__descriptor;
@@ -939,6 +1076,11 @@ extern const ProtobufCMessageDescriptor moat__v1__request_password_reset_request
 extern const ProtobufCMessageDescriptor moat__v1__request_password_reset_response__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__reset_password_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__reset_password_response__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__list_security_events_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__security_event__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__list_security_events_response__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__request_account_deletion_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__restore_account_request__descriptor;
 extern const ProtobufCServiceDescriptor moat__v1__users__descriptor;
 
 PROTOBUF_C__END_DECLS
