@@ -95,6 +95,7 @@ public final class MoatDaemon: Sendable {
         let health = HealthService(state: serving)
         var router = Router(services: [
             health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
+            TeamsHandler(accounts: accounts),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)

@@ -19,6 +19,8 @@ struct Moatctl: AsyncParsableCommand {
             PasswdCommand.self,
             ResetCommand.self,
             SessionsCommand.self,
+            TeamCommand.self,
+            InviteCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

@@ -15,6 +15,9 @@ public final class MemoryAccountStore: AccountStore {
         var securityLog: [SecurityLogEntry] = []
         var nextSequence: Int64 = 1
         var nextLogID: Int64 = 1
+        var teams: [TeamID: Team] = [:]
+        var teamMembers: [TeamMemberKey: TeamMember] = [:]
+        var teamInvitations: [InvitationID: TeamInvitation] = [:]
     }
 
     private let state = Mutex(State())

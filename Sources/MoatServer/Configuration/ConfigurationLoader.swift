@@ -158,6 +158,9 @@ public enum ConfigurationLoader {
             if let value = try accounts.int("reset_token_lifetime_seconds", in: 60...86400) {
                 configuration.accounts.resetTokenLifetimeSeconds = Int64(value)
             }
+            if let value = try accounts.int("invitation_lifetime_seconds", in: 3600...(90 * 86400)) {
+                configuration.accounts.invitationLifetimeSeconds = Int64(value)
+            }
             try accounts.finish()
         }
 
@@ -269,6 +272,7 @@ public enum ConfigurationLoader {
 
             [accounts]
             reset_token_lifetime_seconds = \(configuration.accounts.resetTokenLifetimeSeconds)
+            invitation_lifetime_seconds = \(configuration.accounts.invitationLifetimeSeconds)
 
             [sessions]
             cache_entries = \(configuration.sessions.cacheEntries)

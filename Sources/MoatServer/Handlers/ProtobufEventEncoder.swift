@@ -64,6 +64,10 @@ public struct ProtobufEventEncoder: EventEncoder {
                 $0.userID = userID.rawValue
                 $0.reason = reason
             }
+        case .teamCreated, .teamRenamed, .teamDeleted, .teamInvitationCreated, .teamInvitationRevoked, .teamMemberAdded,
+            .teamMemberRoleChanged, .teamMemberRemoved, .teamMemberLeft, .teamOwnershipTransferred:
+            guard let team = Self.teamMessage(event) else { return [] }
+            message = team
         }
         return (try? message.serializedBytes()) ?? []
     }

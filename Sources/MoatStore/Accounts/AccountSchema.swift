@@ -19,11 +19,15 @@
 ///   group-commit batch at COMMIT.
 public enum AccountSchema {
     /// Every migration of the account store, in version order.
-    public static let migrations: [Migration] = [version1]
+    // Versions 2 and 3 are added by other branches before this one merges.
+    public static let migrations: [Migration] = [version1, version4]
 
-    /// The tables version 1 creates (the migrator adds `schema_migrations`;
+    /// The tables the migrations create (the migrator adds `schema_migrations`;
     /// SQLite adds `sqlite_sequence` for the AUTOINCREMENT tables).
-    public static let tables = ["tenants", "users", "sessions", "password_resets", "events", "security_log", "meta"]
+    public static let tables = [
+        "tenants", "users", "sessions", "password_resets", "events", "security_log", "meta",
+        "teams", "team_members", "team_invitations",
+    ]
 
     /// Version 1: every table.
     ///
