@@ -39,12 +39,14 @@ public enum Moat_V1_Teams {
         /// 7 days) goes ONLY to the mail service, in a team.invitation_created
         /// event, never in this response. A pending invitation of the same email
         /// to the same team is revoked (replaced). An email that is already a
-        /// member is FAILED_PRECONDITION (ALREADY_MEMBER).
+        /// member is ALREADY_EXISTS (ALREADY_MEMBER).
         public static let invite = MethodDescriptor(service: "moat.v1.Teams", method: "Invite", access: .adminOrUser)
         /// ListInvitations returns the team's pending invitations (INVITE).
         public static let listInvitations = MethodDescriptor(service: "moat.v1.Teams", method: "ListInvitations", access: .adminOrUser)
         /// RevokeInvitation withdraws a pending invitation (INVITE; only an owner
-        /// may revoke an invitation to OWNER). Emits team.invitation_revoked.
+        /// may revoke an invitation to OWNER). An invitation that is not pending,
+        /// or of a team the caller cannot see, is NOT_FOUND (INVITATION_NOT_FOUND).
+        /// Emits team.invitation_revoked.
         public static let revokeInvitation = MethodDescriptor(service: "moat.v1.Teams", method: "RevokeInvitation", access: .adminOrUser)
         /// AcceptInvitation joins the team with an invitation token. With a
         /// session in `authorization`, the session's user must have the invited
@@ -68,13 +70,15 @@ public enum Moat_V1_Teams {
         /// team.member_removed.
         public static let removeMember = MethodDescriptor(service: "moat.v1.Teams", method: "RemoveMember", access: .adminOrUser)
         /// Leave takes the session's user out of the team. The last owner cannot
-        /// leave (LAST_OWNER): transfer ownership or delete the team. Someone who
-        /// is not a member is FAILED_PRECONDITION (NOT_A_MEMBER). Emits
-        /// team.member_left.
+        /// leave (LAST_OWNER): transfer ownership or delete the team. A tenant
+        /// owner or admin who sees the team without being in it is
+        /// FAILED_PRECONDITION (NOT_A_MEMBER). Emits team.member_left.
         public static let leave = MethodDescriptor(service: "moat.v1.Teams", method: "Leave", access: .user)
         /// TransferOwnership makes a member the team's OWNER
         /// (TRANSFER_OWNERSHIP: team owner); a calling member who was OWNER
-        /// becomes ADMIN. Emits team.ownership_transferred.
+        /// becomes ADMIN. A target that is not a member is NOT_FOUND
+        /// (MEMBER_NOT_FOUND), one that is an owner already FAILED_PRECONDITION
+        /// (ALREADY_OWNER). Emits team.ownership_transferred.
         public static let transferOwnership = MethodDescriptor(service: "moat.v1.Teams", method: "TransferOwnership", access: .adminOrUser)
         /// CheckPermission answers "may the session's user do this in this team"
         /// for other services: `allowed` and the effective role (UNSPECIFIED for
@@ -122,12 +126,14 @@ public protocol Moat_V1_TeamsService: RPCService {
     /// 7 days) goes ONLY to the mail service, in a team.invitation_created
     /// event, never in this response. A pending invitation of the same email
     /// to the same team is revoked (replaced). An email that is already a
-    /// member is FAILED_PRECONDITION (ALREADY_MEMBER).
+    /// member is ALREADY_EXISTS (ALREADY_MEMBER).
     func invite(request: Moat_V1_InviteRequest, context: RequestContext) async throws -> Moat_V1_TeamInvitation
     /// ListInvitations returns the team's pending invitations (INVITE).
     func listInvitations(request: Moat_V1_ListInvitationsRequest, context: RequestContext) async throws -> Moat_V1_ListInvitationsResponse
     /// RevokeInvitation withdraws a pending invitation (INVITE; only an owner
-    /// may revoke an invitation to OWNER). Emits team.invitation_revoked.
+    /// may revoke an invitation to OWNER). An invitation that is not pending,
+    /// or of a team the caller cannot see, is NOT_FOUND (INVITATION_NOT_FOUND).
+    /// Emits team.invitation_revoked.
     func revokeInvitation(request: Moat_V1_RevokeInvitationRequest, context: RequestContext) async throws -> Moat_V1_RevokeInvitationResponse
     /// AcceptInvitation joins the team with an invitation token. With a
     /// session in `authorization`, the session's user must have the invited
@@ -151,13 +157,15 @@ public protocol Moat_V1_TeamsService: RPCService {
     /// team.member_removed.
     func removeMember(request: Moat_V1_RemoveTeamMemberRequest, context: RequestContext) async throws -> Moat_V1_RemoveTeamMemberResponse
     /// Leave takes the session's user out of the team. The last owner cannot
-    /// leave (LAST_OWNER): transfer ownership or delete the team. Someone who
-    /// is not a member is FAILED_PRECONDITION (NOT_A_MEMBER). Emits
-    /// team.member_left.
+    /// leave (LAST_OWNER): transfer ownership or delete the team. A tenant
+    /// owner or admin who sees the team without being in it is
+    /// FAILED_PRECONDITION (NOT_A_MEMBER). Emits team.member_left.
     func leave(request: Moat_V1_LeaveTeamRequest, context: RequestContext) async throws -> Moat_V1_LeaveTeamResponse
     /// TransferOwnership makes a member the team's OWNER
     /// (TRANSFER_OWNERSHIP: team owner); a calling member who was OWNER
-    /// becomes ADMIN. Emits team.ownership_transferred.
+    /// becomes ADMIN. A target that is not a member is NOT_FOUND
+    /// (MEMBER_NOT_FOUND), one that is an owner already FAILED_PRECONDITION
+    /// (ALREADY_OWNER). Emits team.ownership_transferred.
     func transferOwnership(request: Moat_V1_TransferOwnershipRequest, context: RequestContext) async throws -> Moat_V1_TransferOwnershipResponse
     /// CheckPermission answers "may the session's user do this in this team"
     /// for other services: `allowed` and the effective role (UNSPECIFIED for
@@ -267,7 +275,7 @@ public struct Moat_V1_TeamsClient: Sendable {
     /// 7 days) goes ONLY to the mail service, in a team.invitation_created
     /// event, never in this response. A pending invitation of the same email
     /// to the same team is revoked (replaced). An email that is already a
-    /// member is FAILED_PRECONDITION (ALREADY_MEMBER).
+    /// member is ALREADY_EXISTS (ALREADY_MEMBER).
     public func invite(_ request: Moat_V1_InviteRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_TeamInvitation {
         try await transport.unary(Moat_V1_Teams.Method.invite, request: request, options: options)
     }
@@ -276,7 +284,9 @@ public struct Moat_V1_TeamsClient: Sendable {
         try await transport.unary(Moat_V1_Teams.Method.listInvitations, request: request, options: options)
     }
     /// RevokeInvitation withdraws a pending invitation (INVITE; only an owner
-    /// may revoke an invitation to OWNER). Emits team.invitation_revoked.
+    /// may revoke an invitation to OWNER). An invitation that is not pending,
+    /// or of a team the caller cannot see, is NOT_FOUND (INVITATION_NOT_FOUND).
+    /// Emits team.invitation_revoked.
     public func revokeInvitation(_ request: Moat_V1_RevokeInvitationRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_RevokeInvitationResponse {
         try await transport.unary(Moat_V1_Teams.Method.revokeInvitation, request: request, options: options)
     }
@@ -310,15 +320,17 @@ public struct Moat_V1_TeamsClient: Sendable {
         try await transport.unary(Moat_V1_Teams.Method.removeMember, request: request, options: options)
     }
     /// Leave takes the session's user out of the team. The last owner cannot
-    /// leave (LAST_OWNER): transfer ownership or delete the team. Someone who
-    /// is not a member is FAILED_PRECONDITION (NOT_A_MEMBER). Emits
-    /// team.member_left.
+    /// leave (LAST_OWNER): transfer ownership or delete the team. A tenant
+    /// owner or admin who sees the team without being in it is
+    /// FAILED_PRECONDITION (NOT_A_MEMBER). Emits team.member_left.
     public func leave(_ request: Moat_V1_LeaveTeamRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_LeaveTeamResponse {
         try await transport.unary(Moat_V1_Teams.Method.leave, request: request, options: options)
     }
     /// TransferOwnership makes a member the team's OWNER
     /// (TRANSFER_OWNERSHIP: team owner); a calling member who was OWNER
-    /// becomes ADMIN. Emits team.ownership_transferred.
+    /// becomes ADMIN. A target that is not a member is NOT_FOUND
+    /// (MEMBER_NOT_FOUND), one that is an owner already FAILED_PRECONDITION
+    /// (ALREADY_OWNER). Emits team.ownership_transferred.
     public func transferOwnership(_ request: Moat_V1_TransferOwnershipRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_TransferOwnershipResponse {
         try await transport.unary(Moat_V1_Teams.Method.transferOwnership, request: request, options: options)
     }
