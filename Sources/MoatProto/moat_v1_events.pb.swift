@@ -657,6 +657,216 @@ public nonisolated struct Moat_V1_TenantPurged: Sendable {
   public init() {}
 }
 
+/// team.created: a team exists, with its first owner.
+/// Who reacts: services that keep per-team data (create the team's space).
+public nonisolated struct Moat_V1_TeamCreated: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var teamID: String = String()
+
+  public var name: String = String()
+
+  public var ownerUserID: String = String()
+
+  public var actorUserID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.renamed: a team's name changed.
+/// Who reacts: services that show team names (search indexes, caches).
+public nonisolated struct Moat_V1_TeamRenamed: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var teamID: String = String()
+
+  public var previousName: String = String()
+
+  public var name: String = String()
+
+  public var actorUserID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.deleted: a team was deleted with its memberships and pending
+/// invitations (no member_removed events follow).
+/// Who reacts: services that keep per-team data delete or archive it; mail
+/// may tell the former members.
+public nonisolated struct Moat_V1_TeamDeleted: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var teamID: String = String()
+
+  public var name: String = String()
+
+  /// Who were members when it was deleted.
+  public var memberUserIds: [String] = []
+
+  public var actorUserID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.invitation_created: someone was invited to a team.
+/// Who reacts: mail, which sends `token` to `email` (a link to the accept
+/// page) saying who invited them to which team. The token is single-use and
+/// expires at expires_at_unix. This is the only event that carries it; never
+/// log it.
+public nonisolated struct Moat_V1_TeamInvitationCreated: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var invitationID: String = String()
+
+  public var teamID: String = String()
+
+  public var teamName: String = String()
+
+  public var email: String = String()
+
+  public var role: String = String()
+
+  public var token: String = String()
+
+  public var expiresAtUnix: Int64 = 0
+
+  /// The inviter ("" for an administrator caller) and their email.
+  public var inviterUserID: String = String()
+
+  public var inviterEmail: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.invitation_revoked: a pending invitation was withdrawn (or replaced
+/// by a new invitation of the same email); its token no longer works.
+/// Who reacts: mail may tell the invitee; nothing else needs to.
+public nonisolated struct Moat_V1_TeamInvitationRevoked: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var invitationID: String = String()
+
+  public var teamID: String = String()
+
+  public var email: String = String()
+
+  /// "revoked" or "replaced".
+  public var reason: String = String()
+
+  public var actorUserID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.member_added: a user joined a team (by invitation, or as its creator
+/// does through team.created).
+/// Who reacts: services that cache memberships; mail may welcome them.
+public nonisolated struct Moat_V1_TeamMemberAdded: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var teamID: String = String()
+
+  public var userID: String = String()
+
+  public var email: String = String()
+
+  public var role: String = String()
+
+  /// The invitation used.
+  public var invitationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.member_role_changed: a member's team role changed.
+/// Who reacts: services that cache memberships or roles.
+public nonisolated struct Moat_V1_TeamMemberRoleChanged: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var teamID: String = String()
+
+  public var userID: String = String()
+
+  public var previousRole: String = String()
+
+  public var role: String = String()
+
+  public var actorUserID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.member_removed: a member was removed from a team by someone else.
+/// team.member_left: a member left on their own (actor_user_id is theirs).
+/// Who reacts: services that cache memberships drop the user's access to the
+/// team's data.
+public nonisolated struct Moat_V1_TeamMemberRemoved: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var teamID: String = String()
+
+  public var userID: String = String()
+
+  public var role: String = String()
+
+  public var actorUserID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// team.ownership_transferred: `to_user_id` became an owner; the calling
+/// member `from_user_id` (if they were an owner) became an admin.
+/// Who reacts: billing (the team's owner of record), services that cache roles.
+public nonisolated struct Moat_V1_TeamOwnershipTransferred: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var teamID: String = String()
+
+  public var fromUserID: String = String()
+
+  public var toUserID: String = String()
+
+  public var actorUserID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "moat.v1"
@@ -1818,6 +2028,451 @@ nonisolated extension Moat_V1_TenantPurged: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.name != rhs.name {return false}
     if lhs.users != rhs.users {return false}
     if lhs.delete != rhs.delete {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamCreated"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}team_id\0\u{1}name\0\u{3}owner_user_id\0\u{3}actor_user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.ownerUserID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.actorUserID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.ownerUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.ownerUserID, fieldNumber: 3)
+    }
+    if !self.actorUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorUserID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamCreated, rhs: Moat_V1_TeamCreated) -> Bool {
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.ownerUserID != rhs.ownerUserID {return false}
+    if lhs.actorUserID != rhs.actorUserID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamRenamed: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamRenamed"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}team_id\0\u{3}previous_name\0\u{1}name\0\u{3}actor_user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.previousName) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.actorUserID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 1)
+    }
+    if !self.previousName.isEmpty {
+      try visitor.visitSingularStringField(value: self.previousName, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if !self.actorUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorUserID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamRenamed, rhs: Moat_V1_TeamRenamed) -> Bool {
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.previousName != rhs.previousName {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.actorUserID != rhs.actorUserID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamDeleted: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamDeleted"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}team_id\0\u{1}name\0\u{3}member_user_ids\0\u{3}actor_user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.memberUserIds) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.actorUserID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 1)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if !self.memberUserIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.memberUserIds, fieldNumber: 3)
+    }
+    if !self.actorUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorUserID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamDeleted, rhs: Moat_V1_TeamDeleted) -> Bool {
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.memberUserIds != rhs.memberUserIds {return false}
+    if lhs.actorUserID != rhs.actorUserID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamInvitationCreated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamInvitationCreated"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}invitation_id\0\u{3}team_id\0\u{3}team_name\0\u{1}email\0\u{1}role\0\u{1}token\0\u{3}expires_at_unix\0\u{3}inviter_user_id\0\u{3}inviter_email\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.invitationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.teamName) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.token) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnix) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.inviterUserID) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.inviterEmail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.invitationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.invitationID, fieldNumber: 1)
+    }
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 2)
+    }
+    if !self.teamName.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamName, fieldNumber: 3)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 4)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 5)
+    }
+    if !self.token.isEmpty {
+      try visitor.visitSingularStringField(value: self.token, fieldNumber: 6)
+    }
+    if self.expiresAtUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAtUnix, fieldNumber: 7)
+    }
+    if !self.inviterUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.inviterUserID, fieldNumber: 8)
+    }
+    if !self.inviterEmail.isEmpty {
+      try visitor.visitSingularStringField(value: self.inviterEmail, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamInvitationCreated, rhs: Moat_V1_TeamInvitationCreated) -> Bool {
+    if lhs.invitationID != rhs.invitationID {return false}
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.teamName != rhs.teamName {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.token != rhs.token {return false}
+    if lhs.expiresAtUnix != rhs.expiresAtUnix {return false}
+    if lhs.inviterUserID != rhs.inviterUserID {return false}
+    if lhs.inviterEmail != rhs.inviterEmail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamInvitationRevoked: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamInvitationRevoked"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}invitation_id\0\u{3}team_id\0\u{1}email\0\u{1}reason\0\u{3}actor_user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.invitationID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.actorUserID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.invitationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.invitationID, fieldNumber: 1)
+    }
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 2)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    if !self.actorUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorUserID, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamInvitationRevoked, rhs: Moat_V1_TeamInvitationRevoked) -> Bool {
+    if lhs.invitationID != rhs.invitationID {return false}
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.actorUserID != rhs.actorUserID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamMemberAdded: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamMemberAdded"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}team_id\0\u{3}user_id\0\u{1}email\0\u{1}role\0\u{3}invitation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.invitationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 3)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 4)
+    }
+    if !self.invitationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.invitationID, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamMemberAdded, rhs: Moat_V1_TeamMemberAdded) -> Bool {
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.invitationID != rhs.invitationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamMemberRoleChanged: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamMemberRoleChanged"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}team_id\0\u{3}user_id\0\u{3}previous_role\0\u{1}role\0\u{3}actor_user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.previousRole) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.actorUserID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    if !self.previousRole.isEmpty {
+      try visitor.visitSingularStringField(value: self.previousRole, fieldNumber: 3)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 4)
+    }
+    if !self.actorUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorUserID, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamMemberRoleChanged, rhs: Moat_V1_TeamMemberRoleChanged) -> Bool {
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.previousRole != rhs.previousRole {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.actorUserID != rhs.actorUserID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamMemberRemoved: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamMemberRemoved"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}team_id\0\u{3}user_id\0\u{1}role\0\u{3}actor_user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.actorUserID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 3)
+    }
+    if !self.actorUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorUserID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamMemberRemoved, rhs: Moat_V1_TeamMemberRemoved) -> Bool {
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.actorUserID != rhs.actorUserID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_TeamOwnershipTransferred: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TeamOwnershipTransferred"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}team_id\0\u{3}from_user_id\0\u{3}to_user_id\0\u{3}actor_user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.teamID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.fromUserID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.toUserID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.actorUserID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.teamID.isEmpty {
+      try visitor.visitSingularStringField(value: self.teamID, fieldNumber: 1)
+    }
+    if !self.fromUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.fromUserID, fieldNumber: 2)
+    }
+    if !self.toUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.toUserID, fieldNumber: 3)
+    }
+    if !self.actorUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.actorUserID, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_TeamOwnershipTransferred, rhs: Moat_V1_TeamOwnershipTransferred) -> Bool {
+    if lhs.teamID != rhs.teamID {return false}
+    if lhs.fromUserID != rhs.fromUserID {return false}
+    if lhs.toUserID != rhs.toUserID {return false}
+    if lhs.actorUserID != rhs.actorUserID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

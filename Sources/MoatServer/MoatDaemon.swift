@@ -104,6 +104,7 @@ public final class MoatDaemon: Sendable {
             health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
             TwoFactorHandler(accounts: accounts),
             EventsHandler(events: events),
+            TeamsHandler(accounts: accounts),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)

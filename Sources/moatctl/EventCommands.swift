@@ -170,7 +170,9 @@ let eventPayloadTypes: [String: any SwiftProtobuf.Message.Type] = {
         Moat_V1_TwoFactorEnabled.self, Moat_V1_TwoFactorDisabled.self, Moat_V1_TwoFactorRecoveryCodesRegenerated.self,
         Moat_V1_TwoFactorRecoveryCodeUsed.self, Moat_V1_AccountDeletionScheduled.self, Moat_V1_AccountRestored.self,
         Moat_V1_AccountPurged.self, Moat_V1_TenantDeletionScheduled.self, Moat_V1_TenantDeletionCancelled.self,
-        Moat_V1_TenantPurged.self,
+        Moat_V1_TenantPurged.self, Moat_V1_TeamCreated.self, Moat_V1_TeamRenamed.self, Moat_V1_TeamDeleted.self,
+        Moat_V1_TeamInvitationCreated.self, Moat_V1_TeamInvitationRevoked.self, Moat_V1_TeamMemberAdded.self,
+        Moat_V1_TeamMemberRoleChanged.self, Moat_V1_TeamMemberRemoved.self, Moat_V1_TeamOwnershipTransferred.self,
     ]
     return Dictionary(uniqueKeysWithValues: types.map { ($0.protoMessageName, $0) })
 }()

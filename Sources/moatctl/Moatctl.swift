@@ -22,6 +22,8 @@ struct Moatctl: AsyncParsableCommand {
             TwoFactorCommand.self,
             AccountCommand.self,
             EventsCommand.self,
+            TeamCommand.self,
+            InviteCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

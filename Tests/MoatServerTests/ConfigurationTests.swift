@@ -56,6 +56,13 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.log.format, .json)
     }
 
+    func testInvitationLifetime() throws {
+        XCTAssertEqual(try ConfigurationLoader.load(file: nil).accounts.invitationLifetimeSeconds, 7 * 86_400)
+        let configuration = try ConfigurationLoader.load(
+            file: nil, overrides: ["accounts.invitation_lifetime_seconds=86400"])
+        XCTAssertEqual(configuration.accounts.invitationLifetimeSeconds, 86_400)
+    }
+
     func testUnknownKeysAreErrors() throws {
         let file = try write("[limits]\nmax_conections = 5\n")
         XCTAssertThrowsError(try ConfigurationLoader.load(file: file)) { error in
@@ -74,6 +81,7 @@ final class ConfigurationTests: XCTestCase {
             ("[access]\nallow_uids = [-1]", "access.allow_uids"),
             ("[log]\nlevel = \"loud\"", "log.level"),
             ("limits = 3", "limits"),
+            ("[accounts]\ninvitation_lifetime_seconds = 60", "accounts.invitation_lifetime_seconds"),
         ] {
             XCTAssertThrowsError(try ConfigurationLoader.load(file: try write(text)), text) { error in
                 XCTAssertTrue("\(error)".contains(key), "\(error)")

@@ -210,6 +210,8 @@ final class EventsEndToEndTests: XCTestCase {
     func testEveryEventTypeNamesTheMessageTheEncoderWrites() throws {
         let user = UserID.random()
         let tenant = TenantID.random()
+        let team = TeamID.random()
+        let invitation = InvitationID.random()
         let samples: [DomainEvent] = [
             .tenantCreated(tenantID: tenant, slug: "s", name: "n", ownerID: user, ownerEmail: "e@x.test"),
             .tenantPolicyUpdated(tenantID: tenant), .userCreated(userID: user, email: "e@x.test", role: .member),
@@ -230,6 +232,18 @@ final class EventsEndToEndTests: XCTestCase {
             .tenantDeletionScheduled(tenantID: tenant, slug: "s", name: "n", purgeAfter: Timestamp(seconds: 99)),
             .tenantDeletionCancelled(tenantID: tenant, slug: "s", name: "n"),
             .tenantPurged(tenantID: tenant, slug: "s", name: "n", users: 3),
+            .teamCreated(teamID: team, name: "t", ownerID: user, actorID: user),
+            .teamRenamed(teamID: team, previousName: "a", name: "t", actorID: nil),
+            .teamDeleted(teamID: team, name: "t", memberIDs: [user], actorID: user),
+            .teamInvitationCreated(
+                invitationID: invitation, teamID: team, teamName: "t", email: "e@x.test", role: .admin, token: "k",
+                expiresAt: Timestamp(seconds: 99), inviterID: user, inviterEmail: "i@x.test"),
+            .teamInvitationRevoked(invitationID: invitation, teamID: team, email: "e@x.test", reason: "revoked", actorID: nil),
+            .teamMemberAdded(teamID: team, userID: user, email: "e@x.test", role: .member, invitationID: invitation),
+            .teamMemberRoleChanged(teamID: team, userID: user, previousRole: .member, role: .admin, actorID: nil),
+            .teamMemberRemoved(teamID: team, userID: user, role: .member, actorID: nil),
+            .teamMemberLeft(teamID: team, userID: user, role: .member),
+            .teamOwnershipTransferred(teamID: team, fromUserID: nil, toUserID: user, actorID: nil),
         ]
         XCTAssertEqual(Set(samples.map(\.type)), Set(EventPayloadTypes.byEventType.keys))
         for event in samples {
@@ -279,6 +293,24 @@ final class EventsEndToEndTests: XCTestCase {
                 let purged = try Moat_V1_TenantPurged(serializedBytes: bytes)
                 XCTAssertEqual(purged.users, 3)
                 XCTAssertEqual(purged.delete.count, 5)
+            case Moat_V1_TeamCreated.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamCreated(serializedBytes: bytes).teamID, team.rawValue)
+            case Moat_V1_TeamRenamed.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamRenamed(serializedBytes: bytes).name, "t")
+            case Moat_V1_TeamDeleted.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamDeleted(serializedBytes: bytes).teamID, team.rawValue)
+            case Moat_V1_TeamInvitationCreated.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamInvitationCreated(serializedBytes: bytes).token, "k")
+            case Moat_V1_TeamInvitationRevoked.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamInvitationRevoked(serializedBytes: bytes).reason, "revoked")
+            case Moat_V1_TeamMemberAdded.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamMemberAdded(serializedBytes: bytes).userID, user.rawValue)
+            case Moat_V1_TeamMemberRoleChanged.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamMemberRoleChanged(serializedBytes: bytes).role, "admin")
+            case Moat_V1_TeamMemberRemoved.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamMemberRemoved(serializedBytes: bytes).userID, user.rawValue)
+            case Moat_V1_TeamOwnershipTransferred.protoMessageName:
+                XCTAssertEqual(try Moat_V1_TeamOwnershipTransferred(serializedBytes: bytes).toUserID, user.rawValue)
             default:
                 XCTFail("\(event.type): no payload type (\(name))")
             }

@@ -31,6 +31,20 @@ public enum DomainEvent: Sendable, Equatable, Codable {
     case tenantDeletionCancelled(tenantID: TenantID, slug: String, name: String)
     /// The tenant and everything in it are gone.
     case tenantPurged(tenantID: TenantID, slug: String, name: String, users: Int)
+    case teamCreated(teamID: TeamID, name: String, ownerID: UserID, actorID: UserID?)
+    case teamRenamed(teamID: TeamID, previousName: String, name: String, actorID: UserID?)
+    case teamDeleted(teamID: TeamID, name: String, memberIDs: [UserID], actorID: UserID?)
+    /// Carries the one-time invitation token: the mail service delivers it.
+    case teamInvitationCreated(
+        invitationID: InvitationID, teamID: TeamID, teamName: String, email: String, role: TeamRole, token: String,
+        expiresAt: Timestamp, inviterID: UserID?, inviterEmail: String)
+    /// `reason` is "revoked" or "replaced".
+    case teamInvitationRevoked(invitationID: InvitationID, teamID: TeamID, email: String, reason: String, actorID: UserID?)
+    case teamMemberAdded(teamID: TeamID, userID: UserID, email: String, role: TeamRole, invitationID: InvitationID)
+    case teamMemberRoleChanged(teamID: TeamID, userID: UserID, previousRole: TeamRole, role: TeamRole, actorID: UserID?)
+    case teamMemberRemoved(teamID: TeamID, userID: UserID, role: TeamRole, actorID: UserID?)
+    case teamMemberLeft(teamID: TeamID, userID: UserID, role: TeamRole)
+    case teamOwnershipTransferred(teamID: TeamID, fromUserID: UserID?, toUserID: UserID, actorID: UserID?)
 
     /// The event type, e.g. `password.changed`.
     public var type: String {
@@ -55,10 +69,20 @@ public enum DomainEvent: Sendable, Equatable, Codable {
         case .tenantDeletionScheduled: "tenant.deletion_scheduled"
         case .tenantDeletionCancelled: "tenant.deletion_cancelled"
         case .tenantPurged: "tenant.purged"
+        case .teamCreated: "team.created"
+        case .teamRenamed: "team.renamed"
+        case .teamDeleted: "team.deleted"
+        case .teamInvitationCreated: "team.invitation_created"
+        case .teamInvitationRevoked: "team.invitation_revoked"
+        case .teamMemberAdded: "team.member_added"
+        case .teamMemberRoleChanged: "team.member_role_changed"
+        case .teamMemberRemoved: "team.member_removed"
+        case .teamMemberLeft: "team.member_left"
+        case .teamOwnershipTransferred: "team.ownership_transferred"
         }
     }
 
-    /// What the event is about: a user or tenant id.
+    /// What the event is about: a user, team, invitation or tenant id.
     public var subject: String {
         switch self {
         case .tenantCreated(let tenantID, _, _, _, _), .tenantPolicyUpdated(let tenantID),
@@ -74,6 +98,15 @@ public enum DomainEvent: Sendable, Equatable, Codable {
             .accountPurged(let userID, _, _):
             userID.rawValue
         case .passwordResetUnknownEmail(let email, _): email
+        case .teamCreated(let teamID, _, _, _), .teamRenamed(let teamID, _, _, _), .teamDeleted(let teamID, _, _, _):
+            teamID.rawValue
+        case .teamInvitationCreated(let invitationID, _, _, _, _, _, _, _, _),
+            .teamInvitationRevoked(let invitationID, _, _, _, _):
+            invitationID.rawValue
+        case .teamMemberAdded(_, let userID, _, _, _), .teamMemberRoleChanged(_, let userID, _, _, _),
+            .teamMemberRemoved(_, let userID, _, _), .teamMemberLeft(_, let userID, _),
+            .teamOwnershipTransferred(_, _, let userID, _):
+            userID.rawValue
         }
     }
 }
@@ -129,6 +162,26 @@ public enum SecurityEventKind: String, Sendable, Equatable, Codable, CaseIterabl
     case twoFactorLocked = "two_factor.locked"
     case accountDeletionRequested = "account.deletion_requested"
     case accountRestored = "account.restored"
+    /// The user created a team (and is its owner).
+    case teamCreated = "team.created"
+    /// The user renamed a team.
+    case teamRenamed = "team.renamed"
+    /// A team the user was in was deleted (for each member).
+    case teamDeleted = "team.deleted"
+    /// The user invited someone to a team.
+    case teamInvitationCreated = "team.invitation_created"
+    /// The user revoked (or replaced) an invitation.
+    case teamInvitationRevoked = "team.invitation_revoked"
+    /// The user joined a team.
+    case teamJoined = "team.joined"
+    /// The user's team role changed.
+    case teamRoleChanged = "team.role_changed"
+    /// The user was removed from a team.
+    case teamRemoved = "team.removed"
+    /// The user left a team.
+    case teamLeft = "team.left"
+    /// Team ownership moved to or from the user.
+    case teamOwnershipTransferred = "team.ownership_transferred"
 }
 
 /// One line of a user's security log.

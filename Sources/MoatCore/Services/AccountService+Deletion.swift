@@ -1,7 +1,7 @@
 extension DomainError {
     static let confirmationRequired = DomainError(
         .invalidArgument, "CONFIRMATION_REQUIRED", "type DELETE (exactly) to confirm the deletion")
-    static let lastOwner = DomainError(
+    static let lastTenantOwner = DomainError(
         .failedPrecondition, "LAST_OWNER",
         "the last owner of a tenant cannot delete their account; transfer ownership or delete the tenant")
     static func accountPendingDeletion(purgeAfter: Timestamp) -> DomainError {
@@ -49,7 +49,7 @@ extension AccountService {
                 throw DomainError.sessionInvalid
             }
             if current.role == .owner, try writer.activeOwnerCount(tenant: tenant.id, except: user.id) == 0 {
-                throw DomainError.lastOwner
+                throw DomainError.lastTenantOwner
             }
             current.status = .pendingDeletion
             current.purgeAfter = purgeAfter

@@ -44,6 +44,8 @@ public enum Actor: Sendable {
 public struct AccountConfiguration: Sendable, Equatable {
     /// How long a password-reset token lives. Default 1 hour.
     public var resetTokenLifetimeSeconds: Int64 = 3600
+    /// How long a team invitation can be accepted. Default 7 days.
+    public var invitationLifetimeSeconds: Int64 = 604_800
     /// Unknown emails whose failures are tracked in memory, so an unknown
     /// email locks out exactly like a known one (no enumeration by lockout).
     public var unknownEmailThrottleEntries = 100_000

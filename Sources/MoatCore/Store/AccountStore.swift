@@ -17,7 +17,7 @@ public protocol AccountStore: Sendable {
 }
 
 /// Queries, inside a transaction.
-public protocol AccountStoreReader: TwoFactorStoreReader, DeletionStoreReader, EventStoreReader {
+public protocol AccountStoreReader: TwoFactorStoreReader, DeletionStoreReader, EventStoreReader, TeamStoreReader {
     func tenant(id: TenantID) throws -> Tenant?
     func tenant(slug: String) throws -> Tenant?
     /// Tenants ordered by slug, after `afterSlug` (exclusive).
@@ -45,7 +45,9 @@ public protocol AccountStoreReader: TwoFactorStoreReader, DeletionStoreReader, E
 }
 
 /// Changes, inside a write transaction.
-public protocol AccountStoreWriter: AccountStoreReader, TwoFactorStoreWriter, DeletionStoreWriter, EventStoreWriter {
+public protocol AccountStoreWriter:
+    AccountStoreReader, TwoFactorStoreWriter, DeletionStoreWriter, EventStoreWriter, TeamStoreWriter
+{
     /// Throws ALREADY_EXISTS (`SLUG_TAKEN`) for a used slug.
     func insert(_ tenant: Tenant) throws
     func update(_ tenant: Tenant) throws

@@ -34,11 +34,16 @@ extension MemoryTransaction {
         guard state.tenants.removeValue(forKey: id) != nil else { return false }
         let members = Set(state.users.values.filter { $0.tenantID == id }.map(\.id))
         removeUserRows { members.contains($0) }
+        let teams = Set(state.teams.values.filter { $0.tenantID == id }.map(\.id))
+        state.teams = state.teams.filter { !teams.contains($0.key) }
+        state.teamMembers = state.teamMembers.filter { !teams.contains($0.key.team) }
+        state.teamInvitations = state.teamInvitations.filter { !teams.contains($0.value.teamID) }
         return true
     }
 
-    /// Removes users and what references them, as the SQL schema's
-    /// cascades do.
+    /// Removes users and what references them (sessions, reset tokens,
+    /// security log, 2FA, challenges, team memberships, invitations they
+    /// sent or accepted), as the SQL schema's cascades do.
     private func removeUserRows(_ matches: (UserID) -> Bool) {
         state.users = state.users.filter { !matches($0.key) }
         state.sessions = state.sessions.filter { !matches($0.value.userID) }
@@ -48,6 +53,10 @@ extension MemoryTransaction {
         state.pendingTwoFactor = state.pendingTwoFactor.filter { !matches($0.key) }
         state.recoveryCodes = state.recoveryCodes.filter { !matches($0.key) }
         state.challenges = state.challenges.filter { !matches($0.value.userID) }
+        state.teamMembers = state.teamMembers.filter { !matches($0.key.user) }
+        state.teamInvitations = state.teamInvitations.filter { entry in
+            !(entry.value.invitedBy.map(matches) ?? false) && !(entry.value.acceptedBy.map(matches) ?? false)
+        }
     }
 
     func revokeTenantSessions(tenant: TenantID, at: Timestamp, reason: String) -> [(SessionID, UserID)] {

@@ -20,6 +20,9 @@ public final class MemoryAccountStore: AccountStore {
         var recoveryCodes: [UserID: [RecoveryCode]] = [:]
         var challenges: [[UInt8]: SignInChallenge] = [:]
         var eventConsumers: [String: EventConsumer] = [:]
+        var teams: [TeamID: Team] = [:]
+        var teamMembers: [TeamMemberKey: TeamMember] = [:]
+        var teamInvitations: [InvitationID: TeamInvitation] = [:]
     }
 
     private let state = Mutex(State())

@@ -164,6 +164,9 @@ public enum ConfigurationLoader {
             if let value = try accounts.int("purge_interval_seconds", in: 10...86400) {
                 configuration.accounts.purgeIntervalSeconds = Int64(value)
             }
+            if let value = try accounts.int("invitation_lifetime_seconds", in: 3600...(90 * 86400)) {
+                configuration.accounts.invitationLifetimeSeconds = Int64(value)
+            }
             try accounts.finish()
         }
 
@@ -288,6 +291,7 @@ public enum ConfigurationLoader {
             reset_token_lifetime_seconds = \(configuration.accounts.resetTokenLifetimeSeconds)
             deletion_grace_days = \(configuration.accounts.deletionGraceSeconds / 86400)
             purge_interval_seconds = \(configuration.accounts.purgeIntervalSeconds)
+            invitation_lifetime_seconds = \(configuration.accounts.invitationLifetimeSeconds)
 
             [sessions]
             cache_entries = \(configuration.sessions.cacheEntries)

@@ -29,6 +29,16 @@ enum EventPayloadTypes {
         "tenant.deletion_scheduled": Moat_V1_TenantDeletionScheduled.protoMessageName,
         "tenant.deletion_cancelled": Moat_V1_TenantDeletionCancelled.protoMessageName,
         "tenant.purged": Moat_V1_TenantPurged.protoMessageName,
+        "team.created": Moat_V1_TeamCreated.protoMessageName,
+        "team.renamed": Moat_V1_TeamRenamed.protoMessageName,
+        "team.deleted": Moat_V1_TeamDeleted.protoMessageName,
+        "team.invitation_created": Moat_V1_TeamInvitationCreated.protoMessageName,
+        "team.invitation_revoked": Moat_V1_TeamInvitationRevoked.protoMessageName,
+        "team.member_added": Moat_V1_TeamMemberAdded.protoMessageName,
+        "team.member_role_changed": Moat_V1_TeamMemberRoleChanged.protoMessageName,
+        "team.member_removed": Moat_V1_TeamMemberRemoved.protoMessageName,
+        "team.member_left": Moat_V1_TeamMemberRemoved.protoMessageName,
+        "team.ownership_transferred": Moat_V1_TeamOwnershipTransferred.protoMessageName,
     ]
 
     /// The payload's message name; empty for a type this build does not know.

@@ -126,6 +126,10 @@ public struct ProtobufEventEncoder: EventEncoder {
                 $0.users = UInt32(clamping: users)
                 $0.delete = Self.purgeTargets
             }
+        case .teamCreated, .teamRenamed, .teamDeleted, .teamInvitationCreated, .teamInvitationRevoked, .teamMemberAdded,
+            .teamMemberRoleChanged, .teamMemberRemoved, .teamMemberLeft, .teamOwnershipTransferred:
+            guard let team = Self.teamMessage(event) else { return [] }
+            message = team
         }
         return (try? message.serializedBytes()) ?? []
     }

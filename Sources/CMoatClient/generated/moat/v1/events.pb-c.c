@@ -1312,6 +1312,411 @@ void   moat__v1__tenant_purged__free_unpacked
   assert(message->base.descriptor == &moat__v1__tenant_purged__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   moat__v1__team_created__init
+                     (Moat__V1__TeamCreated         *message)
+{
+  static const Moat__V1__TeamCreated init_value = MOAT__V1__TEAM_CREATED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_created__get_packed_size
+                     (const Moat__V1__TeamCreated *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_created__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_created__pack
+                     (const Moat__V1__TeamCreated *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_created__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_created__pack_to_buffer
+                     (const Moat__V1__TeamCreated *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_created__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamCreated *
+       moat__v1__team_created__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamCreated *)
+     protobuf_c_message_unpack (&moat__v1__team_created__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_created__free_unpacked
+                     (Moat__V1__TeamCreated *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_created__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_renamed__init
+                     (Moat__V1__TeamRenamed         *message)
+{
+  static const Moat__V1__TeamRenamed init_value = MOAT__V1__TEAM_RENAMED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_renamed__get_packed_size
+                     (const Moat__V1__TeamRenamed *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_renamed__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_renamed__pack
+                     (const Moat__V1__TeamRenamed *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_renamed__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_renamed__pack_to_buffer
+                     (const Moat__V1__TeamRenamed *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_renamed__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamRenamed *
+       moat__v1__team_renamed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamRenamed *)
+     protobuf_c_message_unpack (&moat__v1__team_renamed__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_renamed__free_unpacked
+                     (Moat__V1__TeamRenamed *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_renamed__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_deleted__init
+                     (Moat__V1__TeamDeleted         *message)
+{
+  static const Moat__V1__TeamDeleted init_value = MOAT__V1__TEAM_DELETED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_deleted__get_packed_size
+                     (const Moat__V1__TeamDeleted *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_deleted__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_deleted__pack
+                     (const Moat__V1__TeamDeleted *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_deleted__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_deleted__pack_to_buffer
+                     (const Moat__V1__TeamDeleted *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_deleted__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamDeleted *
+       moat__v1__team_deleted__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamDeleted *)
+     protobuf_c_message_unpack (&moat__v1__team_deleted__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_deleted__free_unpacked
+                     (Moat__V1__TeamDeleted *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_deleted__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_invitation_created__init
+                     (Moat__V1__TeamInvitationCreated         *message)
+{
+  static const Moat__V1__TeamInvitationCreated init_value = MOAT__V1__TEAM_INVITATION_CREATED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_invitation_created__get_packed_size
+                     (const Moat__V1__TeamInvitationCreated *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_invitation_created__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_invitation_created__pack
+                     (const Moat__V1__TeamInvitationCreated *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_invitation_created__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_invitation_created__pack_to_buffer
+                     (const Moat__V1__TeamInvitationCreated *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_invitation_created__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamInvitationCreated *
+       moat__v1__team_invitation_created__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamInvitationCreated *)
+     protobuf_c_message_unpack (&moat__v1__team_invitation_created__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_invitation_created__free_unpacked
+                     (Moat__V1__TeamInvitationCreated *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_invitation_created__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_invitation_revoked__init
+                     (Moat__V1__TeamInvitationRevoked         *message)
+{
+  static const Moat__V1__TeamInvitationRevoked init_value = MOAT__V1__TEAM_INVITATION_REVOKED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_invitation_revoked__get_packed_size
+                     (const Moat__V1__TeamInvitationRevoked *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_invitation_revoked__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_invitation_revoked__pack
+                     (const Moat__V1__TeamInvitationRevoked *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_invitation_revoked__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_invitation_revoked__pack_to_buffer
+                     (const Moat__V1__TeamInvitationRevoked *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_invitation_revoked__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamInvitationRevoked *
+       moat__v1__team_invitation_revoked__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamInvitationRevoked *)
+     protobuf_c_message_unpack (&moat__v1__team_invitation_revoked__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_invitation_revoked__free_unpacked
+                     (Moat__V1__TeamInvitationRevoked *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_invitation_revoked__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_member_added__init
+                     (Moat__V1__TeamMemberAdded         *message)
+{
+  static const Moat__V1__TeamMemberAdded init_value = MOAT__V1__TEAM_MEMBER_ADDED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_member_added__get_packed_size
+                     (const Moat__V1__TeamMemberAdded *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_added__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_member_added__pack
+                     (const Moat__V1__TeamMemberAdded *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_added__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_member_added__pack_to_buffer
+                     (const Moat__V1__TeamMemberAdded *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_added__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamMemberAdded *
+       moat__v1__team_member_added__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamMemberAdded *)
+     protobuf_c_message_unpack (&moat__v1__team_member_added__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_member_added__free_unpacked
+                     (Moat__V1__TeamMemberAdded *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_member_added__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_member_role_changed__init
+                     (Moat__V1__TeamMemberRoleChanged         *message)
+{
+  static const Moat__V1__TeamMemberRoleChanged init_value = MOAT__V1__TEAM_MEMBER_ROLE_CHANGED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_member_role_changed__get_packed_size
+                     (const Moat__V1__TeamMemberRoleChanged *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_role_changed__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_member_role_changed__pack
+                     (const Moat__V1__TeamMemberRoleChanged *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_role_changed__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_member_role_changed__pack_to_buffer
+                     (const Moat__V1__TeamMemberRoleChanged *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_role_changed__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamMemberRoleChanged *
+       moat__v1__team_member_role_changed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamMemberRoleChanged *)
+     protobuf_c_message_unpack (&moat__v1__team_member_role_changed__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_member_role_changed__free_unpacked
+                     (Moat__V1__TeamMemberRoleChanged *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_member_role_changed__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_member_removed__init
+                     (Moat__V1__TeamMemberRemoved         *message)
+{
+  static const Moat__V1__TeamMemberRemoved init_value = MOAT__V1__TEAM_MEMBER_REMOVED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_member_removed__get_packed_size
+                     (const Moat__V1__TeamMemberRemoved *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_removed__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_member_removed__pack
+                     (const Moat__V1__TeamMemberRemoved *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_removed__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_member_removed__pack_to_buffer
+                     (const Moat__V1__TeamMemberRemoved *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_member_removed__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamMemberRemoved *
+       moat__v1__team_member_removed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamMemberRemoved *)
+     protobuf_c_message_unpack (&moat__v1__team_member_removed__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_member_removed__free_unpacked
+                     (Moat__V1__TeamMemberRemoved *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_member_removed__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__team_ownership_transferred__init
+                     (Moat__V1__TeamOwnershipTransferred         *message)
+{
+  static const Moat__V1__TeamOwnershipTransferred init_value = MOAT__V1__TEAM_OWNERSHIP_TRANSFERRED__INIT;
+  *message = init_value;
+}
+size_t moat__v1__team_ownership_transferred__get_packed_size
+                     (const Moat__V1__TeamOwnershipTransferred *message)
+{
+  assert(message->base.descriptor == &moat__v1__team_ownership_transferred__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__team_ownership_transferred__pack
+                     (const Moat__V1__TeamOwnershipTransferred *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__team_ownership_transferred__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__team_ownership_transferred__pack_to_buffer
+                     (const Moat__V1__TeamOwnershipTransferred *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__team_ownership_transferred__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__TeamOwnershipTransferred *
+       moat__v1__team_ownership_transferred__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__TeamOwnershipTransferred *)
+     protobuf_c_message_unpack (&moat__v1__team_ownership_transferred__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__team_ownership_transferred__free_unpacked
+                     (Moat__V1__TeamOwnershipTransferred *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__team_ownership_transferred__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor moat__v1__poll_request__field_descriptors[5] =
 {
   {
@@ -3178,6 +3583,803 @@ const ProtobufCMessageDescriptor moat__v1__tenant_purged__descriptor =
   moat__v1__tenant_purged__field_indices_by_name,
   1,  moat__v1__tenant_purged__number_ranges,
   (ProtobufCMessageInit) moat__v1__tenant_purged__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_created__field_descriptors[4] =
+{
+  {
+    "team_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamCreated, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamCreated, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "owner_user_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamCreated, owner_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_user_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamCreated, actor_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_created__field_indices_by_name[] = {
+  3,   /* field[3] = actor_user_id */
+  1,   /* field[1] = name */
+  2,   /* field[2] = owner_user_id */
+  0,   /* field[0] = team_id */
+};
+static const ProtobufCIntRange moat__v1__team_created__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_created__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamCreated",
+  "TeamCreated",
+  "Moat__V1__TeamCreated",
+  "moat.v1",
+  sizeof(Moat__V1__TeamCreated),
+  4,
+  moat__v1__team_created__field_descriptors,
+  moat__v1__team_created__field_indices_by_name,
+  1,  moat__v1__team_created__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_created__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_renamed__field_descriptors[4] =
+{
+  {
+    "team_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamRenamed, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "previous_name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamRenamed, previous_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamRenamed, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_user_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamRenamed, actor_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_renamed__field_indices_by_name[] = {
+  3,   /* field[3] = actor_user_id */
+  2,   /* field[2] = name */
+  1,   /* field[1] = previous_name */
+  0,   /* field[0] = team_id */
+};
+static const ProtobufCIntRange moat__v1__team_renamed__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_renamed__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamRenamed",
+  "TeamRenamed",
+  "Moat__V1__TeamRenamed",
+  "moat.v1",
+  sizeof(Moat__V1__TeamRenamed),
+  4,
+  moat__v1__team_renamed__field_descriptors,
+  moat__v1__team_renamed__field_indices_by_name,
+  1,  moat__v1__team_renamed__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_renamed__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_deleted__field_descriptors[4] =
+{
+  {
+    "team_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamDeleted, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "name",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamDeleted, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "member_user_ids",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Moat__V1__TeamDeleted, n_member_user_ids),
+    offsetof(Moat__V1__TeamDeleted, member_user_ids),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_user_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamDeleted, actor_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_deleted__field_indices_by_name[] = {
+  3,   /* field[3] = actor_user_id */
+  2,   /* field[2] = member_user_ids */
+  1,   /* field[1] = name */
+  0,   /* field[0] = team_id */
+};
+static const ProtobufCIntRange moat__v1__team_deleted__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_deleted__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamDeleted",
+  "TeamDeleted",
+  "Moat__V1__TeamDeleted",
+  "moat.v1",
+  sizeof(Moat__V1__TeamDeleted),
+  4,
+  moat__v1__team_deleted__field_descriptors,
+  moat__v1__team_deleted__field_indices_by_name,
+  1,  moat__v1__team_deleted__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_deleted__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_invitation_created__field_descriptors[9] =
+{
+  {
+    "invitation_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, invitation_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "team_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "team_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, team_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "token",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expires_at_unix",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, expires_at_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inviter_user_id",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, inviter_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "inviter_email",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationCreated, inviter_email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_invitation_created__field_indices_by_name[] = {
+  3,   /* field[3] = email */
+  6,   /* field[6] = expires_at_unix */
+  0,   /* field[0] = invitation_id */
+  8,   /* field[8] = inviter_email */
+  7,   /* field[7] = inviter_user_id */
+  4,   /* field[4] = role */
+  1,   /* field[1] = team_id */
+  2,   /* field[2] = team_name */
+  5,   /* field[5] = token */
+};
+static const ProtobufCIntRange moat__v1__team_invitation_created__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_invitation_created__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamInvitationCreated",
+  "TeamInvitationCreated",
+  "Moat__V1__TeamInvitationCreated",
+  "moat.v1",
+  sizeof(Moat__V1__TeamInvitationCreated),
+  9,
+  moat__v1__team_invitation_created__field_descriptors,
+  moat__v1__team_invitation_created__field_indices_by_name,
+  1,  moat__v1__team_invitation_created__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_invitation_created__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_invitation_revoked__field_descriptors[5] =
+{
+  {
+    "invitation_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationRevoked, invitation_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "team_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationRevoked, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationRevoked, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationRevoked, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_user_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamInvitationRevoked, actor_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_invitation_revoked__field_indices_by_name[] = {
+  4,   /* field[4] = actor_user_id */
+  2,   /* field[2] = email */
+  0,   /* field[0] = invitation_id */
+  3,   /* field[3] = reason */
+  1,   /* field[1] = team_id */
+};
+static const ProtobufCIntRange moat__v1__team_invitation_revoked__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_invitation_revoked__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamInvitationRevoked",
+  "TeamInvitationRevoked",
+  "Moat__V1__TeamInvitationRevoked",
+  "moat.v1",
+  sizeof(Moat__V1__TeamInvitationRevoked),
+  5,
+  moat__v1__team_invitation_revoked__field_descriptors,
+  moat__v1__team_invitation_revoked__field_indices_by_name,
+  1,  moat__v1__team_invitation_revoked__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_invitation_revoked__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_member_added__field_descriptors[5] =
+{
+  {
+    "team_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberAdded, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberAdded, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberAdded, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberAdded, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "invitation_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberAdded, invitation_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_member_added__field_indices_by_name[] = {
+  2,   /* field[2] = email */
+  4,   /* field[4] = invitation_id */
+  3,   /* field[3] = role */
+  0,   /* field[0] = team_id */
+  1,   /* field[1] = user_id */
+};
+static const ProtobufCIntRange moat__v1__team_member_added__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_member_added__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamMemberAdded",
+  "TeamMemberAdded",
+  "Moat__V1__TeamMemberAdded",
+  "moat.v1",
+  sizeof(Moat__V1__TeamMemberAdded),
+  5,
+  moat__v1__team_member_added__field_descriptors,
+  moat__v1__team_member_added__field_indices_by_name,
+  1,  moat__v1__team_member_added__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_member_added__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_member_role_changed__field_descriptors[5] =
+{
+  {
+    "team_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRoleChanged, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRoleChanged, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "previous_role",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRoleChanged, previous_role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRoleChanged, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_user_id",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRoleChanged, actor_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_member_role_changed__field_indices_by_name[] = {
+  4,   /* field[4] = actor_user_id */
+  2,   /* field[2] = previous_role */
+  3,   /* field[3] = role */
+  0,   /* field[0] = team_id */
+  1,   /* field[1] = user_id */
+};
+static const ProtobufCIntRange moat__v1__team_member_role_changed__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_member_role_changed__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamMemberRoleChanged",
+  "TeamMemberRoleChanged",
+  "Moat__V1__TeamMemberRoleChanged",
+  "moat.v1",
+  sizeof(Moat__V1__TeamMemberRoleChanged),
+  5,
+  moat__v1__team_member_role_changed__field_descriptors,
+  moat__v1__team_member_role_changed__field_indices_by_name,
+  1,  moat__v1__team_member_role_changed__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_member_role_changed__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_member_removed__field_descriptors[4] =
+{
+  {
+    "team_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRemoved, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "user_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRemoved, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "role",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRemoved, role),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_user_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamMemberRemoved, actor_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_member_removed__field_indices_by_name[] = {
+  3,   /* field[3] = actor_user_id */
+  2,   /* field[2] = role */
+  0,   /* field[0] = team_id */
+  1,   /* field[1] = user_id */
+};
+static const ProtobufCIntRange moat__v1__team_member_removed__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_member_removed__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamMemberRemoved",
+  "TeamMemberRemoved",
+  "Moat__V1__TeamMemberRemoved",
+  "moat.v1",
+  sizeof(Moat__V1__TeamMemberRemoved),
+  4,
+  moat__v1__team_member_removed__field_descriptors,
+  moat__v1__team_member_removed__field_indices_by_name,
+  1,  moat__v1__team_member_removed__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_member_removed__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__team_ownership_transferred__field_descriptors[4] =
+{
+  {
+    "team_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamOwnershipTransferred, team_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "from_user_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamOwnershipTransferred, from_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_user_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamOwnershipTransferred, to_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "actor_user_id",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__TeamOwnershipTransferred, actor_user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__team_ownership_transferred__field_indices_by_name[] = {
+  3,   /* field[3] = actor_user_id */
+  1,   /* field[1] = from_user_id */
+  0,   /* field[0] = team_id */
+  2,   /* field[2] = to_user_id */
+};
+static const ProtobufCIntRange moat__v1__team_ownership_transferred__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor moat__v1__team_ownership_transferred__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.TeamOwnershipTransferred",
+  "TeamOwnershipTransferred",
+  "Moat__V1__TeamOwnershipTransferred",
+  "moat.v1",
+  sizeof(Moat__V1__TeamOwnershipTransferred),
+  4,
+  moat__v1__team_ownership_transferred__field_descriptors,
+  moat__v1__team_ownership_transferred__field_indices_by_name,
+  1,  moat__v1__team_ownership_transferred__number_ranges,
+  (ProtobufCMessageInit) moat__v1__team_ownership_transferred__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue moat__v1__purge_target__enum_values_by_number[6] =

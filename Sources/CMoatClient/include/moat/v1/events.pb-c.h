@@ -44,6 +44,15 @@ typedef struct Moat__V1__AccountPurged Moat__V1__AccountPurged;
 typedef struct Moat__V1__TenantDeletionScheduled Moat__V1__TenantDeletionScheduled;
 typedef struct Moat__V1__TenantDeletionCancelled Moat__V1__TenantDeletionCancelled;
 typedef struct Moat__V1__TenantPurged Moat__V1__TenantPurged;
+typedef struct Moat__V1__TeamCreated Moat__V1__TeamCreated;
+typedef struct Moat__V1__TeamRenamed Moat__V1__TeamRenamed;
+typedef struct Moat__V1__TeamDeleted Moat__V1__TeamDeleted;
+typedef struct Moat__V1__TeamInvitationCreated Moat__V1__TeamInvitationCreated;
+typedef struct Moat__V1__TeamInvitationRevoked Moat__V1__TeamInvitationRevoked;
+typedef struct Moat__V1__TeamMemberAdded Moat__V1__TeamMemberAdded;
+typedef struct Moat__V1__TeamMemberRoleChanged Moat__V1__TeamMemberRoleChanged;
+typedef struct Moat__V1__TeamMemberRemoved Moat__V1__TeamMemberRemoved;
+typedef struct Moat__V1__TeamOwnershipTransferred Moat__V1__TeamOwnershipTransferred;
 
 
 /* --- enums --- */
@@ -622,6 +631,190 @@ struct  Moat__V1__TenantPurged
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0,NULL }
 
 
+/*
+ * team.created: a team exists, with its first owner.
+ * Who reacts: services that keep per-team data (create the team's space).
+ */
+struct  Moat__V1__TeamCreated
+{
+  ProtobufCMessage base;
+  char *team_id;
+  char *name;
+  char *owner_user_id;
+  char *actor_user_id;
+};
+#define MOAT__V1__TEAM_CREATED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_created__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.renamed: a team's name changed.
+ * Who reacts: services that show team names (search indexes, caches).
+ */
+struct  Moat__V1__TeamRenamed
+{
+  ProtobufCMessage base;
+  char *team_id;
+  char *previous_name;
+  char *name;
+  char *actor_user_id;
+};
+#define MOAT__V1__TEAM_RENAMED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_renamed__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.deleted: a team was deleted with its memberships and pending
+ * invitations (no member_removed events follow).
+ * Who reacts: services that keep per-team data delete or archive it; mail
+ * may tell the former members.
+ */
+struct  Moat__V1__TeamDeleted
+{
+  ProtobufCMessage base;
+  char *team_id;
+  char *name;
+  /*
+   * Who were members when it was deleted.
+   */
+  size_t n_member_user_ids;
+  char **member_user_ids;
+  char *actor_user_id;
+};
+#define MOAT__V1__TEAM_DELETED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_deleted__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.invitation_created: someone was invited to a team.
+ * Who reacts: mail, which sends `token` to `email` (a link to the accept
+ * page) saying who invited them to which team. The token is single-use and
+ * expires at expires_at_unix. This is the only event that carries it; never
+ * log it.
+ */
+struct  Moat__V1__TeamInvitationCreated
+{
+  ProtobufCMessage base;
+  char *invitation_id;
+  char *team_id;
+  char *team_name;
+  char *email;
+  char *role;
+  char *token;
+  int64_t expires_at_unix;
+  /*
+   * The inviter ("" for an administrator caller) and their email.
+   */
+  char *inviter_user_id;
+  char *inviter_email;
+};
+#define MOAT__V1__TEAM_INVITATION_CREATED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_invitation_created__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.invitation_revoked: a pending invitation was withdrawn (or replaced
+ * by a new invitation of the same email); its token no longer works.
+ * Who reacts: mail may tell the invitee; nothing else needs to.
+ */
+struct  Moat__V1__TeamInvitationRevoked
+{
+  ProtobufCMessage base;
+  char *invitation_id;
+  char *team_id;
+  char *email;
+  /*
+   * "revoked" or "replaced".
+   */
+  char *reason;
+  char *actor_user_id;
+};
+#define MOAT__V1__TEAM_INVITATION_REVOKED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_invitation_revoked__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.member_added: a user joined a team (by invitation, or as its creator
+ * does through team.created).
+ * Who reacts: services that cache memberships; mail may welcome them.
+ */
+struct  Moat__V1__TeamMemberAdded
+{
+  ProtobufCMessage base;
+  char *team_id;
+  char *user_id;
+  char *email;
+  char *role;
+  /*
+   * The invitation used.
+   */
+  char *invitation_id;
+};
+#define MOAT__V1__TEAM_MEMBER_ADDED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_member_added__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.member_role_changed: a member's team role changed.
+ * Who reacts: services that cache memberships or roles.
+ */
+struct  Moat__V1__TeamMemberRoleChanged
+{
+  ProtobufCMessage base;
+  char *team_id;
+  char *user_id;
+  char *previous_role;
+  char *role;
+  char *actor_user_id;
+};
+#define MOAT__V1__TEAM_MEMBER_ROLE_CHANGED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_member_role_changed__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.member_removed: a member was removed from a team by someone else.
+ * team.member_left: a member left on their own (actor_user_id is theirs).
+ * Who reacts: services that cache memberships drop the user's access to the
+ * team's data.
+ */
+struct  Moat__V1__TeamMemberRemoved
+{
+  ProtobufCMessage base;
+  char *team_id;
+  char *user_id;
+  char *role;
+  char *actor_user_id;
+};
+#define MOAT__V1__TEAM_MEMBER_REMOVED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_member_removed__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * team.ownership_transferred: `to_user_id` became an owner; the calling
+ * member `from_user_id` (if they were an owner) became an admin.
+ * Who reacts: billing (the team's owner of record), services that cache roles.
+ */
+struct  Moat__V1__TeamOwnershipTransferred
+{
+  ProtobufCMessage base;
+  char *team_id;
+  char *from_user_id;
+  char *to_user_id;
+  char *actor_user_id;
+};
+#define MOAT__V1__TEAM_OWNERSHIP_TRANSFERRED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__team_ownership_transferred__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
 /* Moat__V1__PollRequest methods */
 void   moat__v1__poll_request__init
                      (Moat__V1__PollRequest         *message);
@@ -1173,6 +1366,177 @@ Moat__V1__TenantPurged *
 void   moat__v1__tenant_purged__free_unpacked
                      (Moat__V1__TenantPurged *message,
                       ProtobufCAllocator *allocator);
+/* Moat__V1__TeamCreated methods */
+void   moat__v1__team_created__init
+                     (Moat__V1__TeamCreated         *message);
+size_t moat__v1__team_created__get_packed_size
+                     (const Moat__V1__TeamCreated   *message);
+size_t moat__v1__team_created__pack
+                     (const Moat__V1__TeamCreated   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_created__pack_to_buffer
+                     (const Moat__V1__TeamCreated   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamCreated *
+       moat__v1__team_created__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_created__free_unpacked
+                     (Moat__V1__TeamCreated *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamRenamed methods */
+void   moat__v1__team_renamed__init
+                     (Moat__V1__TeamRenamed         *message);
+size_t moat__v1__team_renamed__get_packed_size
+                     (const Moat__V1__TeamRenamed   *message);
+size_t moat__v1__team_renamed__pack
+                     (const Moat__V1__TeamRenamed   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_renamed__pack_to_buffer
+                     (const Moat__V1__TeamRenamed   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamRenamed *
+       moat__v1__team_renamed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_renamed__free_unpacked
+                     (Moat__V1__TeamRenamed *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamDeleted methods */
+void   moat__v1__team_deleted__init
+                     (Moat__V1__TeamDeleted         *message);
+size_t moat__v1__team_deleted__get_packed_size
+                     (const Moat__V1__TeamDeleted   *message);
+size_t moat__v1__team_deleted__pack
+                     (const Moat__V1__TeamDeleted   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_deleted__pack_to_buffer
+                     (const Moat__V1__TeamDeleted   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamDeleted *
+       moat__v1__team_deleted__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_deleted__free_unpacked
+                     (Moat__V1__TeamDeleted *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamInvitationCreated methods */
+void   moat__v1__team_invitation_created__init
+                     (Moat__V1__TeamInvitationCreated         *message);
+size_t moat__v1__team_invitation_created__get_packed_size
+                     (const Moat__V1__TeamInvitationCreated   *message);
+size_t moat__v1__team_invitation_created__pack
+                     (const Moat__V1__TeamInvitationCreated   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_invitation_created__pack_to_buffer
+                     (const Moat__V1__TeamInvitationCreated   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamInvitationCreated *
+       moat__v1__team_invitation_created__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_invitation_created__free_unpacked
+                     (Moat__V1__TeamInvitationCreated *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamInvitationRevoked methods */
+void   moat__v1__team_invitation_revoked__init
+                     (Moat__V1__TeamInvitationRevoked         *message);
+size_t moat__v1__team_invitation_revoked__get_packed_size
+                     (const Moat__V1__TeamInvitationRevoked   *message);
+size_t moat__v1__team_invitation_revoked__pack
+                     (const Moat__V1__TeamInvitationRevoked   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_invitation_revoked__pack_to_buffer
+                     (const Moat__V1__TeamInvitationRevoked   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamInvitationRevoked *
+       moat__v1__team_invitation_revoked__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_invitation_revoked__free_unpacked
+                     (Moat__V1__TeamInvitationRevoked *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamMemberAdded methods */
+void   moat__v1__team_member_added__init
+                     (Moat__V1__TeamMemberAdded         *message);
+size_t moat__v1__team_member_added__get_packed_size
+                     (const Moat__V1__TeamMemberAdded   *message);
+size_t moat__v1__team_member_added__pack
+                     (const Moat__V1__TeamMemberAdded   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_member_added__pack_to_buffer
+                     (const Moat__V1__TeamMemberAdded   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamMemberAdded *
+       moat__v1__team_member_added__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_member_added__free_unpacked
+                     (Moat__V1__TeamMemberAdded *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamMemberRoleChanged methods */
+void   moat__v1__team_member_role_changed__init
+                     (Moat__V1__TeamMemberRoleChanged         *message);
+size_t moat__v1__team_member_role_changed__get_packed_size
+                     (const Moat__V1__TeamMemberRoleChanged   *message);
+size_t moat__v1__team_member_role_changed__pack
+                     (const Moat__V1__TeamMemberRoleChanged   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_member_role_changed__pack_to_buffer
+                     (const Moat__V1__TeamMemberRoleChanged   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamMemberRoleChanged *
+       moat__v1__team_member_role_changed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_member_role_changed__free_unpacked
+                     (Moat__V1__TeamMemberRoleChanged *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamMemberRemoved methods */
+void   moat__v1__team_member_removed__init
+                     (Moat__V1__TeamMemberRemoved         *message);
+size_t moat__v1__team_member_removed__get_packed_size
+                     (const Moat__V1__TeamMemberRemoved   *message);
+size_t moat__v1__team_member_removed__pack
+                     (const Moat__V1__TeamMemberRemoved   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_member_removed__pack_to_buffer
+                     (const Moat__V1__TeamMemberRemoved   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamMemberRemoved *
+       moat__v1__team_member_removed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_member_removed__free_unpacked
+                     (Moat__V1__TeamMemberRemoved *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__TeamOwnershipTransferred methods */
+void   moat__v1__team_ownership_transferred__init
+                     (Moat__V1__TeamOwnershipTransferred         *message);
+size_t moat__v1__team_ownership_transferred__get_packed_size
+                     (const Moat__V1__TeamOwnershipTransferred   *message);
+size_t moat__v1__team_ownership_transferred__pack
+                     (const Moat__V1__TeamOwnershipTransferred   *message,
+                      uint8_t             *out);
+size_t moat__v1__team_ownership_transferred__pack_to_buffer
+                     (const Moat__V1__TeamOwnershipTransferred   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__TeamOwnershipTransferred *
+       moat__v1__team_ownership_transferred__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__team_ownership_transferred__free_unpacked
+                     (Moat__V1__TeamOwnershipTransferred *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Moat__V1__PollRequest_Closure)
@@ -1262,6 +1626,33 @@ typedef void (*Moat__V1__TenantDeletionCancelled_Closure)
 typedef void (*Moat__V1__TenantPurged_Closure)
                  (const Moat__V1__TenantPurged *message,
                   void *closure_data);
+typedef void (*Moat__V1__TeamCreated_Closure)
+                 (const Moat__V1__TeamCreated *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamRenamed_Closure)
+                 (const Moat__V1__TeamRenamed *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamDeleted_Closure)
+                 (const Moat__V1__TeamDeleted *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamInvitationCreated_Closure)
+                 (const Moat__V1__TeamInvitationCreated *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamInvitationRevoked_Closure)
+                 (const Moat__V1__TeamInvitationRevoked *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamMemberAdded_Closure)
+                 (const Moat__V1__TeamMemberAdded *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamMemberRoleChanged_Closure)
+                 (const Moat__V1__TeamMemberRoleChanged *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamMemberRemoved_Closure)
+                 (const Moat__V1__TeamMemberRemoved *message,
+                  void *closure_data);
+typedef void (*Moat__V1__TeamOwnershipTransferred_Closure)
+                 (const Moat__V1__TeamOwnershipTransferred *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1346,6 +1737,15 @@ extern const ProtobufCMessageDescriptor moat__v1__account_purged__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_deletion_scheduled__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_deletion_cancelled__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__tenant_purged__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_created__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_renamed__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_deleted__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_invitation_created__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_invitation_revoked__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_member_added__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_member_role_changed__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_member_removed__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__team_ownership_transferred__descriptor;
 extern const ProtobufCServiceDescriptor moat__v1__events__descriptor;
 
 PROTOBUF_C__END_DECLS
