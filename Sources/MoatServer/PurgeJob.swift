@@ -21,6 +21,9 @@ struct PurgeJob: Service {
             wait = .seconds(intervalSeconds)
             do {
                 let report = try await accounts.purgeDueDeletions()
+                if report.failed > 0 {
+                    logger.warning("some purges failed; retried next interval", metadata: ["moat.count": "\(report.failed)"])
+                }
                 if report.accounts > 0 || report.tenants > 0 {
                     logger.notice(
                         "purged deleted accounts and tenants",

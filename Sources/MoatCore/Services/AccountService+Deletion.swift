@@ -23,6 +23,9 @@ extension DomainError {
 public struct PurgeReport: Sendable, Equatable {
     public var accounts = 0
     public var tenants = 0
+    /// Accounts and tenants whose purge failed this run (retried next run;
+    /// one bad row never blocks the others).
+    public var failed = 0
 }
 
 extension AccountService {
@@ -174,22 +177,20 @@ extension AccountService {
     public func purgeDueDeletions() async throws -> PurgeReport {
         var report = PurgeReport()
         let now = clock.now()
+        // Rows whose purge failed this run, so the loops move past them.
+        var skipped = Set<TenantID>()
+        var skippedUsers = Set<UserID>()
         while true {
             let due = try await store.read { try $0.tenantsDueForPurge(at: now, limit: 50) }
+                .filter { !skipped.contains($0.id) }
             for tenant in due {
-                let purged = try await store.write { writer -> Bool in
-                    guard let current = try writer.tenant(id: tenant.id), current.status == .pendingDeletion,
-                        let purgeAfter = current.purgeAfter, purgeAfter <= now
-                    else { return false }
-                    let users = try writer.userCount(tenant: tenant.id)
-                    guard try writer.deleteTenant(id: tenant.id) else { return false }
-                    try writer.append(
-                        .tenantPurged(tenantID: tenant.id, slug: current.slug, name: current.name, users: users),
-                        tenant: tenant.id, at: now)
-                    return true
+                do {
+                    if try await purgeTenant(tenant.id, at: now) { report.tenants += 1 }
+                } catch {
+                    report.failed += 1
+                    skipped.insert(tenant.id)
                 }
                 tenants.invalidate(tenant.id)
-                if purged { report.tenants += 1 }
             }
             if due.count < 50 { break }
         }
@@ -198,17 +199,49 @@ extension AccountService {
             let page = try await store.read { [after] in try $0.tenants(afterSlug: after, limit: 200) }
             for tenant in page {
                 while true {
-                    let due = try await store.read { try $0.usersDueForPurge(tenant: tenant.id, at: now, limit: 100) }
-                    for user in due where try await purgeAccount(tenant: tenant.id, user: user.id, at: now) {
-                        report.accounts += 1
+                    let page = try await store.read { try $0.usersDueForPurge(tenant: tenant.id, at: now, limit: 100) }
+                    let due = page.filter { !skippedUsers.contains($0.id) }
+                    for user in due {
+                        do {
+                            if try await purgeAccount(tenant: tenant.id, user: user.id, at: now) { report.accounts += 1 }
+                        } catch {
+                            report.failed += 1
+                            skippedUsers.insert(user.id)
+                        }
                     }
-                    if due.count < 100 { break }
+                    if page.count < 100 || due.isEmpty { break }
                 }
             }
             guard page.count == 200, let last = page.last else { break }
             after = last.slug
         }
         return report
+    }
+
+    /// Deletes one tenant whose grace ended, and everything in it: an
+    /// `account.purged` for each of its accounts (downstream services that
+    /// key data by user delete it), then `tenant.purged`.
+    private func purgeTenant(_ id: TenantID, at now: Timestamp) async throws -> Bool {
+        try await store.write { writer in
+            guard let current = try writer.tenant(id: id), current.status == .pendingDeletion,
+                let purgeAfter = current.purgeAfter, purgeAfter <= now
+            else { return false }
+            var users = 0
+            var after: String?
+            while true {
+                let page = try writer.users(tenant: id, afterEmail: after, limit: 500)
+                for user in page {
+                    try writer.append(.accountPurged(userID: user.id, tenantID: id, email: user.email), tenant: id, at: now)
+                }
+                users += page.count
+                guard page.count == 500, let last = page.last else { break }
+                after = last.email
+            }
+            guard try writer.deleteTenant(id: id) else { return false }
+            try writer.append(
+                .tenantPurged(tenantID: id, slug: current.slug, name: current.name, users: users), tenant: id, at: now)
+            return true
+        }
     }
 
     /// Deletes one account whose grace ended, with `account.purged`.

@@ -27,6 +27,9 @@ extension AccountService {
         let now = clock.now()
         let user = User(id: .random(), tenantID: tenant.id, email: email, passwordHash: hash, role: role, createdAt: now)
         try await store.write { writer in
+            if let stored = try writer.tenant(id: tenant.id), stored.status != .active {
+                throw DomainError.tenantPendingDeletion(purgeAfter: stored.purgeAfter)
+            }
             try writer.insert(user)
             try writer.append(.userCreated(userID: user.id, email: email, role: role), tenant: tenant.id, at: now)
         }
@@ -179,6 +182,10 @@ extension AccountService {
             idleTimeoutSeconds: policy.sessionIdleTimeoutSeconds, secondFactorSatisfied: false)
         defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let signedIn = try await store.write { writer -> User in
+            // A tenant deletion since the read: no session in it.
+            if let stored = try writer.tenant(id: tenant.id), stored.status != .active {
+                throw DomainError.tenantPendingDeletion(purgeAfter: stored.purgeAfter)
+            }
             // 2FA turned on since the read: sign in again to be asked for it.
             guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
                 !current.twoFactorEnabled
