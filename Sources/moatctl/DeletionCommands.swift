@@ -12,6 +12,17 @@ func deletionConfirmation(_ given: String?, what: String) throws -> String {
     return readLine() ?? ""
 }
 
+/// The password and, with `withCode`, a 2FA code: from standard input (one
+/// a line, with `--stdin`) or no-echo prompts.
+func readPasswordAndCode(prompt: String, withCode: Bool, stdin: Bool) throws -> (String, String) {
+    if stdin {
+        let values = try Secrets.readStdin(withCode ? ["password", "code"] : ["password"], flag: "--stdin")
+        return (values[0], withCode ? values[1] : "")
+    }
+    let password = try Secrets.prompt(prompt, stdinFlag: "--stdin")
+    return (password, withCode ? try Secrets.prompt("Authenticator code: ", stdinFlag: "--stdin") : "")
+}
+
 /// `moatctl tenant delete`: schedule a tenant's deletion.
 struct TenantDeleteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -103,14 +114,7 @@ struct AccountDeleteCommand: AsyncParsableCommand {
         let confirmation = try deletionConfirmation(confirm, what: "your account")
         var request = Moat_V1_RequestAccountDeletionRequest()
         request.confirmation = confirmation
-        if stdin {
-            let values = try Secrets.readStdin(withCode ? ["password", "code"] : ["password"], flag: "--stdin")
-            request.password = values[0]
-            if withCode { request.code = values[1] }
-        } else {
-            request.password = try Secrets.prompt("Password: ", stdinFlag: "--stdin")
-            if withCode { request.code = try Secrets.prompt("Authenticator code: ", stdinFlag: "--stdin") }
-        }
+        (request.password, request.code) = try readPasswordAndCode(prompt: "Password: ", withCode: withCode, stdin: stdin)
         let response = try await global.withClient { client in
             try await client.users.requestDeletion(
                 request, options: global.callOptions(tenant: tenant.value, authorization: token))
@@ -142,14 +146,8 @@ struct AccountRestoreCommand: AsyncParsableCommand {
     func run() async throws {
         var request = Moat_V1_RestoreAccountRequest()
         request.email = email
-        if stdin {
-            let values = try Secrets.readStdin(withCode ? ["password", "code"] : ["password"], flag: "--stdin")
-            request.password = values[0]
-            if withCode { request.code = values[1] }
-        } else {
-            request.password = try Secrets.prompt("Password for \(email): ", stdinFlag: "--stdin")
-            if withCode { request.code = try Secrets.prompt("Authenticator code: ", stdinFlag: "--stdin") }
-        }
+        (request.password, request.code) = try readPasswordAndCode(
+            prompt: "Password for \(email): ", withCode: withCode, stdin: stdin)
         let response = try await global.withClient { client in
             try await client.users.restoreAccount(request, options: global.callOptions(tenant: tenant.value))
         }

@@ -69,13 +69,7 @@ extension AccountService {
             return current
         }
         defer { sessionCache.invalidate(user: user.id) }
-        if user.twoFactorEnabled {
-            guard !code.isEmpty else { throw DomainError.invalid("CODE_REQUIRED", "two-factor is on: a current code is required") }
-            return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
-                writer, _ in try schedule(writer)
-            }
-        }
-        return try await store.write(schedule)
+        return try await writeWithCodeIfEnabled(tenant: tenant, user: user, code: code, client: client, schedule)
     }
 
     /// Restores an account pending deletion, during the grace period: the
@@ -111,13 +105,22 @@ extension AccountService {
                     userAgent: client.userAgent, detail: "", createdAt: now))
             return current
         }
-        if user.twoFactorEnabled {
-            guard !code.isEmpty else { throw DomainError.invalid("CODE_REQUIRED", "two-factor is on: a current code is required") }
-            return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
-                writer, _ in try restore(writer)
-            }
+        return try await writeWithCodeIfEnabled(tenant: tenant, user: user, code: code, client: client, restore)
+    }
+
+    /// Runs `body` in a write transaction; when the user has 2FA on, only
+    /// with a current code, spent in that same transaction.
+    private func writeWithCodeIfEnabled<T: Sendable>(
+        tenant: Tenant, user: User, code: String, client: ClientDetails,
+        _ body: @escaping @Sendable (any AccountStoreWriter) throws -> T
+    ) async throws -> T {
+        guard user.twoFactorEnabled else { return try await store.write(body) }
+        guard !code.isEmpty else {
+            throw DomainError.invalid("CODE_REQUIRED", "two-factor is on: a current code is required")
         }
-        return try await store.write(restore)
+        return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
+            writer, _ in try body(writer)
+        }
     }
 
     // MARK: Tenants
