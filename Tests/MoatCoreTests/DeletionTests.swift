@@ -580,16 +580,18 @@ final class AccountDeletionPurgeTests: XCTestCase {
         XCTAssertEqual(state.securityLog.filter { $0.userID == bystander.id }.count, bystanderRows.2)
         XCTAssertNotNil(state.tenants[tenant.id])
 
+        // Each team membership that went with the account is announced
+        // first (the user was in two teams), then account.purged.
         let events = try world.events(after: sequence)
-        XCTAssertEqual(events.map(\.record.type), ["account.purged"])
-        if case .accountPurged(let user, let tenantID, let email) = events.first?.event {
+        XCTAssertEqual(events.map(\.record.type), ["team.member_removed", "team.member_removed", "account.purged"])
+        if case .accountPurged(let user, let tenantID, let email) = events.last?.event {
             XCTAssertEqual(user, member.id)
             XCTAssertEqual(tenantID, tenant.id)
             XCTAssertEqual(email, memberEmail)
         } else {
             XCTFail("not account.purged: \(events)")
         }
-        XCTAssertEqual(events.first?.record.tenantID, tenant.id)
+        XCTAssertEqual(events.last?.record.tenantID, tenant.id)
         // Earlier events about the account stay in the outbox.
         XCTAssertTrue(try world.events().contains { $0.record.type == "account.deletion_scheduled" })
 

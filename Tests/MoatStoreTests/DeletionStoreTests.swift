@@ -196,8 +196,8 @@ final class DeletionStoreTests: XCTestCase {
         let bystanderAfter = try await rowsMentioning(bystander.id.rawValue, in: store.database)
         XCTAssertEqual(bystanderAfter, bystanderBefore, "the bystander's rows are untouched")
         let events = try await world.events(after: sequence)
-        XCTAssertEqual(events.map(\.0.type), ["account.purged"])
-        if case .accountPurged(let user, let tenantID, let email)? = events.first?.1 {
+        XCTAssertEqual(events.map(\.0.type), ["team.member_removed", "account.purged"])
+        if case .accountPurged(let user, let tenantID, let email)? = events.last?.1 {
             XCTAssertEqual(user, member.id)
             XCTAssertEqual(tenantID, tenant.id)
             XCTAssertEqual(email, "member@acme.test")

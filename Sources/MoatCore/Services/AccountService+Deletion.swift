@@ -29,6 +29,14 @@ public struct PurgeReport: Sendable, Equatable {
 }
 
 extension AccountService {
+    /// Refuses, inside a write, to add anything to a tenant whose deletion
+    /// is scheduled (the check a stale cached tenant cannot make).
+    static func requireActiveTenant(_ reader: any AccountStoreReader, _ tenant: TenantID) throws {
+        if let stored = try reader.tenant(id: tenant), stored.status != .active {
+            throw DomainError.tenantPendingDeletion(purgeAfter: stored.purgeAfter)
+        }
+    }
+
     /// The text a user types to confirm a deletion.
     public static let deletionConfirmation = "DELETE"
 
@@ -53,6 +61,17 @@ extension AccountService {
             }
             if current.role == .owner, try writer.activeOwnerCount(tenant: tenant.id, except: user.id) == 0 {
                 throw DomainError.lastTenantOwner
+            }
+            // Likewise the only owner of a team that has other members.
+            for membership in try Self.allMemberships(writer, tenant: tenant.id, user: user.id)
+            where membership.role == .owner {
+                let members = try writer.teamMembers(tenant: tenant.id, team: membership.team.id)
+                if members.count > 1, !members.contains(where: { $0.role == .owner && $0.userID != user.id }) {
+                    throw DomainError(
+                        .failedPrecondition, "LAST_TEAM_OWNER",
+                        "you are the only owner of team \(membership.team.id); transfer its ownership first",
+                        details: ["team_id": membership.team.id.rawValue])
+                }
             }
             current.status = .pendingDeletion
             current.purgeAfter = purgeAfter
@@ -120,6 +139,20 @@ extension AccountService {
         }
         return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
             writer, _ in try body(writer)
+        }
+    }
+
+    /// Every team membership of the user.
+    static func allMemberships(_ reader: any AccountStoreReader, tenant: TenantID, user: UserID) throws
+        -> [TeamMembership]
+    {
+        var all: [TeamMembership] = []
+        var after: TeamPageKey?
+        while true {
+            let page = try reader.teamMemberships(tenant: tenant, user: user, after: after, limit: 200)
+            all += page
+            guard page.count == 200, let last = page.last else { return all }
+            after = TeamPageKey(name: last.team.name, id: last.team.id)
         }
     }
 
@@ -254,6 +287,13 @@ extension AccountService {
             guard let current = try writer.user(tenant: tenant, id: user), current.status == .pendingDeletion,
                 let purgeAfter = current.purgeAfter, purgeAfter <= now
             else { return false }
+            // Memberships go with the user (foreign keys); announce each, as
+            // every membership change is announced.
+            for membership in try Self.allMemberships(writer, tenant: tenant, user: user) {
+                try writer.append(
+                    .teamMemberRemoved(teamID: membership.team.id, userID: user, role: membership.role, actorID: nil),
+                    tenant: tenant, at: now)
+            }
             guard try writer.deleteUser(tenant: tenant, id: user) else { return false }
             try writer.append(.accountPurged(userID: user, tenantID: tenant, email: current.email), tenant: tenant, at: now)
             return true

@@ -278,12 +278,15 @@ extension AccountService {
             let (team, _, actorRole) = try Self.authorizeTeam(
                 writer, tenant: tenant.id, actor: actor, teamID: teamID, action: .invite)
             guard role <= actorRole else { throw DomainError.onlyOwnerForOwners }
+            try Self.requireActiveTenant(writer, tenant.id)
             if let existing = try writer.user(tenant: tenant.id, email: email),
                 try writer.teamMember(tenant: tenant.id, team: teamID, user: existing.id) != nil
             {
                 throw DomainError.alreadyMember
             }
             for earlier in try writer.openTeamInvitations(tenant: tenant.id, team: teamID) where earlier.email == email {
+                // Replacing is revoking: an admin may not cancel an owner invitation.
+                guard earlier.role <= actorRole else { throw DomainError.onlyOwnerForOwners }
                 guard try writer.revokeTeamInvitation(tenant: tenant.id, id: earlier.id, at: now) else { continue }
                 try writer.append(
                     .teamInvitationRevoked(
@@ -382,6 +385,7 @@ extension AccountService {
             let actor = Actor.user(session, user)
             let now = clock.now()
             return try await store.write { writer in
+                try Self.requireActiveTenant(writer, tenant.id)
                 guard let accepted = try writer.acceptTeamInvitation(tenant: tenant.id, tokenHash: hash, user: user.id, at: now)
                 else { throw DomainError.invitationInvalid }
                 let member = try Self.join(writer, invitation: accepted, user: user, actor: actor, at: now)
@@ -392,6 +396,7 @@ extension AccountService {
         guard !password.isEmpty else {
             throw DomainError.invalid("PASSWORD_REQUIRED", "a password is needed to create the account")
         }
+        if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
         if try await store.read({ try $0.user(tenant: tenant.id, email: invitation.email) }) != nil {
             throw DomainError.emailTaken
         }
@@ -406,6 +411,7 @@ extension AccountService {
             // A lost race is INVITATION_INVALID: checked before the user
             // exists, spent (conditionally) once it does, which the stored
             // acceptor's foreign key needs.
+            try Self.requireActiveTenant(writer, tenant.id)
             guard try writer.teamInvitation(tenant: tenant.id, tokenHash: hash)?.isPending(at: now) == true else {
                 throw DomainError.invitationInvalid
             }
@@ -481,6 +487,7 @@ extension AccountService {
                 throw DomainError.memberNotFound
             }
             target.role = role
+            try Self.revokeInvitations(writer, tenant: tenant.id, team: teamID, sentBy: userID, keeping: role, at: now)
             try writer.append(
                 .teamMemberRoleChanged(
                     teamID: teamID, userID: userID, previousRole: previous, role: role, actorID: actor.userID),
@@ -490,6 +497,25 @@ extension AccountService {
                     tenant: tenant.id, user: userID, kind: .teamRoleChanged, actor: actor,
                     detail: "team \(teamID): \(previous.rawValue) to \(role.rawValue), \(Self.byActor(actor))", at: now))
             return TeamMemberListing(member: target, email: email)
+        }
+    }
+
+    /// Revokes the open invitations `inviter` sent to the team that their
+    /// role no longer allows (all of them once they left or were removed,
+    /// `keeping` nil): nobody undoes their own removal or demotion with a
+    /// token they sent to an address they control.
+    static func revokeInvitations(
+        _ writer: any AccountStoreWriter, tenant: TenantID, team: TeamID, sentBy inviter: UserID, keeping role: TeamRole?,
+        at now: Timestamp
+    ) throws {
+        for invitation in try writer.openTeamInvitations(tenant: tenant, team: team) where invitation.invitedBy == inviter {
+            if let role, TeamAction.invite.isAllowed(for: role), invitation.role <= role { continue }
+            guard try writer.revokeTeamInvitation(tenant: tenant, id: invitation.id, at: now) else { continue }
+            try writer.append(
+                .teamInvitationRevoked(
+                    invitationID: invitation.id, teamID: team, email: invitation.email, reason: "inviter_role_changed",
+                    actorID: nil),
+                tenant: tenant, at: now)
         }
     }
 
@@ -512,6 +538,7 @@ extension AccountService {
             guard try writer.deleteTeamMember(tenant: tenant.id, team: teamID, user: userID) else {
                 throw DomainError.memberNotFound
             }
+            try Self.revokeInvitations(writer, tenant: tenant.id, team: teamID, sentBy: userID, keeping: nil, at: now)
             try writer.append(
                 .teamMemberRemoved(teamID: teamID, userID: userID, role: target.role, actorID: actor.userID),
                 tenant: tenant.id, at: now)
@@ -538,6 +565,8 @@ extension AccountService {
             guard try writer.deleteTeamMember(tenant: tenant.id, team: teamID, user: member.userID) else {
                 throw DomainError(.failedPrecondition, "NOT_A_MEMBER", "you are not a member of this team")
             }
+            try Self.revokeInvitations(
+                writer, tenant: tenant.id, team: teamID, sentBy: member.userID, keeping: nil, at: now)
             try writer.append(
                 .teamMemberLeft(teamID: teamID, userID: member.userID, role: member.role), tenant: tenant.id, at: now)
             try writer.append(

@@ -27,9 +27,7 @@ extension AccountService {
         let now = clock.now()
         let user = User(id: .random(), tenantID: tenant.id, email: email, passwordHash: hash, role: role, createdAt: now)
         try await store.write { writer in
-            if let stored = try writer.tenant(id: tenant.id), stored.status != .active {
-                throw DomainError.tenantPendingDeletion(purgeAfter: stored.purgeAfter)
-            }
+            try Self.requireActiveTenant(writer, tenant.id)
             try writer.insert(user)
             try writer.append(.userCreated(userID: user.id, email: email, role: role), tenant: tenant.id, at: now)
         }
@@ -183,9 +181,7 @@ extension AccountService {
         defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let signedIn = try await store.write { writer -> User in
             // A tenant deletion since the read: no session in it.
-            if let stored = try writer.tenant(id: tenant.id), stored.status != .active {
-                throw DomainError.tenantPendingDeletion(purgeAfter: stored.purgeAfter)
-            }
+            try Self.requireActiveTenant(writer, tenant.id)
             // 2FA turned on since the read: sign in again to be asked for it.
             guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
                 !current.twoFactorEnabled

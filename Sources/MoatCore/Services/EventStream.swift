@@ -91,6 +91,9 @@ public final class EventStream: Sendable {
             if !scan.events.isEmpty { return EventBatch(events: scan.events, lastSequenceScanned: position, cursor: consumer.cursor) }
             let left = wait - (ContinuousClock.now - started)
             guard left > .zero else { break }
+            // Stopped at the scan limit with more committed events behind:
+            // keep scanning, no need to wait.
+            if !scan.reachedEnd { continue }
             // Filtered-out events were scanned: read again only after new ones.
             if await signal.wait(since: observed, timeout: left) != .signalled { break }
         }
@@ -119,6 +122,9 @@ public final class EventStream: Sendable {
     struct Scan: Sendable {
         var events: [EventRecord] = []
         var lastScanned: Int64 = 0
+        /// The scan read to the newest committed event (rather than
+        /// stopping at `scanLimit` or `limit`).
+        var reachedEnd = false
     }
 
     /// Reads after `after` in sequence order, keeping what passes the
@@ -143,7 +149,11 @@ public final class EventStream: Sendable {
                     scan.events.append(record)
                 }
             }
-            if records.count < chunk || scan.events.count >= limit || !filtered { return scan }
+            if records.count < chunk {
+                scan.reachedEnd = true
+                return scan
+            }
+            if scan.events.count >= limit || !filtered { return scan }
         }
     }
 
