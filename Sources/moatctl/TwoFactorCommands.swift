@@ -32,6 +32,25 @@ struct CodeOption: ParsableArguments {
     }
 }
 
+/// The options of a call made as the session user with a code: tenant,
+/// session, the code's source and the global options.
+struct SessionCodeOptions: ParsableArguments {
+    @OptionGroup var tenant: TenantOption
+    @OptionGroup var session: SessionOption
+    @OptionGroup var code: CodeOption
+    @OptionGroup var global: GlobalOptions
+
+    func validate() throws { _ = try session.required() }
+
+    /// Reads the code, then makes the call as the session user.
+    func call<R>(_ body: (MoatClient, String, CallOptions) async throws -> R) async throws -> R {
+        let token = try session.required()
+        let value = try code.read()
+        let options = global.callOptions(tenant: tenant.value, authorization: token)
+        return try await global.withClient { client in try await body(client, value, options) }
+    }
+}
+
 struct TwoFactorEnrollCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enroll",
@@ -93,21 +112,13 @@ struct TwoFactorConfirmCommand: AsyncParsableCommand {
         commandName: "confirm",
         abstract: "Confirm the enrolment with a code from the app; prints the recovery codes.")
 
-    @OptionGroup var tenant: TenantOption
-    @OptionGroup var session: SessionOption
-    @OptionGroup var code: CodeOption
-    @OptionGroup var global: GlobalOptions
-
-    func validate() throws { _ = try session.required() }
+    @OptionGroup var options: SessionCodeOptions
 
     func run() async throws {
-        let token = try session.required()
-        let value = try code.read()
-        let response = try await global.withClient { client in
-            try await client.twoFactor.confirmEnrollment(
-                .with { $0.code = value }, options: global.callOptions(tenant: tenant.value, authorization: token))
+        let response = try await options.call { client, code, callOptions in
+            try await client.twoFactor.confirmEnrollment(.with { $0.code = code }, options: callOptions)
         }
-        if global.json { return try printJSON(response) }
+        if options.global.json { return try printJSON(response) }
         printError("two-factor authentication is on since \(formatTime(response.enabledAtUnix))")
         printRecoveryCodes(response.recoveryCodes)
     }
@@ -187,21 +198,13 @@ struct TwoFactorRecoveryCodesCommand: AsyncParsableCommand {
         commandName: "recovery-codes",
         abstract: "Replace the recovery codes with ten new ones (needs a current code); the old ones stop working.")
 
-    @OptionGroup var tenant: TenantOption
-    @OptionGroup var session: SessionOption
-    @OptionGroup var code: CodeOption
-    @OptionGroup var global: GlobalOptions
-
-    func validate() throws { _ = try session.required() }
+    @OptionGroup var options: SessionCodeOptions
 
     func run() async throws {
-        let token = try session.required()
-        let value = try code.read()
-        let response = try await global.withClient { client in
-            try await client.twoFactor.regenerateRecoveryCodes(
-                .with { $0.code = value }, options: global.callOptions(tenant: tenant.value, authorization: token))
+        let response = try await options.call { client, code, callOptions in
+            try await client.twoFactor.regenerateRecoveryCodes(.with { $0.code = code }, options: callOptions)
         }
-        if global.json { return try printJSON(response) }
+        if options.global.json { return try printJSON(response) }
         printRecoveryCodes(response.recoveryCodes)
     }
 }
@@ -210,21 +213,13 @@ struct TwoFactorVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify", abstract: "Check a current code (each code works once).")
 
-    @OptionGroup var tenant: TenantOption
-    @OptionGroup var session: SessionOption
-    @OptionGroup var code: CodeOption
-    @OptionGroup var global: GlobalOptions
-
-    func validate() throws { _ = try session.required() }
+    @OptionGroup var options: SessionCodeOptions
 
     func run() async throws {
-        let token = try session.required()
-        let value = try code.read()
-        let response = try await global.withClient { client in
-            try await client.twoFactor.verify(
-                .with { $0.code = value }, options: global.callOptions(tenant: tenant.value, authorization: token))
+        let response = try await options.call { client, code, callOptions in
+            try await client.twoFactor.verify(.with { $0.code = code }, options: callOptions)
         }
-        if global.json { return try printJSON(response) }
+        if options.global.json { return try printJSON(response) }
         print("code accepted")
     }
 }

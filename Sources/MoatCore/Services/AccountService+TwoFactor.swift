@@ -331,13 +331,8 @@ extension AccountService {
             tokenHash: OpaqueToken.hash(token), tenantID: tenant.id, userID: user.id, client: client, createdAt: now,
             expiresAt: now.adding(seconds: configuration.twoFactor.challengeSeconds))
         let current = try await store.write { writer -> User in
-            guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active else {
-                throw DomainError.invalidCredentials
-            }
-            current.failedSignIns = 0
-            current.lockedUntil = nil
-            if let rehashed, current.passwordHash == user.passwordHash { current.passwordHash = rehashed }
-            try writer.update(current)
+            let current = try Self.passwordAccepted(
+                writer, tenant: tenant.id, user: user, rehashed: rehashed, twoFactorEnabled: true)
             try writer.insert(challenge)
             try writer.append(
                 SecurityLogEntry(

@@ -180,18 +180,8 @@ extension AccountService {
             idleTimeoutSeconds: policy.sessionIdleTimeoutSeconds, secondFactorSatisfied: false)
         defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let signedIn = try await store.write { writer -> User in
-            // A tenant deletion since the read: no session in it.
-            try Self.requireActiveTenant(writer, tenant.id)
-            // 2FA turned on since the read: sign in again to be asked for it.
-            guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
-                !current.twoFactorEnabled
-            else {
-                throw DomainError.invalidCredentials
-            }
-            current.failedSignIns = 0
-            current.lockedUntil = nil
-            if let rehashed, current.passwordHash == user.passwordHash { current.passwordHash = rehashed }
-            try writer.update(current)
+            let current = try Self.passwordAccepted(
+                writer, tenant: tenant.id, user: user, rehashed: rehashed, twoFactorEnabled: false)
             try writer.insert(session)
             try Self.enforceSessionCap(
                 writer: writer, tenant: tenant, user: user.id, keep: session.id, now: now,
@@ -233,6 +223,27 @@ extension AccountService {
             throw DomainError.invalidCredentials
         }
         return user
+    }
+
+    /// Records, in the write that follows a right password, that it was
+    /// right: the lockout count resets and a rehash is stored. Refuses if,
+    /// since the read, the tenant's deletion was requested, the user stopped
+    /// being active, or 2FA was turned on or off (`twoFactorEnabled` is what
+    /// the caller decided on): sign in again.
+    static func passwordAccepted(
+        _ writer: any AccountStoreWriter, tenant: TenantID, user: User, rehashed: String?, twoFactorEnabled: Bool
+    ) throws -> User {
+        try requireActiveTenant(writer, tenant)
+        guard var current = try writer.user(tenant: tenant, id: user.id), current.status == .active,
+            current.twoFactorEnabled == twoFactorEnabled
+        else {
+            throw DomainError.invalidCredentials
+        }
+        current.failedSignIns = 0
+        current.lockedUntil = nil
+        if let rehashed, current.passwordHash == user.passwordHash { current.passwordHash = rehashed }
+        try writer.update(current)
+        return current
     }
 
     /// Counts a wrong password toward the account's lockout and logs it.
