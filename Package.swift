@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "MoatCoreTests", dependencies: ["MoatCore", "MoatCrypto"]),        .executableTarget(
             name: "moat-bench",
             dependencies: [
-                "MoatClient", "MoatCrypto",
+                "MoatClient", "MoatCore", "MoatCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),

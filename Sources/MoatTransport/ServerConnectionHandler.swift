@@ -302,24 +302,14 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     private func respond(id: UInt64, error: any Error, flush: Bool = true) {
-        let rpcError: RPCError
-        if let error = error as? RPCError {
-            rpcError = error
-            if let cause = error.cause {
-                logger.debug(
-                    "call failed",
-                    metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: cause)))"])
-            }
-        } else if error is CancellationError {
-            rpcError = RPCError(code: .cancelled, message: "the call was cancelled", reason: "CANCELLED")
-        } else {
-            // Unknown errors never leave the process. Only their type is
-            // logged: a description could carry a secret from the request.
-            logger.error(
-                "call failed",
-                metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: error)))"])
-            rpcError = RPCError(
-                code: .internal, message: "internal error", reason: RPCError.Reason.internalError)
+        // The one point where a thrown error becomes a wire status.
+        let rpcError = RPCError(answering: error)
+        if let cause = rpcError.cause {
+            // Only the cause's type is logged: a description could carry a
+            // secret from the request. INTERNAL means moatd failed.
+            logger.log(
+                level: rpcError.code == .internal ? .error : .debug, "call failed",
+                metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: cause)))"])
         }
         var response = Moat_Rpc_V1_Response()
         response.id = id
@@ -363,10 +353,10 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Answers a connection-level error with one response (id 0) and closes.
-    private func protocolError(code: Code, reason: String, message: String) {
+    private func protocolError(code: Code, reason: RPCError.Reason, message: String) {
         guard let context, !closing else { return }
         closing = true
-        logger.notice("closing connection", metadata: ["moat.reason": "\(reason)"])
+        logger.notice("closing connection", metadata: ["moat.reason": "\(reason.rawValue)"])
         for call in inFlight.values {
             call.task?.cancel()
             call.timer?.cancel()

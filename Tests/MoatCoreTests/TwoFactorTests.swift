@@ -64,6 +64,9 @@ extension World {
             recoveryCodes: codes)
     }
 
+    /// Thrown when a sign-in gave a session where a challenge was due.
+    struct MissingChallenge: Error {}
+
     /// A password sign-in of a user with 2FA: the challenge it must give.
     func challenge(_ enrolled: EnrolledUser, client: ClientDetails = Fixture.client) async throws
         -> SecondFactorChallenge
@@ -72,7 +75,7 @@ extension World {
             tenant: enrolled.tenant, email: enrolled.email, password: enrolled.password, client: client)
         guard case .secondFactorRequired(let challenge) = outcome else {
             XCTFail("expected a second-factor challenge, got a session")
-            throw DomainError(.internal, "TEST", "no challenge")
+            throw MissingChallenge()
         }
         return challenge
     }

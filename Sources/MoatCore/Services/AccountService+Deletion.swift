@@ -1,22 +1,22 @@
 extension DomainError {
     static let confirmationRequired = DomainError(
-        .invalidArgument, "CONFIRMATION_REQUIRED", "type DELETE (exactly) to confirm the deletion")
+        .invalidArgument, .confirmationRequired, "type DELETE (exactly) to confirm the deletion")
     static let lastTenantOwner = DomainError(
-        .failedPrecondition, "LAST_OWNER",
+        .failedPrecondition, .lastOwner,
         "the last owner of a tenant cannot delete their account; transfer ownership or delete the tenant")
     static func accountPendingDeletion(purgeAfter: Timestamp) -> DomainError {
         DomainError(
-            .failedPrecondition, "ACCOUNT_PENDING_DELETION",
+            .failedPrecondition, .accountPendingDeletion,
             "the account is scheduled for deletion; restore it before it is purged",
             details: ["purge_after_unix": "\(purgeAfter.seconds)"])
     }
     static func tenantPendingDeletion(purgeAfter: Timestamp?) -> DomainError {
         DomainError(
-            .failedPrecondition, "TENANT_PENDING_DELETION", "the tenant is scheduled for deletion",
+            .failedPrecondition, .tenantPendingDeletion, "the tenant is scheduled for deletion",
             details: purgeAfter.map { ["purge_after_unix": "\($0.seconds)"] } ?? [:])
     }
     static let notPendingDeletion = DomainError(
-        .failedPrecondition, "NOT_PENDING_DELETION", "nothing is scheduled for deletion")
+        .failedPrecondition, .notPendingDeletion, "nothing is scheduled for deletion")
 }
 
 /// What one run of the purge job deleted.
@@ -68,7 +68,7 @@ extension AccountService {
                 let members = try writer.teamMembers(tenant: tenant.id, team: membership.team.id)
                 if members.count > 1, !members.contains(where: { $0.role == .owner && $0.userID != user.id }) {
                     throw DomainError(
-                        .failedPrecondition, "LAST_TEAM_OWNER",
+                        .failedPrecondition, .lastTeamOwner,
                         "you are the only owner of team \(membership.team.id); transfer its ownership first",
                         details: ["team_id": membership.team.id.rawValue])
                 }
@@ -76,7 +76,7 @@ extension AccountService {
             current.status = .pendingDeletion
             current.purgeAfter = purgeAfter
             try writer.update(current)
-            _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: user.id, at: now, reason: "account_deletion")
+            _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: user.id, at: now, reason: SessionRevocationReason.accountDeletion.rawValue)
             try writer.discardPasswordResets(tenant: tenant.id, user: user.id, at: now)
             try writer.append(
                 .accountDeletionScheduled(userID: user.id, email: user.email, purgeAfter: purgeAfter),
@@ -107,7 +107,7 @@ extension AccountService {
         }
         guard user.status == .pendingDeletion, let purgeAfter = user.purgeAfter else { throw DomainError.notPendingDeletion }
         guard clock.now() < purgeAfter else {
-            throw DomainError(.failedPrecondition, "GRACE_PERIOD_OVER", "the grace period is over; the account is being purged")
+            throw DomainError(.failedPrecondition, .gracePeriodOver, "the grace period is over; the account is being purged")
         }
         let restore: @Sendable (any AccountStoreWriter) throws -> User = { writer in
             let now = self.clock.now()
@@ -135,7 +135,7 @@ extension AccountService {
     ) async throws -> T {
         guard user.twoFactorEnabled else { return try await store.write(body) }
         guard !code.isEmpty else {
-            throw DomainError.invalid("CODE_REQUIRED", "two-factor is on: a current code is required")
+            throw DomainError.invalid(.codeRequired, "two-factor is on: a current code is required")
         }
         return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
             writer, _ in try body(writer)
@@ -176,9 +176,9 @@ extension AccountService {
             current.status = .pendingDeletion
             current.purgeAfter = purgeAfter
             try writer.update(current)
-            for (session, user) in try writer.revokeTenantSessions(tenant: tenant.id, at: now, reason: "tenant_deletion") {
+            for (session, user) in try writer.revokeTenantSessions(tenant: tenant.id, at: now, reason: SessionRevocationReason.tenantDeletion.rawValue) {
                 try writer.append(
-                    .sessionRevoked(sessionID: session, userID: user, reason: "tenant_deletion"), tenant: tenant.id, at: now)
+                    .sessionRevoked(sessionID: session, userID: user, reason: SessionRevocationReason.tenantDeletion.rawValue), tenant: tenant.id, at: now)
             }
             try writer.append(
                 .tenantDeletionScheduled(tenantID: tenant.id, slug: current.slug, name: current.name, purgeAfter: purgeAfter),

@@ -90,16 +90,16 @@ extension AccountService {
     /// already ended, is NOT_FOUND (`SESSION_NOT_FOUND`).
     public func revokeSession(tenant: Tenant, token: String, sessionID: String, client: ClientDetails) async throws {
         let (_, user) = try await authenticate(tenant: tenant.id, token: token)
-        let notFound = DomainError(.notFound, "SESSION_NOT_FOUND", "no such session")
+        let notFound = DomainError(.notFound, .sessionNotFound, "no such session")
         guard let id = SessionID(sessionID) else { throw notFound }
         let now = clock.now()
         let client = Self.bounded(client)
         defer { sessionCache.invalidate(user: user.id) }
         try await store.write { writer in
             guard let session = try writer.session(tenant: tenant.id, id: id), session.userID == user.id,
-                try writer.revokeSession(tenant: tenant.id, id: id, at: now, reason: "revoked")
+                try writer.revokeSession(tenant: tenant.id, id: id, at: now, reason: SessionRevocationReason.revoked.rawValue)
             else { throw notFound }
-            try writer.append(.sessionRevoked(sessionID: id, userID: user.id, reason: "revoked"), tenant: tenant.id, at: now)
+            try writer.append(.sessionRevoked(sessionID: id, userID: user.id, reason: SessionRevocationReason.revoked.rawValue), tenant: tenant.id, at: now)
             try writer.append(
                 SecurityLogEntry(
                     tenantID: tenant.id, userID: user.id, kind: .sessionRevoked, ip: client.ip,
@@ -111,7 +111,7 @@ extension AccountService {
     public func revokeOtherSessions(tenant: Tenant, token: String, client: ClientDetails) async throws -> Int {
         let (current, user) = try await authenticate(tenant: tenant.id, token: token)
         return try await revokeAll(
-            tenant: tenant, user: user.id, except: current.id, reason: "revoked_others", client: Self.bounded(client))
+            tenant: tenant, user: user.id, except: current.id, reason: SessionRevocationReason.revokedOthers.rawValue, client: Self.bounded(client))
     }
 
     /// Ends every session of a user: administrators and tenant owners/admins
@@ -124,10 +124,10 @@ extension AccountService {
             let user = try await store.read({ try $0.user(tenant: tenant.id, id: id) })
         else { throw DomainError.userNotFound }
         guard user.role <= actor.role else {
-            throw DomainError(.permissionDenied, "ROLE_REQUIRED", "only an owner may sign out an owner")
+            throw DomainError(.permissionDenied, .roleRequired, "only an owner may sign out an owner")
         }
         return try await revokeAll(
-            tenant: tenant, user: id, except: nil, reason: "revoked_by_admin", client: Self.bounded(client))
+            tenant: tenant, user: id, except: nil, reason: SessionRevocationReason.revokedByAdmin.rawValue, client: Self.bounded(client))
     }
 
     private func revokeAll(tenant: Tenant, user: UserID, except: SessionID?, reason: String, client: ClientDetails)

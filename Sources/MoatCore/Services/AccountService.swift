@@ -158,14 +158,14 @@ public final class AccountService: Sendable {
 
     static func pageSize(_ requested: Int) throws(DomainError) -> Int {
         if requested == 0 { return 50 }
-        guard (1...500).contains(requested) else { throw .invalid("PAGE_SIZE_INVALID", "page_size must be 1 to 500") }
+        guard (1...500).contains(requested) else { throw .invalid(.pageSizeInvalid, "page_size must be 1 to 500") }
         return requested
     }
 
     static func decodePageToken(_ token: String) throws(DomainError) -> String? {
         guard !token.isEmpty else { return nil }
         guard token.utf8.count <= 400, let data = Data(base64Encoded: token), let key = String(data: data, encoding: .utf8)
-        else { throw .invalid("PAGE_TOKEN_INVALID", "page_token is not one this server made") }
+        else { throw .invalid(.pageTokenInvalid, "page_token is not one this server made") }
         return key
     }
 

@@ -129,7 +129,7 @@ final class WorkerPool: Sendable {
             if !accepted {
                 continuation.resume(
                     throwing: DomainError(
-                        .resourceExhausted, "OVERLOADED", "too many password checks in progress; try again shortly",
+                        .resourceExhausted, .overloaded, "too many password checks in progress; try again shortly",
                         details: ["retry_after_seconds": "1"]))
             }
         }

@@ -47,7 +47,7 @@ public struct SecretKeyring: Sendable {
                 secret, key: keys[currentKeyID]!, associatedData: Self.totpContext(tenant: tenant, user: user))
             return SealedSecret(keyID: currentKeyID, box: box)
         } catch {
-            throw DomainError(.internal, "SECRET_SEAL_FAILED", "the secret could not be sealed")
+            throw DomainError(.internal, .secretSealFailed, "the secret could not be sealed")
         }
     }
 
@@ -67,5 +67,5 @@ extension DomainError {
     /// A sealed secret failed to open: moved between rows, altered, or
     /// sealed under a key that is not loaded.
     public static let secretUnreadable = DomainError(
-        .internal, "SECRET_UNREADABLE", "a stored two-factor secret cannot be decrypted")
+        .internal, .secretUnreadable, "a stored two-factor secret cannot be decrypted")
 }

@@ -88,9 +88,9 @@ public protocol AccountStoreWriter:
 
 extension DomainError {
     /// The store's answer to a duplicate slug.
-    public static let slugTaken = DomainError(.alreadyExists, "SLUG_TAKEN", "a tenant with this slug exists")
+    public static let slugTaken = DomainError(.alreadyExists, .slugTaken, "a tenant with this slug exists")
     /// The store's answer to a duplicate email in a tenant.
-    public static let emailTaken = DomainError(.alreadyExists, "EMAIL_TAKEN", "a user with this email exists")
+    public static let emailTaken = DomainError(.alreadyExists, .emailTaken, "a user with this email exists")
 }
 
 extension AccountStoreWriter {
