@@ -16,6 +16,16 @@ enum TestMethods {
     static let user = MethodDescriptor(service: "moat.test.Test", method: "User", access: .user)
     static let typed = MethodDescriptor(service: "moat.test.Test", method: "Typed", access: .public)
     static let fail = MethodDescriptor(service: "moat.test.Test", method: "Fail", access: .public)
+    static let refuse = MethodDescriptor(service: "moat.test.Test", method: "Refuse", access: .public)
+    static let refuseFast = MethodDescriptor(service: "moat.test.Test", method: "RefuseFast", access: .public)
+
+    /// An error of some layer that knows its wire status.
+    struct Refusal: Error, RPCErrorConvertible {
+        var rpcErrorCode: Code { .resourceExhausted }
+        var rpcErrorMessage: String { "slow down" }
+        var rpcErrorReason: String { "TEST_SLOW_DOWN" }
+        var rpcErrorDetails: [String: String] { ["retry_after_seconds": "3"] }
+    }
 
     /// Echo sleeps for the milliseconds in its first two payload bytes, then
     /// returns the payload; it records how many calls ran at once.
@@ -39,6 +49,8 @@ enum TestMethods {
                 struct Secret: Error { let password = "hunter2" }
                 throw Secret()
             },
+            ServerMethod(descriptor: refuse) { _, _ in throw Refusal() },
+            ServerMethod(descriptor: refuseFast, fastPath: { _, _ in throw Refusal() }) { _, _ in Data() },
         ]
     }
 }
@@ -298,7 +310,25 @@ final class ServerTests: XCTestCase {
         let response = try XCTUnwrap(try socket.readResponse())
         XCTAssertEqual(response.status.code, .internal)
         XCTAssertEqual(response.status.message, "internal error")
+        XCTAssertEqual(response.status.reason, "INTERNAL_ERROR")
+        XCTAssertEqual(response.status.details, [:])
         XCTAssertFalse(response.status.message.contains("hunter2"))
+        await fixture.stop()
+    }
+
+    func testConvertibleErrorsGetTheirOwnStatusOnBothPaths() async throws {
+        let fixture = try await ServerFixture()
+        let socket = try fixture.connect()
+        // The task path and the synchronous fast path answer the same way.
+        for (id, method) in [(1, TestMethods.refuse), (2, TestMethods.refuseFast)] as [(UInt64, MethodDescriptor)] {
+            try socket.sendRequest(request(id: id, method: method.path))
+            let response = try XCTUnwrap(try socket.readResponse())
+            XCTAssertEqual(response.id, id)
+            XCTAssertEqual(response.status.code, .resourceExhausted, method.path)
+            XCTAssertEqual(response.status.message, "slow down")
+            XCTAssertEqual(response.status.reason, "TEST_SLOW_DOWN")
+            XCTAssertEqual(response.status.details, ["retry_after_seconds": "3"])
+        }
         await fixture.stop()
     }
 
