@@ -363,10 +363,15 @@ struct TableReader {
         return TableReader(path: name(key), table: inner)
     }
 
+    /// Throws for the keys no lookup asked for, naming each in full and, when
+    /// one setting of this table is close, the one probably meant.
     func finish() throws {
         let unknown = table.keys.filter { !used.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            throw ConfigurationError("unknown setting\(unknown.count > 1 ? "s" : ""): \(unknown.map(name).joined(separator: ", "))")
+            let named = unknown.map { key in
+                TOMLPath.closest(to: key, in: used).map { "\(name(key)) (did you mean \(name($0))?)" } ?? name(key)
+            }
+            throw ConfigurationError("unknown setting\(unknown.count > 1 ? "s" : ""): \(named.joined(separator: ", "))")
         }
     }
 }
