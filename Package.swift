@@ -102,9 +102,10 @@ let package = Package(
         .testTarget(name: "MoatCoreTests", dependencies: ["MoatCore", "MoatCrypto"]),        .executableTarget(
             name: "moat-bench",
             dependencies: [
-                "MoatClient", "MoatCore", "MoatCrypto",
+                "MoatClient", "MoatCore", "MoatCrypto", "MoatStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

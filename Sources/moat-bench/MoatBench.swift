@@ -14,11 +14,12 @@ struct MoatBench: AsyncParsableCommand {
             Closed loop by default (--connections × --in-flight calls always outstanding); --rate R is an \
             open loop that schedules R calls/s and measures each call from its scheduled time, so a stalled \
             daemon shows up in the latencies (no coordinated omission). seed creates tenants, users and \
-            sessions through the public API and writes them to a file the other scenarios read (--seeds).
+            sessions through the public API and writes them to a file the other scenarios read (--seeds). \
+            store-commit measures MoatStore's group commit on the disk, without a daemon.
             """,
         subcommands: [
             HealthScenario.self, ValidateScenario.self, SignInScenario.self, MixedScenario.self, CallScenario.self,
-            SeedCommand.self, SignInBurst.self, EventLatency.self,
+            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self,
         ])
 }
 
