@@ -133,11 +133,15 @@ public final class MoatDaemon: Sendable {
                     // Shut down in reverse order: the server drains first,
                     // then the last last-active flush runs.
                     .init(
-                        service: SessionMaintenance(
+                        service: SessionMaintenance.lastActiveFlush(
                             accounts: accounts, settings: configuration.sessions, logger: logger),
                         successTerminationBehavior: .ignore),
                     .init(
-                        service: PurgeJob(
+                        service: SessionMaintenance.cleanup(
+                            accounts: accounts, settings: configuration.sessions, logger: logger),
+                        successTerminationBehavior: .ignore),
+                    .init(
+                        service: PurgeJob.service(
                             accounts: accounts, intervalSeconds: configuration.accounts.purgeIntervalSeconds,
                             logger: logger),
                         successTerminationBehavior: .ignore),
@@ -145,7 +149,7 @@ public final class MoatDaemon: Sendable {
                     // Told first: wakes waiting long polls so the drain
                     // does not wait for them.
                     .init(
-                        service: EventRetention(events: events, settings: configuration.events, logger: logger),
+                        service: EventRetention.service(events: events, settings: configuration.events, logger: logger),
                         successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
