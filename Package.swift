@@ -133,3 +133,10 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Imports are internal unless written `public import`, so a module's public
+// API names every module it exposes. MoatProto is generated code (its
+// imports come from protoc-gen-swift) and keeps the default.
+for target in package.targets where [.regular, .executable].contains(target.type) && target.name != "MoatProto" {
+    target.swiftSettings = (target.swiftSettings ?? []) + [.enableUpcomingFeature("InternalImportsByDefault")]
+}

@@ -32,7 +32,7 @@ public final class MoatDaemon: Sendable {
     public let store: SQLiteAccountStore
     /// The event stream (exposed for tests and embedding).
     public let events: EventStream
-    private let hasher: PasswordHasher
+    private let hashingPool: HashingThreadPool
     private let serving: ServingState
     private let logger: Logger
     private let group: ServiceGroup
@@ -64,9 +64,16 @@ public final class MoatDaemon: Sendable {
             }
             if recorded == nil { try await store.setMeta(keyFingerprintKey, Array(key.fingerprint.utf8)) }
             if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
-            let hasher = try PasswordHasher(configuration: configuration.hashing)
+            let hashingPool = HashingThreadPool(configuration: configuration.hashing)
+            let hasher: PasswordHasher
+            do {
+                hasher = try PasswordHasher(configuration: configuration.hashing, executor: hashingPool)
+            } catch {
+                await hashingPool.shutdown()
+                throw error
+            }
             return MoatDaemon(
-                configuration: configuration, store: store, hasher: hasher,
+                configuration: configuration, store: store, hasher: hasher, hashingPool: hashingPool,
                 secrets: SecretKeyring(current: (id: key.fingerprint, key: key.key)), clock: clock, logger: logger,
                 extraServices: extraServices)
         } catch {
@@ -78,13 +85,14 @@ public final class MoatDaemon: Sendable {
     static let keyFingerprintKey = "master_key_fingerprint"
 
     private init(
-        configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher, secrets: SecretKeyring,
-        clock: any WallClock, logger: Logger, extraServices: [any RPCService]
+        configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher,
+        hashingPool: HashingThreadPool, secrets: SecretKeyring, clock: any WallClock, logger: Logger,
+        extraServices: [any RPCService]
     ) {
         self.configuration = configuration
         self.logger = logger
         self.store = store
-        self.hasher = hasher
+        self.hashingPool = hashingPool
         let accounts = AccountService(
             store: store, hasher: hasher, clock: clock, configuration: configuration.accounts,
             sessionCache: SessionCache(
@@ -125,11 +133,15 @@ public final class MoatDaemon: Sendable {
                     // Shut down in reverse order: the server drains first,
                     // then the last last-active flush runs.
                     .init(
-                        service: SessionMaintenance(
+                        service: SessionMaintenance.lastActiveFlush(
                             accounts: accounts, settings: configuration.sessions, logger: logger),
                         successTerminationBehavior: .ignore),
                     .init(
-                        service: PurgeJob(
+                        service: SessionMaintenance.cleanup(
+                            accounts: accounts, settings: configuration.sessions, logger: logger),
+                        successTerminationBehavior: .ignore),
+                    .init(
+                        service: PurgeJob.service(
                             accounts: accounts, intervalSeconds: configuration.accounts.purgeIntervalSeconds,
                             logger: logger),
                         successTerminationBehavior: .ignore),
@@ -137,7 +149,7 @@ public final class MoatDaemon: Sendable {
                     // Told first: wakes waiting long polls so the drain
                     // does not wait for them.
                     .init(
-                        service: EventRetention(events: events, settings: configuration.events, logger: logger),
+                        service: EventRetention.service(events: events, settings: configuration.events, logger: logger),
                         successTerminationBehavior: .ignore),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
@@ -161,7 +173,7 @@ public final class MoatDaemon: Sendable {
     /// Closes the store and stops the hashing threads.
     private func close() async {
         await store.close()
-        hasher.shutdown()
+        await hashingPool.shutdown()
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.

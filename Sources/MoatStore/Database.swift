@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 /// The SQLite database: one writer with group commit and a pool of readers,

@@ -2,7 +2,7 @@ public import Foundation
 import MoatProto
 public import MoatRPC
 public import NIOCore
-import NIOPosix
+public import NIOPosix
 import Synchronization
 
 /// One multiplexed connection to a Moat daemon, shared by any number of

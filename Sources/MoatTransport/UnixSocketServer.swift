@@ -3,7 +3,7 @@ public import Logging
 import MoatProto
 public import MoatRPC
 public import NIOCore
-import NIOPosix
+public import NIOPosix
 public import ServiceLifecycle
 import Synchronization
 

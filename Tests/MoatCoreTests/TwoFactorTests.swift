@@ -424,7 +424,7 @@ final class TwoFactorTests: XCTestCase {
     }
 
     func testConcurrentCompletionsWithTheSameCodeMakeExactlyOneSession() async throws {
-        let world = try World(workers: 4)
+        let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
         var challenges: [SecondFactorChallenge] = []
@@ -456,7 +456,7 @@ final class TwoFactorTests: XCTestCase {
     /// Two services on one store (two daemons, no shared in-process queue):
     /// the store's conditional update alone lets one code make one session.
     func testTwoServicesOnOneStoreSpendACodeOnce() async throws {
-        let world = try World(workers: 4)
+        let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
         let services = (0..<4).map { _ in
@@ -790,7 +790,7 @@ final class TwoFactorTests: XCTestCase {
     }
 
     func testConcurrentUsesOfOneRecoveryCodeMakeOneSession() async throws {
-        let world = try World(workers: 4)
+        let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
         var challenges: [SecondFactorChallenge] = []

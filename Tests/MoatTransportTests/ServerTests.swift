@@ -61,6 +61,13 @@ final class ConcurrencyProbe: Sendable {
     func enter() { state.withLock { $0.current += 1; $0.peak = max($0.peak, $0.current) } }
     func leave() { state.withLock { $0.current -= 1 } }
     var peak: Int { state.withLock { $0.peak } }
+    var current: Int { state.withLock { $0.current } }
+
+    /// Yields until `count` handlers run at once (30 s at most).
+    func wait(forRunning count: Int) async {
+        let giveUp = ContinuousClock.now + .seconds(30)
+        while current < count, ContinuousClock.now < giveUp { await Task.yield() }
+    }
 }
 
 struct TestService: RPCService {
@@ -408,8 +415,10 @@ final class ServerTests: XCTestCase {
         let fixture = try await ServerFixture()
         let socket = try fixture.connect()
         try socket.sendRequest(request(id: 1, method: TestMethods.echo.path, payload: delayPayload(milliseconds: 400, tag: 1)))
-        try await Task.sleep(for: .milliseconds(50))
+        await fixture.probe.wait(forRunning: 1)
         let stopping = Task { await fixture.server.shutdown() }
+        // Real time: the drain event has no outside sign before the socket
+        // file goes (ConnectionHandlerTests orders it exactly).
         try await Task.sleep(for: .milliseconds(50))
         try socket.sendRequest(request(id: 2, method: TestMethods.echo.path))
         var answers: [UInt64: Moat_Rpc_V1_Response] = [:]

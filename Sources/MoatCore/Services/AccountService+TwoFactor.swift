@@ -1,4 +1,4 @@
-import MoatCrypto
+public import MoatCrypto
 
 /// Two-factor settings. The defaults are the documented behaviour.
 public struct TwoFactorSettings: Sendable, Equatable {

@@ -1,7 +1,7 @@
-import MoatCore
-import MoatCrypto
-import MoatRPC
-import MoatStore
+public import MoatCore
+public import MoatCrypto
+public import MoatRPC
+public import MoatStore
 
 // The one place each layer's errors get their wire status. The transport
 // converts whatever a handler throws with `RPCError(answering:)`, so handlers

@@ -1,5 +1,5 @@
-import Logging
-import MoatCore
+public import Logging
+public import MoatCore
 
 /// The account store on SQLite: MoatCore's `AccountStore` over a
 /// ``Database`` with the ``AccountSchema`` migrations.
