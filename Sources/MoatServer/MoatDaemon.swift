@@ -36,6 +36,9 @@ public final class MoatDaemon: Sendable {
     private let serving: ServingState
     private let logger: Logger
     private let group: ServiceGroup
+    private let notifier: SystemdNotifier?
+    /// Master-key rotation (exposed for tests and embedding).
+    public let keyRotation: KeyRotation
 
     /// The database file inside the data directory.
     public static let databaseFileName = "moat.db"
@@ -56,30 +59,22 @@ public final class MoatDaemon: Sendable {
             path: path, synchronous: configuration.store.synchronous == .full ? .full : .normal,
             readerCount: configuration.store.readers, encoder: ProtobufEventEncoder(), logger: logger)
         do {
-            let recorded = try await store.meta(keyFingerprintKey).map { String(decoding: $0, as: UTF8.self) }
-            let key = try KeyFile.load(directory: configuration.dataDirectory, mayCreate: recorded == nil)
-            if let recorded, recorded != key.fingerprint {
-                throw DaemonStartError(
-                    "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(recorded))")
-            }
-            if recorded == nil { try await store.setMeta(keyFingerprintKey, Array(key.fingerprint.utf8)) }
-            if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
+            let keys = try await MasterKeys.load(directory: configuration.dataDirectory, store: store, logger: logger)
             let hasher = try PasswordHasher(configuration: configuration.hashing)
             return MoatDaemon(
-                configuration: configuration, store: store, hasher: hasher,
-                secrets: SecretKeyring(current: (id: key.fingerprint, key: key.key)), clock: clock, logger: logger,
-                extraServices: extraServices)
+                configuration: configuration, store: store, hasher: hasher, secrets: keys.keyring,
+                retiringKey: keys.retiring?.fingerprint, clock: clock, logger: logger, extraServices: extraServices)
         } catch {
             await store.close()
             throw error
         }
     }
 
-    static let keyFingerprintKey = "master_key_fingerprint"
+    static let keyFingerprintKey = MasterKeys.currentKey
 
     private init(
         configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher, secrets: SecretKeyring,
-        clock: any WallClock, logger: Logger, extraServices: [any RPCService]
+        retiringKey: String?, clock: any WallClock, logger: Logger, extraServices: [any RPCService]
     ) {
         self.configuration = configuration
         self.logger = logger
@@ -98,6 +93,10 @@ public final class MoatDaemon: Sendable {
 
         let serving = ServingState()
         self.serving = serving
+        let rotation = KeyRotation(
+            directory: configuration.dataDirectory, store: store, keyring: secrets, retiring: retiringKey, logger: logger,
+            batchSize: configuration.keys.rotationBatchSize)
+        self.keyRotation = rotation
         let sessions = SessionsHandler(accounts: accounts)
         let health = HealthService(state: serving)
         var router = Router(services: [
@@ -105,6 +104,7 @@ public final class MoatDaemon: Sendable {
             TwoFactorHandler(accounts: accounts),
             EventsHandler(events: events),
             TeamsHandler(accounts: accounts),
+            OperationsHandler(store: store, keyRotation: rotation),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)
@@ -116,8 +116,19 @@ public final class MoatDaemon: Sendable {
             access: configuration.accessPolicy(daemonUID: getuid()),
             limits: configuration.limits)
         serverConfiguration.socketMode = configuration.socket.mode
+        serverConfiguration.inheritedSocket = configuration.socket.inheritedDescriptor
         let server = UnixSocketServer(configuration: serverConfiguration, router: router, logger: logger)
         self.server = server
+        let notifier = SystemdNotifier.fromEnvironment()
+        self.notifier = notifier
+        let systemd: [ServiceGroupConfiguration.ServiceConfiguration] = notifier.map { notifier in
+            [.init(
+                service: SystemdNotifyService(
+                    notifier: notifier, watchdogInterval: SystemdNotifier.watchdogInterval(),
+                    eventLoops: MultiThreadedEventLoopGroup.singleton, database: store.database, server: server,
+                    socketDescription: Self.socketDescription(configuration), logger: logger),
+                successTerminationBehavior: .ignore)]
+        } ?? []
         self.group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -134,12 +145,14 @@ public final class MoatDaemon: Sendable {
                             logger: logger),
                         successTerminationBehavior: .ignore),
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                    // Stops re-sealing before the drain; the next start resumes.
+                    .init(service: KeyRotationService(rotation: rotation), successTerminationBehavior: .ignore),
                     // Told first: wakes waiting long polls so the drain
                     // does not wait for them.
                     .init(
                         service: EventRetention(events: events, settings: configuration.events, logger: logger),
                         successTerminationBehavior: .ignore),
-                ],
+                ] + systemd,  // last, so STOPPING=1 goes out the moment SIGTERM arrives
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
     }
@@ -150,12 +163,17 @@ public final class MoatDaemon: Sendable {
     public func run() async throws {
         do {
             try await server.start()
+            notifier?.send("READY=1\nSTATUS=Serving on \(Self.socketDescription(configuration))")
             try await group.run()
         } catch {
             await close()
             throw error
         }
         await close()
+    }
+
+    static func socketDescription(_ configuration: MoatConfiguration) -> String {
+        configuration.socketPath + (configuration.socket.inheritedDescriptor == nil ? "" : " (socket-activated)")
     }
 
     /// Closes the store and stops the hashing threads.

@@ -138,6 +138,22 @@ public final class Database: Sendable {
         }
     }
 
+    /// Runs `body` on the writer thread between two write batches, outside
+    /// any transaction: nothing else writes while it runs, so it sees
+    /// exactly the writes committed before it (backups). Writes queued
+    /// meanwhile wait and commit after it. Throws `CLOSED` after ``close()``.
+    public func withWriterConnection<T: Sendable>(
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = WriteJob(
+                perform: { _ in WriteOutcome(succeeded: false) { _ in } },
+                fail: { error in continuation.resume(throwing: error) },
+                exclusive: { connection in continuation.resume(with: Result { try body(connection) }) })
+            if !core.writes.push(job) { continuation.resume(throwing: StoreError.closed()) }
+        }
+    }
+
     /// Runs `body` on a reader connection inside one read transaction (one
     /// consistent snapshot of committed data) and returns its result. The
     /// connection is read-only and must not be kept. Throws `CLOSED` after
@@ -290,6 +306,9 @@ private struct WriteJob: Sendable {
     let perform: @Sendable (Transaction) -> WriteOutcome
     /// Fails the caller without running the body.
     let fail: @Sendable (any Error) -> Void
+    /// Set for ``Database/withWriterConnection(_:)``: runs alone, outside a
+    /// transaction, instead of `perform`.
+    var exclusive: (@Sendable (SQLiteConnection) -> Void)? = nil
 }
 
 /// A body that ran: did it succeed, and how to resume its caller given the
@@ -307,7 +326,17 @@ private struct Writer {
 
     func run(_ batch: [WriteJob]) {
         var pending = batch[...]
-        while !pending.isEmpty { pending = runTransaction(pending) }
+        while let first = pending.first {
+            if let exclusive = first.exclusive {
+                exclusive(connection)
+                pending = pending.dropFirst()
+                continue
+            }
+            let end = pending.firstIndex { $0.exclusive != nil } ?? pending.endIndex
+            var transaction = pending[..<end]
+            while !transaction.isEmpty { transaction = runTransaction(transaction) }
+            pending = pending[end...]
+        }
     }
 
     /// Runs `jobs` in one transaction. Returns the jobs not yet run if the

@@ -151,6 +151,7 @@ public enum ConfigurationLoader {
             }
             if let value = try hashing.int("workers", in: 1...256) { configuration.hashing.workers = value }
             if let value = try hashing.int("queue", in: 0...100_000) { configuration.hashing.queueCapacity = value }
+            if let value = try hashing.bool("allow_weak") { configuration.allowWeakHashing = value }
             try hashing.finish()
         }
 
@@ -198,6 +199,13 @@ public enum ConfigurationLoader {
             try events.finish()
         }
 
+        if var keys = try root.table("keys") {
+            if let value = try keys.int("rotation_batch_size", in: 1...10_000) {
+                configuration.keys.rotationBatchSize = value
+            }
+            try keys.finish()
+        }
+
         if var log = try root.table("log") {
             if let level = try log.string("level") { configuration.log.level = try parseLevel(level, key: "log.level") }
             if let format = try log.string("format") {
@@ -216,6 +224,7 @@ public enum ConfigurationLoader {
         guard configuration.limits.defaultDeadline <= configuration.limits.maxDeadline else {
             throw ConfigurationError("limits.default_deadline_ms: larger than limits.max_deadline_ms")
         }
+        try validateHashing(configuration)
     }
 
     private static func parseLevel(_ value: String, key: String) throws -> Logger.Level {
@@ -286,6 +295,7 @@ public enum ConfigurationLoader {
             parallelism = \(configuration.hashing.parameters.parallelism)
             workers = \(configuration.hashing.workers)
             queue = \(configuration.hashing.queueCapacity)
+            allow_weak = \(configuration.allowWeakHashing)
 
             [accounts]
             reset_token_lifetime_seconds = \(configuration.accounts.resetTokenLifetimeSeconds)
@@ -304,6 +314,9 @@ public enum ConfigurationLoader {
             retention_days = \(configuration.events.retentionDays)
             prune_interval_seconds = \(configuration.events.pruneIntervalSeconds)
             max_poll_wait_seconds = \(configuration.events.maxPollWaitSeconds)
+
+            [keys]
+            rotation_batch_size = \(configuration.keys.rotationBatchSize)
 
             [log]
             level = \(quote(configuration.log.level.rawValue))
@@ -344,6 +357,13 @@ struct TableReader {
         return int
     }
 
+    mutating func bool(_ key: String) throws -> Bool? {
+        used.insert(key)
+        guard let value = table[key] else { return nil }
+        guard case .boolean(let bool) = value else { throw ConfigurationError("\(name(key)): expected true or false") }
+        return bool
+    }
+
     mutating func ids(_ key: String) throws -> [UInt32]? {
         used.insert(key)
         guard let value = table[key] else { return nil }
@@ -366,7 +386,7 @@ struct TableReader {
     func finish() throws {
         let unknown = table.keys.filter { !used.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            throw ConfigurationError("unknown setting\(unknown.count > 1 ? "s" : ""): \(unknown.map(name).joined(separator: ", "))")
+            throw ConfigurationError("\(unknown.map(name).joined(separator: ", ")): unknown setting\(unknown.count > 1 ? "s" : "")")
         }
     }
 }
