@@ -27,7 +27,11 @@ public enum Moat_V1_Operations {
         /// KeyStatus reports the current key, a rotation in progress and how many
         /// secrets each key seals.
         public static let keyStatus = MethodDescriptor(service: "moat.v1.Operations", method: "KeyStatus", access: .admin)
-        public static let all: [MethodDescriptor] = [backup, rotateKey, keyStatus]
+        /// Metrics returns the daemon's metrics in the Prometheus text format
+        /// (what the metrics listener serves on /metrics, which is off unless
+        /// metrics.listen is set).
+        public static let metrics = MethodDescriptor(service: "moat.v1.Operations", method: "Metrics", access: .admin)
+        public static let all: [MethodDescriptor] = [backup, rotateKey, keyStatus, metrics]
     }
 }
 
@@ -55,6 +59,10 @@ public protocol Moat_V1_OperationsService: RPCService {
     /// KeyStatus reports the current key, a rotation in progress and how many
     /// secrets each key seals.
     func keyStatus(request: Moat_V1_KeyStatusRequest, context: RequestContext) async throws -> Moat_V1_KeyStatusResponse
+    /// Metrics returns the daemon's metrics in the Prometheus text format
+    /// (what the metrics listener serves on /metrics, which is off unless
+    /// metrics.listen is set).
+    func metrics(request: Moat_V1_MetricsRequest, context: RequestContext) async throws -> Moat_V1_MetricsResponse
 }
 
 extension Moat_V1_OperationsService {
@@ -68,6 +76,9 @@ extension Moat_V1_OperationsService {
             },
             .unary(Moat_V1_Operations.Method.keyStatus) { (request: Moat_V1_KeyStatusRequest, context) in
                 try await self.keyStatus(request: request, context: context)
+            },
+            .unary(Moat_V1_Operations.Method.metrics) { (request: Moat_V1_MetricsRequest, context) in
+                try await self.metrics(request: request, context: context)
             },
         ]
     }
@@ -104,6 +115,12 @@ public struct Moat_V1_OperationsClient: Sendable {
     /// secrets each key seals.
     public func keyStatus(_ request: Moat_V1_KeyStatusRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_KeyStatusResponse {
         try await transport.unary(Moat_V1_Operations.Method.keyStatus, request: request, options: options)
+    }
+    /// Metrics returns the daemon's metrics in the Prometheus text format
+    /// (what the metrics listener serves on /metrics, which is off unless
+    /// metrics.listen is set).
+    public func metrics(_ request: Moat_V1_MetricsRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_MetricsResponse {
+        try await transport.unary(Moat_V1_Operations.Method.metrics, request: request, options: options)
     }
 }
 

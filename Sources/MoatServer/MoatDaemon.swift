@@ -93,6 +93,11 @@ public final class MoatDaemon: Sendable {
 
         let serving = ServingState()
         self.serving = serving
+        // Metrics are exported when the process bootstrapped the backend
+        // (moatd does, first thing); embedders may not.
+        let exporter = MetricsExporter.bootstrappedRegistry.map {
+            MetricsExporter(registry: $0, accounts: accounts, events: events, store: store)
+        }
         let rotation = KeyRotation(
             directory: configuration.dataDirectory, store: store, keyring: secrets, retiring: retiringKey, logger: logger,
             batchSize: configuration.keys.rotationBatchSize)
@@ -104,12 +109,13 @@ public final class MoatDaemon: Sendable {
             TwoFactorHandler(accounts: accounts),
             EventsHandler(events: events),
             TeamsHandler(accounts: accounts),
-            OperationsHandler(store: store, keyRotation: rotation),
+            OperationsHandler(store: store, keyRotation: rotation, metrics: exporter),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)
         router.register(health.checkWithFastPath)
         for service in extraServices { router.register(service) }
+        router = RPCMetrics.instrument(router)
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,
@@ -119,6 +125,19 @@ public final class MoatDaemon: Sendable {
         serverConfiguration.inheritedSocket = configuration.socket.inheritedDescriptor
         let server = UnixSocketServer(configuration: serverConfiguration, router: router, logger: logger)
         self.server = server
+        exporter?.attach(server: server)
+        var listener: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let address = configuration.metrics.listen {
+            if let exporter {
+                listener.append(
+                    .init(
+                        service: MetricsListener(
+                            address: address, socketMode: configuration.socket.mode, exporter: exporter, logger: logger),
+                        successTerminationBehavior: .ignore))
+            } else {
+                logger.warning("metrics.listen is set but no metrics backend was bootstrapped; not listening")
+            }
+        }
         let notifier = SystemdNotifier.fromEnvironment()
         self.notifier = notifier
         let systemd: [ServiceGroupConfiguration.ServiceConfiguration] = notifier.map { notifier in
@@ -144,6 +163,7 @@ public final class MoatDaemon: Sendable {
                             accounts: accounts, intervalSeconds: configuration.accounts.purgeIntervalSeconds,
                             logger: logger),
                         successTerminationBehavior: .ignore),
+                ] + listener + [
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
                     // Stops re-sealing before the drain; the next start resumes.
                     .init(service: KeyRotationService(rotation: rotation), successTerminationBehavior: .ignore),

@@ -21,6 +21,7 @@ struct PurgeJob: Service {
             wait = .seconds(intervalSeconds)
             do {
                 let report = try await accounts.purgeDueDeletions()
+                MetricsExporter.recordPurges(report)
                 if report.failed > 0 {
                     logger.warning("some purges failed; retried next interval", metadata: ["moat.count": "\(report.failed)"])
                 }

@@ -159,8 +159,10 @@ public final class Database: Sendable {
     /// connection is read-only and must not be kept. Throws `CLOSED` after
     /// ``close()``.
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let queued = ContinuousClock.now
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = ReadJob { connection in
+                StoreInstruments.record(StoreInstruments.readWait, since: queued)
                 continuation.resume(with: Self.runRead(connection, body))
             }
             if !core.reads.push(job) { continuation.resume(throwing: StoreError.closed()) }
@@ -342,6 +344,7 @@ private struct Writer {
     /// Runs `jobs` in one transaction. Returns the jobs not yet run if the
     /// transaction was aborted midway (they go into a new transaction).
     private func runTransaction(_ jobs: ArraySlice<WriteJob>) -> ArraySlice<WriteJob> {
+        let started = ContinuousClock.now
         do {
             try connection.execute("BEGIN IMMEDIATE")
         } catch {
@@ -389,6 +392,8 @@ private struct Writer {
             abort(outcomes, error: Self.storeError(error))
             return []
         }
+        StoreInstruments.record(StoreInstruments.commit, since: started)
+        StoreInstruments.batchSize.record(outcomes.count)
         let committed = outcomes.count(where: \.succeeded)
         record(committed: committed, failed: outcomes.count - committed, batchFailed: false, size: outcomes.count)
         for outcome in outcomes { outcome.deliver(nil) }

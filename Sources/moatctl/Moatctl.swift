@@ -26,6 +26,7 @@ struct Moatctl: AsyncParsableCommand {
             InviteCommand.self,
             BackupCommand.self,
             KeyCommand.self,
+            MetricsCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

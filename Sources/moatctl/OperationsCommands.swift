@@ -101,3 +101,21 @@ private func printKeyStatus(_ status: Moat_V1_KeyStatusResponse) {
         ("retired keys", status.retiredKeyIds.joined(separator: ", ")),
     ])
 }
+
+/// `moatctl metrics`: the Prometheus text moatd exports.
+struct MetricsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metrics",
+        abstract: "Print the daemon's metrics in the Prometheus text format (administrators).",
+        discussion: "The same text the metrics listener (metrics.listen) serves on GET /metrics.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        let response = try await global.withClient { client in
+            try await client.operations.metrics(Moat_V1_MetricsRequest(), options: global.callOptions())
+        }
+        if global.json { return try printJSON(response) }
+        print(response.text, terminator: "")
+    }
+}

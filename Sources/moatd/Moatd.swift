@@ -92,6 +92,8 @@ struct Moatd: AsyncParsableCommand {
             print(ConfigurationLoader.render(settings), terminator: "")
             return
         }
+        // Before anything records (the store's instruments are made on first use).
+        MetricsExporter.bootstrap()
         let level = settings.log.level
         let format = settings.log.format
         LoggingSystem.bootstrap { label in

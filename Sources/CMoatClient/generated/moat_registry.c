@@ -64,6 +64,8 @@ const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
     &moat__v1__rotate_key_response__descriptor,
     &moat__v1__key_status_request__descriptor,
     &moat__v1__key_status_response__descriptor,
+    &moat__v1__metrics_request__descriptor,
+    &moat__v1__metrics_response__descriptor,
     &moat__v1__validate_request__descriptor,
     &moat__v1__validate_response__descriptor,
     &moat__v1__list_sessions_request__descriptor,

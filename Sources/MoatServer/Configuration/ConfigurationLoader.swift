@@ -199,6 +199,20 @@ public enum ConfigurationLoader {
             try events.finish()
         }
 
+        if var metrics = try root.table("metrics") {
+            if let value = try metrics.string("listen") {
+                if value.isEmpty {
+                    configuration.metrics.listen = nil
+                } else if let address = MetricsAddress.parse(value) {
+                    configuration.metrics.listen = address
+                } else {
+                    throw ConfigurationError(
+                        "metrics.listen: expected \"unix:/path\" or \"127.0.0.1:PORT\" (or \"\" for off), got \"\(value)\"")
+                }
+            }
+            try metrics.finish()
+        }
+
         if var keys = try root.table("keys") {
             if let value = try keys.int("rotation_batch_size", in: 1...10_000) {
                 configuration.keys.rotationBatchSize = value
@@ -314,6 +328,9 @@ public enum ConfigurationLoader {
             retention_days = \(configuration.events.retentionDays)
             prune_interval_seconds = \(configuration.events.pruneIntervalSeconds)
             max_poll_wait_seconds = \(configuration.events.maxPollWaitSeconds)
+
+            [metrics]
+            listen = \(quote(configuration.metrics.listen?.description ?? ""))
 
             [keys]
             rotation_batch_size = \(configuration.keys.rotationBatchSize)

@@ -45,6 +45,17 @@ public struct MoatConfiguration: Sendable, Equatable {
     /// Master-key rotation.
     public var keys = Keys()
 
+    /// The metrics listener.
+    public var metrics = MetricsSettings()
+
+    /// Metrics settings.
+    public struct MetricsSettings: Sendable, Equatable {
+        /// `metrics.listen`: where `GET /metrics` is served, `unix:/path` or
+        /// `127.0.0.1:PORT`; nil (the default, `""`) serves no HTTP at all.
+        public var listen: MetricsAddress?
+        public init() {}
+    }
+
     /// Master-key settings.
     public struct Keys: Sendable, Equatable {
         /// Secrets re-sealed per write transaction during a rotation.

@@ -3,11 +3,12 @@ import MoatProto
 import MoatRPC
 import MoatStore
 
-/// `moat.v1.Operations`: backups and master-key rotation, for
+/// `moat.v1.Operations`: backups, master-key rotation and metrics, for
 /// administrator callers (the generated method table refuses everyone else).
 struct OperationsHandler: Moat_V1_OperationsService {
     let store: SQLiteAccountStore
     let keyRotation: KeyRotation
+    let metrics: MetricsExporter?
 
     func backup(request: Moat_V1_BackupRequest, context: RequestContext) async throws -> Moat_V1_BackupResponse {
         let path = request.path
@@ -42,6 +43,16 @@ struct OperationsHandler: Moat_V1_OperationsService {
 
     func keyStatus(request: Moat_V1_KeyStatusRequest, context: RequestContext) async throws -> Moat_V1_KeyStatusResponse {
         .init(try await keyRotation.status())
+    }
+
+    func metrics(request: Moat_V1_MetricsRequest, context: RequestContext) async throws -> Moat_V1_MetricsResponse {
+        guard let metrics else {
+            throw RPCError(
+                code: .failedPrecondition, message: "this process did not bootstrap a metrics backend",
+                reason: "METRICS_DISABLED")
+        }
+        let text = await metrics.render()
+        return .with { $0.text = text }
     }
 }
 

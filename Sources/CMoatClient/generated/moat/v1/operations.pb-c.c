@@ -277,6 +277,96 @@ void   moat__v1__key_status_response__free_unpacked
   assert(message->base.descriptor == &moat__v1__key_status_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   moat__v1__metrics_request__init
+                     (Moat__V1__MetricsRequest         *message)
+{
+  static const Moat__V1__MetricsRequest init_value = MOAT__V1__METRICS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t moat__v1__metrics_request__get_packed_size
+                     (const Moat__V1__MetricsRequest *message)
+{
+  assert(message->base.descriptor == &moat__v1__metrics_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__metrics_request__pack
+                     (const Moat__V1__MetricsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__metrics_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__metrics_request__pack_to_buffer
+                     (const Moat__V1__MetricsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__metrics_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__MetricsRequest *
+       moat__v1__metrics_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__MetricsRequest *)
+     protobuf_c_message_unpack (&moat__v1__metrics_request__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__metrics_request__free_unpacked
+                     (Moat__V1__MetricsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__metrics_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   moat__v1__metrics_response__init
+                     (Moat__V1__MetricsResponse         *message)
+{
+  static const Moat__V1__MetricsResponse init_value = MOAT__V1__METRICS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t moat__v1__metrics_response__get_packed_size
+                     (const Moat__V1__MetricsResponse *message)
+{
+  assert(message->base.descriptor == &moat__v1__metrics_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__metrics_response__pack
+                     (const Moat__V1__MetricsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__metrics_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__metrics_response__pack_to_buffer
+                     (const Moat__V1__MetricsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__metrics_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__MetricsResponse *
+       moat__v1__metrics_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__MetricsResponse *)
+     protobuf_c_message_unpack (&moat__v1__metrics_response__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__metrics_response__free_unpacked
+                     (Moat__V1__MetricsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__metrics_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor moat__v1__backup_request__field_descriptors[1] =
 {
   {
@@ -556,15 +646,73 @@ const ProtobufCMessageDescriptor moat__v1__key_status_response__descriptor =
   (ProtobufCMessageInit) moat__v1__key_status_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor moat__v1__operations__method_descriptors[3] =
+#define moat__v1__metrics_request__field_descriptors NULL
+#define moat__v1__metrics_request__field_indices_by_name NULL
+#define moat__v1__metrics_request__number_ranges NULL
+const ProtobufCMessageDescriptor moat__v1__metrics_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.MetricsRequest",
+  "MetricsRequest",
+  "Moat__V1__MetricsRequest",
+  "moat.v1",
+  sizeof(Moat__V1__MetricsRequest),
+  0,
+  moat__v1__metrics_request__field_descriptors,
+  moat__v1__metrics_request__field_indices_by_name,
+  0,  moat__v1__metrics_request__number_ranges,
+  (ProtobufCMessageInit) moat__v1__metrics_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__metrics_response__field_descriptors[1] =
+{
+  {
+    "text",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__MetricsResponse, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__metrics_response__field_indices_by_name[] = {
+  0,   /* field[0] = text */
+};
+static const ProtobufCIntRange moat__v1__metrics_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor moat__v1__metrics_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.MetricsResponse",
+  "MetricsResponse",
+  "Moat__V1__MetricsResponse",
+  "moat.v1",
+  sizeof(Moat__V1__MetricsResponse),
+  1,
+  moat__v1__metrics_response__field_descriptors,
+  moat__v1__metrics_response__field_indices_by_name,
+  1,  moat__v1__metrics_response__number_ranges,
+  (ProtobufCMessageInit) moat__v1__metrics_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor moat__v1__operations__method_descriptors[4] =
 {
   { "Backup", &moat__v1__backup_request__descriptor, &moat__v1__backup_response__descriptor },
   { "RotateKey", &moat__v1__rotate_key_request__descriptor, &moat__v1__rotate_key_response__descriptor },
   { "KeyStatus", &moat__v1__key_status_request__descriptor, &moat__v1__key_status_response__descriptor },
+  { "Metrics", &moat__v1__metrics_request__descriptor, &moat__v1__metrics_response__descriptor },
 };
 const unsigned moat__v1__operations__method_indices_by_name[] = {
   0,        /* Backup */
   2,        /* KeyStatus */
+  3,        /* Metrics */
   1         /* RotateKey */
 };
 const ProtobufCServiceDescriptor moat__v1__operations__descriptor =
@@ -574,7 +722,7 @@ const ProtobufCServiceDescriptor moat__v1__operations__descriptor =
   "Operations",
   "Moat__V1__Operations",
   "moat.v1",
-  3,
+  4,
   moat__v1__operations__method_descriptors,
   moat__v1__operations__method_indices_by_name
 };
@@ -601,6 +749,14 @@ void moat__v1__operations__key_status(ProtobufCService *service,
 {
   assert(service->descriptor == &moat__v1__operations__descriptor);
   service->invoke(service, 2, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void moat__v1__operations__metrics(ProtobufCService *service,
+                                   const Moat__V1__MetricsRequest *input,
+                                   Moat__V1__MetricsResponse_Closure closure,
+                                   void *closure_data)
+{
+  assert(service->descriptor == &moat__v1__operations__descriptor);
+  service->invoke(service, 3, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void moat__v1__operations__init (Moat__V1__Operations_Service *service,
                                  Moat__V1__Operations_ServiceDestroy destroy)

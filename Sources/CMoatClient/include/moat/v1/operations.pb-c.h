@@ -21,6 +21,8 @@ typedef struct Moat__V1__RotateKeyRequest Moat__V1__RotateKeyRequest;
 typedef struct Moat__V1__RotateKeyResponse Moat__V1__RotateKeyResponse;
 typedef struct Moat__V1__KeyStatusRequest Moat__V1__KeyStatusRequest;
 typedef struct Moat__V1__KeyStatusResponse Moat__V1__KeyStatusResponse;
+typedef struct Moat__V1__MetricsRequest Moat__V1__MetricsRequest;
+typedef struct Moat__V1__MetricsResponse Moat__V1__MetricsResponse;
 
 
 /* --- enums --- */
@@ -111,6 +113,28 @@ struct  Moat__V1__KeyStatusResponse
 #define MOAT__V1__KEY_STATUS_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__key_status_response__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+
+
+struct  Moat__V1__MetricsRequest
+{
+  ProtobufCMessage base;
+};
+#define MOAT__V1__METRICS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__metrics_request__descriptor) \
+     }
+
+
+struct  Moat__V1__MetricsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Prometheus text exposition format 0.0.4.
+   */
+  char *text;
+};
+#define MOAT__V1__METRICS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__metrics_response__descriptor) \
+    , (char *)protobuf_c_empty_string }
 
 
 /* Moat__V1__BackupRequest methods */
@@ -227,6 +251,44 @@ Moat__V1__KeyStatusResponse *
 void   moat__v1__key_status_response__free_unpacked
                      (Moat__V1__KeyStatusResponse *message,
                       ProtobufCAllocator *allocator);
+/* Moat__V1__MetricsRequest methods */
+void   moat__v1__metrics_request__init
+                     (Moat__V1__MetricsRequest         *message);
+size_t moat__v1__metrics_request__get_packed_size
+                     (const Moat__V1__MetricsRequest   *message);
+size_t moat__v1__metrics_request__pack
+                     (const Moat__V1__MetricsRequest   *message,
+                      uint8_t             *out);
+size_t moat__v1__metrics_request__pack_to_buffer
+                     (const Moat__V1__MetricsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__MetricsRequest *
+       moat__v1__metrics_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__metrics_request__free_unpacked
+                     (Moat__V1__MetricsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Moat__V1__MetricsResponse methods */
+void   moat__v1__metrics_response__init
+                     (Moat__V1__MetricsResponse         *message);
+size_t moat__v1__metrics_response__get_packed_size
+                     (const Moat__V1__MetricsResponse   *message);
+size_t moat__v1__metrics_response__pack
+                     (const Moat__V1__MetricsResponse   *message,
+                      uint8_t             *out);
+size_t moat__v1__metrics_response__pack_to_buffer
+                     (const Moat__V1__MetricsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__MetricsResponse *
+       moat__v1__metrics_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__metrics_response__free_unpacked
+                     (Moat__V1__MetricsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Moat__V1__BackupRequest_Closure)
@@ -247,6 +309,12 @@ typedef void (*Moat__V1__KeyStatusRequest_Closure)
 typedef void (*Moat__V1__KeyStatusResponse_Closure)
                  (const Moat__V1__KeyStatusResponse *message,
                   void *closure_data);
+typedef void (*Moat__V1__MetricsRequest_Closure)
+                 (const Moat__V1__MetricsRequest *message,
+                  void *closure_data);
+typedef void (*Moat__V1__MetricsResponse_Closure)
+                 (const Moat__V1__MetricsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -266,6 +334,10 @@ struct Moat__V1__Operations_Service
                      const Moat__V1__KeyStatusRequest *input,
                      Moat__V1__KeyStatusResponse_Closure closure,
                      void *closure_data);
+  void (*metrics)(Moat__V1__Operations_Service *service,
+                  const Moat__V1__MetricsRequest *input,
+                  Moat__V1__MetricsResponse_Closure closure,
+                  void *closure_data);
 };
 typedef void (*Moat__V1__Operations_ServiceDestroy)(Moat__V1__Operations_Service *);
 void moat__v1__operations__init (Moat__V1__Operations_Service *service,
@@ -276,7 +348,8 @@ void moat__v1__operations__init (Moat__V1__Operations_Service *service,
     { MOAT__V1__OPERATIONS__BASE_INIT,\
       function_prefix__ ## backup,\
       function_prefix__ ## rotate_key,\
-      function_prefix__ ## key_status  }
+      function_prefix__ ## key_status,\
+      function_prefix__ ## metrics  }
 void moat__v1__operations__backup(ProtobufCService *service,
                                   const Moat__V1__BackupRequest *input,
                                   Moat__V1__BackupResponse_Closure closure,
@@ -289,6 +362,10 @@ void moat__v1__operations__key_status(ProtobufCService *service,
                                       const Moat__V1__KeyStatusRequest *input,
                                       Moat__V1__KeyStatusResponse_Closure closure,
                                       void *closure_data);
+void moat__v1__operations__metrics(ProtobufCService *service,
+                                   const Moat__V1__MetricsRequest *input,
+                                   Moat__V1__MetricsResponse_Closure closure,
+                                   void *closure_data);
 
 /* --- descriptors --- */
 
@@ -298,6 +375,8 @@ extern const ProtobufCMessageDescriptor moat__v1__rotate_key_request__descriptor
 extern const ProtobufCMessageDescriptor moat__v1__rotate_key_response__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__key_status_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__key_status_response__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__metrics_request__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__metrics_response__descriptor;
 extern const ProtobufCServiceDescriptor moat__v1__operations__descriptor;
 
 PROTOBUF_C__END_DECLS
