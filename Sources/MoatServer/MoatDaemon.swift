@@ -36,6 +36,9 @@ public final class MoatDaemon: Sendable {
     private let serving: ServingState
     private let logger: Logger
     private let group: ServiceGroup
+    private let notifier: SystemdNotifier?
+    /// Master-key rotation (exposed for tests and embedding).
+    public let keyRotation: KeyRotation
 
     /// The database file inside the data directory.
     public static let databaseFileName = "moat.db"
@@ -56,14 +59,7 @@ public final class MoatDaemon: Sendable {
             path: path, synchronous: configuration.store.synchronous == .full ? .full : .normal,
             readerCount: configuration.store.readers, encoder: ProtobufEventEncoder(), logger: logger)
         do {
-            let recorded = try await store.meta(keyFingerprintKey).map { String(decoding: $0, as: UTF8.self) }
-            let key = try KeyFile.load(directory: configuration.dataDirectory, mayCreate: recorded == nil)
-            if let recorded, recorded != key.fingerprint {
-                throw DaemonStartError(
-                    "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(recorded))")
-            }
-            if recorded == nil { try await store.setMeta(keyFingerprintKey, Array(key.fingerprint.utf8)) }
-            if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
+            let keys = try await MasterKeys.load(directory: configuration.dataDirectory, store: store, logger: logger)
             let hashingPool = HashingThreadPool(configuration: configuration.hashing)
             let hasher: PasswordHasher
             do {
@@ -74,7 +70,7 @@ public final class MoatDaemon: Sendable {
             }
             return MoatDaemon(
                 configuration: configuration, store: store, hasher: hasher, hashingPool: hashingPool,
-                secrets: SecretKeyring(current: (id: key.fingerprint, key: key.key)), clock: clock, logger: logger,
+                secrets: keys.keyring, retiringKey: keys.retiring?.fingerprint, clock: clock, logger: logger,
                 extraServices: extraServices)
         } catch {
             await store.close()
@@ -82,12 +78,12 @@ public final class MoatDaemon: Sendable {
         }
     }
 
-    static let keyFingerprintKey = "master_key_fingerprint"
+    static let keyFingerprintKey = MasterKeys.currentKey
 
     private init(
         configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher,
-        hashingPool: HashingThreadPool, secrets: SecretKeyring, clock: any WallClock, logger: Logger,
-        extraServices: [any RPCService]
+        hashingPool: HashingThreadPool, secrets: SecretKeyring, retiringKey: String?, clock: any WallClock,
+        logger: Logger, extraServices: [any RPCService]
     ) {
         self.configuration = configuration
         self.logger = logger
@@ -106,6 +102,15 @@ public final class MoatDaemon: Sendable {
 
         let serving = ServingState()
         self.serving = serving
+        // Metrics are exported when the process bootstrapped the backend
+        // (moatd does, first thing); embedders may not.
+        let exporter = MetricsExporter.bootstrappedRegistry.map {
+            MetricsExporter(registry: $0, accounts: accounts, events: events, store: store)
+        }
+        let rotation = KeyRotation(
+            directory: configuration.dataDirectory, store: store, keyring: secrets, retiring: retiringKey, logger: logger,
+            batchSize: configuration.keys.rotationBatchSize)
+        self.keyRotation = rotation
         let sessions = SessionsHandler(accounts: accounts)
         let health = HealthService(state: serving)
         var router = Router(services: [
@@ -113,19 +118,45 @@ public final class MoatDaemon: Sendable {
             TwoFactorHandler(accounts: accounts),
             EventsHandler(events: events),
             TeamsHandler(accounts: accounts),
+            OperationsHandler(store: store, keyRotation: rotation, metrics: exporter),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)
         router.register(health.checkWithFastPath)
         for service in extraServices { router.register(service) }
+        router = RPCMetrics.instrument(router)
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,
             access: configuration.accessPolicy(daemonUID: getuid()),
             limits: configuration.limits)
         serverConfiguration.socketMode = configuration.socket.mode
+        serverConfiguration.inheritedSocket = configuration.socket.inheritedDescriptor
         let server = UnixSocketServer(configuration: serverConfiguration, router: router, logger: logger)
         self.server = server
+        exporter?.attach(server: server)
+        var listener: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let address = configuration.metrics.listen {
+            if let exporter {
+                listener.append(
+                    .init(
+                        service: MetricsListener(
+                            address: address, socketMode: configuration.socket.mode, exporter: exporter, logger: logger),
+                        successTerminationBehavior: .ignore))
+            } else {
+                logger.warning("metrics.listen is set but no metrics backend was bootstrapped; not listening")
+            }
+        }
+        let notifier = SystemdNotifier.fromEnvironment()
+        self.notifier = notifier
+        let systemd: [ServiceGroupConfiguration.ServiceConfiguration] = notifier.map { notifier in
+            [.init(
+                service: SystemdNotifyService(
+                    notifier: notifier, watchdogInterval: SystemdNotifier.watchdogInterval(),
+                    eventLoops: MultiThreadedEventLoopGroup.singleton, database: store.database, server: server,
+                    socketDescription: Self.socketDescription(configuration), logger: logger),
+                successTerminationBehavior: .ignore)]
+        } ?? []
         self.group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -145,13 +176,16 @@ public final class MoatDaemon: Sendable {
                             accounts: accounts, intervalSeconds: configuration.accounts.purgeIntervalSeconds,
                             logger: logger),
                         successTerminationBehavior: .ignore),
+                ] + listener + [
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                    // Stops re-sealing before the drain; the next start resumes.
+                    .init(service: KeyRotationService(rotation: rotation), successTerminationBehavior: .ignore),
                     // Told first: wakes waiting long polls so the drain
                     // does not wait for them.
                     .init(
                         service: EventRetention.service(events: events, settings: configuration.events, logger: logger),
                         successTerminationBehavior: .ignore),
-                ],
+                ] + systemd,  // last, so STOPPING=1 goes out the moment SIGTERM arrives
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
     }
@@ -162,12 +196,17 @@ public final class MoatDaemon: Sendable {
     public func run() async throws {
         do {
             try await server.start()
+            notifier?.send("READY=1\nSTATUS=Serving on \(Self.socketDescription(configuration))")
             try await group.run()
         } catch {
             await close()
             throw error
         }
         await close()
+    }
+
+    static func socketDescription(_ configuration: MoatConfiguration) -> String {
+        configuration.socketPath + (configuration.socket.inheritedDescriptor == nil ? "" : " (socket-activated)")
     }
 
     /// Closes the store and stops the hashing threads.

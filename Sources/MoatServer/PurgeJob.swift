@@ -13,6 +13,7 @@ enum PurgeJob {
             clock: clock, logger: logger
         ) {
             let report = try await accounts.purgeDueDeletions()
+            MetricsExporter.recordPurges(report)
             if report.failed > 0 {
                 logger.warning("some purges failed; retried next interval", metadata: ["moat.count": "\(report.failed)"])
             }

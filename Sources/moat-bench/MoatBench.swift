@@ -397,7 +397,7 @@ struct SeedCommand: AsyncParsableCommand {
         abstract: "Create tenants, users and sessions through the public API and write them to a file.",
         discussion: """
             Sign-ins cost what the daemon's Argon2id parameters make them cost. For large seeds, start a \
-            benchmark-only daemon with cheap hashing (--set hashing.memory_kib=8 --set hashing.iterations=1): \
+            benchmark-only daemon with cheap hashing (--set hashing.memory_kib=8 --set hashing.iterations=1 --set hashing.allow_weak=true): \
             never for production, and say so next to any number measured with it.
             """)
     @Option(help: "The daemon's socket (default $MOAT_SOCKET or ./moat-data/moat.sock).")

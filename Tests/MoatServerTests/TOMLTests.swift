@@ -760,12 +760,12 @@ struct TOMLLoaderTests {
     }
 
     @Test func unknownKeysAreNamedInFullWithTheSettingProbablyMeant() {
-        #expect(Self.failure("[limits]\nmax_conections = 5") == "unknown setting: limits.max_conections (did you mean limits.max_connections?)")
-        #expect(Self.failure("[servre]\npath = 'x'") == "unknown setting: servre")
-        #expect(Self.failure("[sokcet]\npath = 'x'") == "unknown setting: sokcet (did you mean socket?)")
+        #expect(Self.failure("[limits]\nmax_conections = 5") == "limits.max_conections: unknown setting (did you mean limits.max_connections?)")
+        #expect(Self.failure("[servre]\npath = 'x'") == "servre: unknown setting")
+        #expect(Self.failure("[sokcet]\npath = 'x'") == "sokcet: unknown setting (did you mean socket?)")
         #expect(
             Self.failure("[store]\nreaders = 2\nbusy = 1\nzzz = 2")
-                == "unknown settings: store.busy, store.zzz")
+                == "store.busy, store.zzz: unknown settings")
     }
 
     @Test func parseErrorsKeepLineAndColumnThroughTheLoader() {

@@ -150,7 +150,11 @@ extension AccountService {
             }
             // The pending secret must still be the one the code was checked
             // against (a concurrent BeginEnrollment replaces it).
-            guard try writer.pendingTwoFactor(tenant: tenant.id, user: user.id) == pending else {
+            // (A key rotation re-sealing it meanwhile changes the box, not the secret.)
+            guard let stored = try writer.pendingTwoFactor(tenant: tenant.id, user: user.id),
+                stored.createdAt == pending.createdAt,
+                self.secrets.sealSameTOTPSecret(stored.sealedSecret, pending.sealedSecret, tenant: tenant.id, user: user.id)
+            else {
                 throw DomainError(.failedPrecondition, .enrollmentNotStarted, "the enrolment was replaced; confirm the new one")
             }
             try writer.setTwoFactor(credential)
@@ -367,13 +371,16 @@ extension AccountService {
                     let current = try writer.twoFactor(tenant: tenant.id, user: user.id)
                     switch proof {
                     case .totp(let step):
-                        guard current?.sealedSecret == checked.secret else { throw DomainError.totpCodeInvalid }
+                        guard let stored = current?.sealedSecret,
+                            self.secrets.sealSameTOTPSecret(stored, checked.secret, tenant: tenant.id, user: user.id)
+                        else { throw DomainError.totpCodeInvalid }
                         guard try writer.advanceTwoFactorStep(tenant: tenant.id, user: user.id, step: step) else {
                             throw DomainError.totpCodeReused
                         }
                     case .recoveryCode(let slot, let remaining):
                         let now = self.clock.now()
-                        guard current?.sealedSecret == checked.secret,
+                        guard let stored = current?.sealedSecret,
+                            self.secrets.sealSameTOTPSecret(stored, checked.secret, tenant: tenant.id, user: user.id),
                             try writer.recoveryCodes(tenant: tenant.id, user: user.id)
                                 .first(where: { $0.slot == slot })?.codeHash == checked.codeHash,
                             try writer.useRecoveryCode(tenant: tenant.id, user: user.id, slot: slot, at: now)
