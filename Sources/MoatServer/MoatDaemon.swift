@@ -65,7 +65,7 @@ public final class MoatDaemon: Sendable {
             if recorded == nil { try await store.setMeta(keyFingerprintKey, Array(key.fingerprint.utf8)) }
             if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
             let hasher = try PasswordHasher(configuration: configuration.hashing)
-            return MoatDaemon(
+            return try MoatDaemon(
                 configuration: configuration, store: store, hasher: hasher,
                 secrets: SecretKeyring(current: (id: key.fingerprint, key: key.key)), clock: clock, logger: logger,
                 extraServices: extraServices)
@@ -80,7 +80,7 @@ public final class MoatDaemon: Sendable {
     private init(
         configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher, secrets: SecretKeyring,
         clock: any WallClock, logger: Logger, extraServices: [any RPCService]
-    ) {
+    ) throws {
         self.configuration = configuration
         self.logger = logger
         self.store = store
@@ -100,16 +100,18 @@ public final class MoatDaemon: Sendable {
         self.serving = serving
         let sessions = SessionsHandler(accounts: accounts)
         let health = HealthService(state: serving)
-        var router = Router(services: [
+        var router = try Router(services: [
             health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
             TwoFactorHandler(accounts: accounts),
             EventsHandler(events: events),
             TeamsHandler(accounts: accounts),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
-        router.register(sessions.validateWithFastPath)
-        router.register(health.checkWithFastPath)
-        for service in extraServices { router.register(service) }
+        // They replace the generated entries, on purpose; an extra service
+        // cannot take over one of Moat's paths.
+        try router.replace(sessions.validateWithFastPath)
+        try router.replace(health.checkWithFastPath)
+        for service in extraServices { try router.register(service) }
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,
