@@ -132,7 +132,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]),
-        .testTarget(name: "MoatServerTests", dependencies: ["MoatServer", "MoatClient"]),
+        .testTarget(
+            name: "MoatServerTests",
+            dependencies: ["MoatServer", "MoatClient", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "MoatClientTests", dependencies: ["MoatClient", "MoatServer"]),
         .testTarget(
             name: "CMoatClientTests",

@@ -68,7 +68,7 @@ public final class MoatDaemon: Sendable {
                 await hashingPool.shutdown()
                 throw error
             }
-            return MoatDaemon(
+            return try MoatDaemon(
                 configuration: configuration, store: store, hasher: hasher, hashingPool: hashingPool,
                 secrets: keys.keyring, retiringKey: keys.retiring?.fingerprint, clock: clock, logger: logger,
                 extraServices: extraServices)
@@ -84,7 +84,7 @@ public final class MoatDaemon: Sendable {
         configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher,
         hashingPool: HashingThreadPool, secrets: SecretKeyring, retiringKey: String?, clock: any WallClock,
         logger: Logger, extraServices: [any RPCService]
-    ) {
+    ) throws {
         self.configuration = configuration
         self.logger = logger
         self.store = store
@@ -113,7 +113,7 @@ public final class MoatDaemon: Sendable {
         self.keyRotation = rotation
         let sessions = SessionsHandler(accounts: accounts)
         let health = HealthService(state: serving)
-        var router = Router(services: [
+        var router = try Router(services: [
             health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
             TwoFactorHandler(accounts: accounts),
             EventsHandler(events: events),
@@ -121,10 +121,12 @@ public final class MoatDaemon: Sendable {
             OperationsHandler(store: store, keyRotation: rotation, metrics: exporter),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
-        router.register(sessions.validateWithFastPath)
-        router.register(health.checkWithFastPath)
-        for service in extraServices { router.register(service) }
-        router = RPCMetrics.instrument(router)
+        // They replace the generated entries, on purpose; an extra service
+        // cannot take over one of Moat's paths.
+        try router.replace(sessions.validateWithFastPath)
+        try router.replace(health.checkWithFastPath)
+        for service in extraServices { try router.register(service) }
+        router = try RPCMetrics.instrument(router)
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,

@@ -209,6 +209,8 @@ final class HeldWriteStore: AccountStore {
 
     init(inner: MemoryAccountStore) { self.inner = inner }
 
+    var validityMarks: ValidityMarkRelay { inner.validityMarks }
+
     func holdNextWrite() { control.withLock { $0 = Control(holdNext: true) } }
 
     /// Whether a held write is waiting.

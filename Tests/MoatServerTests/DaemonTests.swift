@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import MoatClient
+import MoatProto
+import MoatRPC
 import Synchronization
 import XCTest
 
@@ -45,6 +47,26 @@ final class DaemonTests: XCTestCase {
         let daemon = try await MoatDaemon.open(
             configuration: configuration, logger: Logger(label: "test"), extraServices: [slow])
         return (daemon, directory)
+    }
+
+    func testAnExtraServiceCannotTakeOverAMoatPath() async throws {
+        // Validate and Health are replaced by their fast-path entries on
+        // purpose (Router.replace); anything else claiming a path is refused.
+        struct Impostor: RPCService {
+            var methods: [ServerMethod] {
+                [ServerMethod(descriptor: Moat_V1_Sessions.Method.validate) { _, _ in Data() }]
+            }
+        }
+        let directory = NSTemporaryDirectory() + "moatd-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = MoatConfiguration()
+        configuration.dataDirectory = directory + "/data"
+        do {
+            _ = try await MoatDaemon.open(configuration: configuration, logger: Logger(label: "test"), extraServices: [Impostor()])
+            XCTFail("a second Validate was registered")
+        } catch let error as Router.RegistrationError {
+            XCTAssertEqual(error, .duplicate(path: Moat_V1_Sessions.Method.validate.path))
+        }
     }
 
     func testCreatesTheDataDirectoryPrivately() async throws {

@@ -50,10 +50,11 @@ final class ConnectionHandlerTests: XCTestCase {
         let cancelled = TestLatch()
 
         var router: Router {
+            get throws {
             let release = release
             let started = started
             let cancelled = cancelled
-            return Router(services: [
+            return try Router(services: [
                 TestService(methods: [
                     ServerMethod(
                         descriptor: ConnectionHandlerTests.instant, fastPath: { payload, _ in payload },
@@ -69,12 +70,13 @@ final class ConnectionHandlerTests: XCTestCase {
                     },
                 ])
             ])
+            }
         }
     }
 
     private func makeChannel(limits: TransportLimits, methods: Methods) async throws -> NIOAsyncTestingChannel {
         let channel = NIOAsyncTestingChannel()
-        let router = methods.router
+        let router = try methods.router
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandlers(
                 ByteToMessageHandler(FrameDecoder(maxFrameSize: limits.maxFrameSize, reportsProgress: true)),

@@ -87,7 +87,6 @@ extension AccountService {
                     userAgent: client.userAgent, detail: "purge after \(purgeAfter.seconds)", createdAt: now))
             return current
         }
-        defer { sessionCache.invalidate(user: user.id) }
         return try await writeWithCodeIfEnabled(tenant: tenant, user: user, code: code, client: client, schedule)
     }
 
@@ -166,10 +165,6 @@ extension AccountService {
         let tenant = try await self.tenant(reference: reference)
         let now = clock.now()
         let purgeAfter = now.adding(seconds: configuration.deletionGraceSeconds)
-        defer {
-            tenants.invalidate(tenant.id)
-            sessionCache.invalidateAll()
-        }
         return try await store.write { writer in
             guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
             guard current.status == .active else { throw DomainError.tenantPendingDeletion(purgeAfter: current.purgeAfter) }
@@ -191,7 +186,6 @@ extension AccountService {
     public func cancelTenantDeletion(tenant reference: String) async throws -> Tenant {
         let tenant = try await self.tenant(reference: reference)
         let now = clock.now()
-        defer { tenants.invalidate(tenant.id) }
         return try await store.write { writer in
             guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
             guard current.status == .pendingDeletion else { throw DomainError.notPendingDeletion }
@@ -226,7 +220,6 @@ extension AccountService {
                     report.failed += 1
                     skipped.insert(tenant.id)
                 }
-                tenants.invalidate(tenant.id)
             }
             if due.count < 50 { break }
         }
@@ -282,8 +275,7 @@ extension AccountService {
 
     /// Deletes one account whose grace ended, with `account.purged`.
     private func purgeAccount(tenant: TenantID, user: UserID, at now: Timestamp) async throws -> Bool {
-        defer { sessionCache.invalidate(user: user) }
-        return try await store.write { writer in
+        try await store.write { writer in
             guard let current = try writer.user(tenant: tenant, id: user), current.status == .pendingDeletion,
                 let purgeAfter = current.purgeAfter, purgeAfter <= now
             else { return false }

@@ -17,7 +17,6 @@ extension AccountService {
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
         let hash = try await hasher.hash(PasswordRules.normalized(newPassword))
         let now = clock.now()
-        defer { sessionCache.invalidate(user: user.id) }
         return try await store.write { writer in
             guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
                 try writer.session(tenant: tenant.id, id: session.id)?.revokedAt == nil
@@ -103,7 +102,6 @@ extension AccountService {
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
         let passwordHash = try await hasher.hash(PasswordRules.normalized(newPassword))
         let now = clock.now()
-        defer { sessionCache.invalidate(user: user.id) }
         return try await store.write { writer in
             guard let reset = try writer.consumePasswordReset(tenant: tenant.id, tokenHash: hash, at: now),
                 var current = try writer.user(tenant: tenant.id, id: reset.userID), current.status == .active

@@ -65,7 +65,6 @@ extension AccountService {
     {
         let tenant = try await self.tenant(reference: reference)
         let now = clock.now()
-        defer { tenants.invalidate(tenant.id) }
         return try await store.write { writer in
             guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
             var policy = current.policy

@@ -143,7 +143,6 @@ extension AccountService {
         let credential = TwoFactorCredential(
             tenantID: tenant.id, userID: user.id, sealedSecret: pending.sealedSecret, enabledAt: now,
             lastUsedStep: Int64(clamping: step))
-        defer { sessionCache.invalidate(user: user.id) }
         try await store.write { writer in
             guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active else {
                 throw DomainError.sessionInvalid
@@ -195,7 +194,6 @@ extension AccountService {
         default:
             throw DomainError.invalid(.codeOrPasswordRequired, "give either a current code or the password")
         }
-        sessionCache.invalidate(user: user.id)
     }
 
     private func disableWritten(
@@ -288,7 +286,6 @@ extension AccountService {
         let client = pending.client
         let policy = tenant.policy
         let token = OpaqueToken.make()
-        defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let session = try await withSecondFactor(
             tenant: tenant, user: user, code: code, recoveryCode: recoveryCode, client: client
         ) { writer, proof -> Session in

@@ -65,9 +65,6 @@ extension AccountService {
         }
         let now = clock.now()
         let actorRole = actor.role
-        // Revocations are visible to the next Validate: drop the cache after
-        // the write (also if it failed; dropping is always safe).
-        defer { sessionCache.invalidate(user: id) }
         return try await store.write { writer in
             guard var user = try writer.user(tenant: tenant.id, id: id) else { throw DomainError.userNotFound }
             guard user.role <= actorRole else {
@@ -178,7 +175,6 @@ extension AccountService {
             id: .random(), tenantID: tenant.id, userID: user.id, tokenHash: OpaqueToken.hash(token), client: client,
             createdAt: now, lastActiveAt: now, absoluteExpiresAt: now.adding(seconds: policy.sessionAbsoluteLifetimeSeconds),
             idleTimeoutSeconds: policy.sessionIdleTimeoutSeconds, secondFactorSatisfied: false)
-        defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let signedIn = try await store.write { writer -> User in
             let current = try Self.passwordAccepted(
                 writer, tenant: tenant.id, user: user, rehashed: rehashed, twoFactorEnabled: false)
@@ -295,7 +291,6 @@ extension AccountService {
     public func signOut(tenant: Tenant, token: String) async throws {
         let (session, user) = try await authenticate(tenant: tenant.id, token: token)
         let now = clock.now()
-        defer { sessionCache.invalidate(user: user.id) }
         try await store.write { writer in
             guard try writer.revokeSession(tenant: tenant.id, id: session.id, at: now, reason: SessionRevocationReason.signOut.rawValue) else {
                 throw DomainError.sessionInvalid

@@ -15,11 +15,12 @@ enum RPCMetrics {
     static let twoFactor = "moat_two_factor_verifications_total"
 
     /// The router with every method wrapped to record its calls.
-    static func instrument(_ router: Router) -> Router {
-        var instrumented = Router()
+    /// Each wrapper is a declared replacement of the method it wraps.
+    static func instrument(_ router: Router) throws(Router.RegistrationError) -> Router {
+        var instrumented = router
         for path in router.paths {
             guard let method = router.method(for: path) else { continue }
-            instrumented.register(instrument(method))
+            try instrumented.replace(instrument(method))
         }
         return instrumented
     }

@@ -28,6 +28,9 @@ public final class SQLiteAccountStore: AccountStore {
     public let database: Database
     /// Signalled after each write that appended events has committed.
     public let eventSignal = EventSignal()
+    /// Receives each write's validity marks once it has committed (or
+    /// failed), before `write` returns.
+    public let validityMarks = ValidityMarkRelay()
     private let encoder: any EventEncoder
 
     private init(database: Database, encoder: any EventEncoder) {
@@ -81,10 +84,14 @@ public final class SQLiteAccountStore: AccountStore {
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
         let encoder = self.encoder
         let appended = EventAppendMarker()
+        let marks = ValidityMarker()
+        // `database.write` returned: the changes are committed and visible
+        // (or rolled back: a failed write's marks are applied too, dropping
+        // cache entries is always safe).
+        defer { validityMarks.publish(marks.marks) }
         let result = try await database.write { transaction in
-            try body(SQLiteAccountWriter(db: transaction, encoder: encoder, appended: appended))
+            try body(SQLiteAccountWriter(db: transaction, encoder: encoder, appended: appended, marks: marks))
         }
-        // `database.write` returned: the events are committed and visible.
         if appended.isSet { eventSignal.signal() }
         return result
     }
@@ -232,6 +239,9 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     let encoder: any EventEncoder
     /// Set when the body appends an event (the store then wakes long polls).
     var appended: EventAppendMarker? = nil
+    /// What the body changed that cached Validate answers depend on (the
+    /// store applies it after the commit).
+    var marks = ValidityMarker()
 
     func insert(_ tenant: Tenant) throws {
         do {
@@ -267,6 +277,7 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
             if try slugExists(tenant.slug, except: tenant.id) { throw DomainError.slugTaken }
             throw error
         }
+        marks.tenant(tenant.id)
     }
 
     func insert(_ user: User) throws {
@@ -286,6 +297,14 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     }
 
     func update(_ user: User) throws {
+        // What Validate reports before the change, to mark only changes that
+        // matter (sign-in counters change often and do not).
+        let before = try db.queryFirst(
+            "SELECT email, role, status, two_factor_enabled FROM users WHERE tenant_id = ? AND id = ?",
+            [user.tenantID.rawValue, user.id.rawValue]
+        ) { row in
+            (try row.string("email"), try row.string("role"), try row.string("status"), try row.bool("two_factor_enabled"))
+        }
         do {
             try db.execute(
                 """
@@ -306,6 +325,11 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
             }
             throw error
         }
+        if let before,
+            before != (user.email, user.role.rawValue, user.status.rawValue, user.twoFactorEnabled)
+        {
+            marks.user(user.id)
+        }
     }
 
     func insert(_ session: Session) throws {
@@ -321,13 +345,17 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     }
 
     func revokeSession(tenant: TenantID, id: SessionID, at: Timestamp, reason: String) throws -> Bool {
-        let changed = try db.execute(
+        let owner = try db.queryFirst(
             """
             UPDATE sessions SET revoked_at = ?, revoke_reason = ?
             WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL
+            RETURNING user_id
             """,
-            [at.milliseconds, reason, tenant.rawValue, id.rawValue])
-        return changed > 0
+            [at.milliseconds, reason, tenant.rawValue, id.rawValue]
+        ) { row in try RowDecoder.id(UserID.self, row, "user_id", table: "sessions") }
+        guard let owner else { return false }
+        marks.user(owner)
+        return true
     }
 
     func revokeSessions(tenant: TenantID, user: UserID, except: SessionID?, at: Timestamp, reason: String) throws
@@ -341,6 +369,7 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
             """,
             [at.milliseconds, reason, tenant.rawValue, user.rawValue, except?.rawValue, except?.rawValue]
         ) { row in try RowDecoder.id(SessionID.self, row, "id", table: "sessions") }
+        if !revoked.isEmpty { marks.user(user) }
         // RETURNING has no defined order; the reference sorts by id.
         return revoked.sorted { $0.rawValue < $1.rawValue }
     }
