@@ -42,6 +42,11 @@ final class ReasonCatalogTests: XCTestCase {
             "STORE_BUSY", "STORE_CLOSED", "STORE_FULL", "STORE_INTERRUPTED", "STORE_NO_MEMORY",
             "STORE_TRANSACTION_ABORTED",
     ]
+    /// The operator methods (`OperationsReason`).
+    static let operations: Set<String> = [
+        "BACKUP_EXISTS", "BACKUP_FAILED", "BACKUP_PATH_INVALID", "KEY_ROTATION_FAILED", "METRICS_DISABLED",
+        "ROTATION_IN_PROGRESS",
+    ]
     /// `reason` of `session.revoked` events (`SessionRevocationReason`).
     static let sessionRevoked: Set<String> = [
         "account_deletion", "password_changed", "password_reset", "revoked", "revoked_by_admin", "revoked_others",
@@ -53,14 +58,15 @@ final class ReasonCatalogTests: XCTestCase {
     /// Every status reason in the code.
     static var statusReasons: [String] {
         RPCError.Reason.allCases.map(\.rawValue) + DomainError.Reason.allCases.map(\.rawValue)
-            + StoreFailureReason.allCases.map(\.rawValue)
+            + StoreFailureReason.allCases.map(\.rawValue) + OperationsReason.allCases.map(\.rawValue)
     }
 
     func testTheCompleteSetOfStatusReasonsIsPinned() {
         XCTAssertEqual(Set(RPCError.Reason.allCases.map(\.rawValue)), Self.runtime)
         XCTAssertEqual(Set(DomainError.Reason.allCases.map(\.rawValue)), Self.domain)
         XCTAssertEqual(Set(StoreFailureReason.allCases.map(\.rawValue)), Self.store)
-        XCTAssertEqual(Self.statusReasons.count, 92)
+        XCTAssertEqual(Set(OperationsReason.allCases.map(\.rawValue)), Self.operations)
+        XCTAssertEqual(Self.statusReasons.count, 98)
         // No reason is defined twice, in one table or across tables.
         XCTAssertEqual(Set(Self.statusReasons).count, Self.statusReasons.count)
         for reason in Self.statusReasons {
@@ -100,6 +106,7 @@ final class ReasonCatalogTests: XCTestCase {
         XCTAssertEqual(try documented("**Runtime and transport**"), Self.runtime)
         XCTAssertEqual(try documented("**Domain**"), Self.domain)
         XCTAssertEqual(try documented("**Store**"), Self.store.union(["INTERNAL_ERROR"]))
+        XCTAssertEqual(try documented("**Operations**"), Self.operations)
         XCTAssertEqual(try documented("**`session.revoked` events**"), Self.sessionRevoked)
         XCTAssertEqual(try documented("**`team.invitation_revoked` events**"), Self.invitationRevoked)
     }
@@ -113,6 +120,8 @@ final class ReasonCatalogTests: XCTestCase {
         let notReasons: Set<String> = [
             "DELETE", "EDIT_CONTENT", "INVITE", "MANAGE_CONTENT", "MANAGE_MEMBERS", "MANAGE_SETTINGS", "MOAT_SOCKET",
             "RENAME", "SERVING", "TRANSFER_OWNERSHIP", "VIEW",
+            // systemd's environment and unit words, SQL and HTTP words.
+            "AF_UNIX", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "BEGIN", "COMMIT", "HEAD",
         ]
         let known = Set(Self.statusReasons).union(notReasons)
         let mentioned = Set(Self.readme.matches(of: /`([A-Z][A-Z0-9_]{3,})`/).map { String($0.output.1) })

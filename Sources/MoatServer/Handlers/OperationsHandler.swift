@@ -15,7 +15,7 @@ struct OperationsHandler: Moat_V1_OperationsService {
         guard path.hasPrefix("/"), !path.hasSuffix("/"), !path.contains("\u{0}") else {
             throw RPCError(
                 code: .invalidArgument, message: "the backup path must be an absolute file path on moatd's host",
-                reason: "BACKUP_PATH_INVALID")
+                reason: OperationsReason.backupPathInvalid.rawValue)
         }
         let started = ContinuousClock.now
         do {
@@ -28,10 +28,10 @@ struct OperationsHandler: Moat_V1_OperationsService {
                 $0.durationMs = UInt64(max(0, elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
             }
         } catch let error as StoreError where error.reason == .backupExists {
-            throw RPCError(code: .alreadyExists, message: "\(path) already exists", reason: "BACKUP_EXISTS")
+            throw RPCError(code: .alreadyExists, message: "\(path) already exists", reason: OperationsReason.backupExists.rawValue)
         } catch let error as StoreError {
             throw RPCError(
-                code: .internal, message: "the backup could not be written: \(error.message)", reason: "BACKUP_FAILED",
+                code: .internal, message: "the backup could not be written: \(error.message)", reason: OperationsReason.backupFailed.rawValue,
                 cause: error)
         }
     }
@@ -49,7 +49,7 @@ struct OperationsHandler: Moat_V1_OperationsService {
         guard let metrics else {
             throw RPCError(
                 code: .failedPrecondition, message: "this process did not bootstrap a metrics backend",
-                reason: "METRICS_DISABLED")
+                reason: OperationsReason.metricsDisabled.rawValue)
         }
         let text = await metrics.render()
         return .with { $0.text = text }

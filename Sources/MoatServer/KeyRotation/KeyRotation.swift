@@ -66,7 +66,7 @@ public actor KeyRotation {
             throw RPCError(
                 code: .failedPrecondition,
                 message: "a rotation from key \(retiring ?? keyring.currentKeyID) is still re-sealing secrets",
-                reason: "ROTATION_IN_PROGRESS")
+                reason: OperationsReason.rotationInProgress.rawValue)
         }
         starting = true
         defer { starting = false }
@@ -89,7 +89,7 @@ public actor KeyRotation {
             }
         } catch {
             logger.error("key rotation could not start", metadata: ["moat.error": "\(error)"])
-            throw RPCError(code: .internal, message: "the new key could not be written: \(error)", reason: "KEY_ROTATION_FAILED")
+            throw RPCError(code: .internal, message: "the new key could not be written: \(error)", reason: OperationsReason.keyRotationFailed.rawValue)
         }
         _ = try await store.updateMeta([
             MasterKeys.currentKey: new.fingerprint, MasterKeys.rotationFrom: old, MasterKeys.progress: "0",
