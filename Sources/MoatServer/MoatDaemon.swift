@@ -109,6 +109,11 @@ public final class MoatDaemon: Sendable {
         // Answered on the event loop: Validate on a cache hit, Health always.
         router.register(sessions.validateWithFastPath)
         router.register(health.checkWithFastPath)
+        // grpc.health.v1 for stock gRPC probes, knowing every service served.
+        let services = Set(router.paths.compactMap { $0.split(separator: "/").first.map(String.init) })
+        let grpcHealth = GRPCHealthService(state: serving, services: services.union(["grpc.health.v1.Health"]))
+        router.register(grpcHealth)
+        router.register(grpcHealth.checkWithFastPath)
         for service in extraServices { router.register(service) }
 
         var serverConfiguration = UnixSocketServer.Configuration(
