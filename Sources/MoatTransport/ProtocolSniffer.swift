@@ -16,17 +16,32 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     private let configure: (WireProtocol, any Channel) throws -> Void
     private let waitLimit: TimeAmount
+    private let idleTimeout: TimeAmount
     private var buffered: ByteBuffer?
     private var timer: Scheduled<Void>?
+    private var idleTimer: Scheduled<Void>?
     private var decided = false
 
     /// - Parameters:
     ///   - waitLimit: How long to wait for the four bytes once a `P` came.
+    ///   - idleTimeout: A connection that sends nothing for this long is
+    ///     closed, as an idle one of either protocol is.
     ///   - configure: Adds the chosen protocol's handlers (at the end of the
     ///     pipeline, after this handler).
-    init(waitLimit: TimeAmount, configure: @escaping (WireProtocol, any Channel) throws -> Void) {
+    init(
+        waitLimit: TimeAmount, idleTimeout: TimeAmount,
+        configure: @escaping (WireProtocol, any Channel) throws -> Void
+    ) {
         self.waitLimit = waitLimit
+        self.idleTimeout = idleTimeout
         self.configure = configure
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [self] in
+            idleTimer = nil
+            if !decided, buffered == nil { context.close(promise: nil) }
+        }
     }
 
     /// The protocol of a connection opening with `bytes`, or nil when more
@@ -79,6 +94,7 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        idleTimer?.cancel()
         context.fireChannelInactive()
     }
 
@@ -87,6 +103,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
         decided = true
         timer?.cancel()
         timer = nil
+        idleTimer?.cancel()
+        idleTimer = nil
         do {
             try configure(chosen, context.channel)
         } catch {

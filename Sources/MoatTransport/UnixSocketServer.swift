@@ -197,7 +197,9 @@ public final class UnixSocketServer: Service, Sendable {
             // framing from the HTTP/2 preface of a gRPC client.
             let limits = configuration.limits
             try channel.pipeline.syncOperations.addHandler(
-                ProtocolSniffer(waitLimit: limits.frameTimeout.timeAmount) { [router, logger] chosen, channel in
+                ProtocolSniffer(
+                    waitLimit: limits.frameTimeout.timeAmount, idleTimeout: limits.idleTimeout.timeAmount
+                ) { [router, logger] chosen, channel in
                     switch chosen {
                     case .native:
                         try channel.pipeline.syncOperations.addHandlers(

@@ -288,6 +288,29 @@ final class GRPCSocketTests: XCTestCase {
         await fixture.stop()
     }
 
+    func testALoneFirstByteOfThePrefaceEndsAsANativeFrameTimeout() async throws {
+        var limits = TransportLimits()
+        limits.frameTimeout = .milliseconds(200)
+        let fixture = try await ServerFixture(limits: limits)
+        let socket = try fixture.connect()
+        try socket.send(Array("P".utf8))
+        let response = try XCTUnwrap(try socket.readResponse())
+        XCTAssertEqual(response.id, 0)
+        XCTAssertEqual(response.status.reason, RPCError.Reason.frameTimeout)
+        await fixture.stop()
+    }
+
+    func testASilentConnectionIsClosedAtTheIdleTimeout() async throws {
+        var limits = TransportLimits()
+        limits.idleTimeout = .milliseconds(300)
+        let fixture = try await ServerFixture(limits: limits)
+        let socket = try fixture.connect()
+        let start = ContinuousClock.now
+        XCTAssertTrue(try socket.isClosedAfterReadingEverything())
+        XCTAssertGreaterThanOrEqual(ContinuousClock.now - start, .milliseconds(250))
+        await fixture.stop()
+    }
+
     func testShutdownSendsGoAwayAndClosesAnIdleGRPCConnection() async throws {
         let fixture = try await ServerFixture()
         let grpc = try fixture.connect()
