@@ -138,7 +138,8 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // HTTP/2 protocol errors: the HTTP/2 handler has already sent
         // GOAWAY; the connection is of no further use.
-        logger.debug("gRPC connection error", metadata: ["moat.error": "\(error)"])
+        // Only the type: an HPACK error can quote a header value (a token).
+        logger.debug("gRPC connection error", metadata: ["moat.error_type": "\(String(reflecting: type(of: error)))"])
         closing = true
         context.close(promise: nil)
     }

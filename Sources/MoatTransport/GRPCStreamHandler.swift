@@ -80,7 +80,8 @@ final class GRPCStreamHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("gRPC stream error", metadata: ["moat.error": "\(error)"])
+        // Only the type: an HPACK error can quote a header value (a token).
+        logger.debug("gRPC stream error", metadata: ["moat.error_type": "\(String(reflecting: type(of: error)))"])
         abandon()
         context.close(promise: nil)
     }
