@@ -82,6 +82,12 @@ extension RPCError {
         case notConnected = "NOT_CONNECTED"
         /// The call was cancelled (the server's task, or the client's caller).
         case cancelled = "CANCELLED"
+        /// A gRPC message arrived compressed; only identity is supported.
+        case compressionUnsupported = "COMPRESSION_UNSUPPORTED"
+        /// A gRPC `grpc-timeout` header is not a valid timeout.
+        case invalidTimeout = "INVALID_TIMEOUT"
+        /// `grpc.health.v1.Health` was asked about a service moatd does not serve.
+        case serviceNotFound = "SERVICE_NOT_FOUND"
         /// The client was closed before or while the call ran.
         case clientClosed = "CLIENT_CLOSED"
     }

@@ -125,6 +125,11 @@ public final class MoatDaemon: Sendable {
         // cannot take over one of Moat's paths.
         try router.replace(sessions.validateWithFastPath)
         try router.replace(health.checkWithFastPath)
+        // grpc.health.v1 for stock gRPC probes, knowing every service served.
+        let services = Set(router.paths.compactMap { $0.split(separator: "/").first.map(String.init) })
+        let grpcHealth = GRPCHealthService(state: serving, services: services.union(["grpc.health.v1.Health"]))
+        try router.register(grpcHealth)
+        try router.replace(grpcHealth.checkWithFastPath)
         for service in extraServices { try router.register(service) }
         router = try RPCMetrics.instrument(router)
 

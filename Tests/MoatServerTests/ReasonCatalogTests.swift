@@ -11,7 +11,8 @@ import XCTest
 final class ReasonCatalogTests: XCTestCase {
     /// Runtime and transport (`RPCError.Reason`).
     static let runtime: Set<String> = [
-            "ADMIN_REQUIRED", "CALLER_NOT_ALLOWED", "CANCELLED", "CLIENT_CLOSED", "CONNECTION_CLOSED",
+            "ADMIN_REQUIRED", "CALLER_NOT_ALLOWED", "CANCELLED", "CLIENT_CLOSED", "COMPRESSION_UNSUPPORTED",
+            "CONNECTION_CLOSED", "INVALID_TIMEOUT", "SERVICE_NOT_FOUND",
             "DEADLINE_EXCEEDED", "DUPLICATE_REQUEST_ID", "FRAME_TIMEOUT", "FRAME_TOO_LARGE",
             "INTERNAL_ERROR", "INVALID_PAYLOAD", "INVALID_REQUEST_ID", "MALFORMED_FRAME", "NOT_CONNECTED",
             "RESPONSE_TOO_LARGE", "SESSION_REQUIRED", "SHUTTING_DOWN", "TOO_MANY_CONNECTIONS",
@@ -66,7 +67,7 @@ final class ReasonCatalogTests: XCTestCase {
         XCTAssertEqual(Set(DomainError.Reason.allCases.map(\.rawValue)), Self.domain)
         XCTAssertEqual(Set(StoreFailureReason.allCases.map(\.rawValue)), Self.store)
         XCTAssertEqual(Set(OperationsReason.allCases.map(\.rawValue)), Self.operations)
-        XCTAssertEqual(Self.statusReasons.count, 98)
+        XCTAssertEqual(Self.statusReasons.count, 101)
         // No reason is defined twice, in one table or across tables.
         XCTAssertEqual(Set(Self.statusReasons).count, Self.statusReasons.count)
         for reason in Self.statusReasons {

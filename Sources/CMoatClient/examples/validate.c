@@ -19,9 +19,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <moat_client.h>
-#include <moat/v1/health.pb-c.h>
-#include <moat/v1/sessions.pb-c.h>
-#include <moat/v1/users.pb-c.h>
+#include <moat_stubs.h> /* one typed function per rpc, generated from proto/ */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,12 +106,12 @@ int main(int argc, char **argv) {
 
     /* Health: any caller. */
     Moat__V1__CheckRequest check = MOAT__V1__CHECK_REQUEST__INIT;
-    if (moat_call(moat, "/moat.v1.Health/Check", NULL, NULL, &check.base, &moat__v1__check_response__descriptor,
-                  &out, &st) != MOAT_OK) {
+    Moat__V1__CheckResponse *health = NULL;
+    if (moat_health_check(moat, NULL, NULL, &check, &health, &st) != MOAT_OK) {
         rc = failed("Health.Check", &st);
         goto done;
     }
-    Moat__V1__CheckResponse *health = (Moat__V1__CheckResponse *)out;
+    out = &health->base;
     printf("daemon      %s, moatd %s, up %llus (client %s)\n",
            protobuf_c_enum_descriptor_get_value(&moat__v1__check_response__serving_status__descriptor,
                                                 health->status)->name,
@@ -131,12 +129,12 @@ int main(int argc, char **argv) {
     sign_in.email = (char *)email;
     sign_in.password = password;
     sign_in.client = &details;
-    if (moat_call(moat, "/moat.v1.Users/SignIn", tenant, NULL, &sign_in.base, &moat__v1__sign_in_response__descriptor,
-                  &out, &st) != MOAT_OK) {
+    Moat__V1__SignInResponse *signed_in = NULL;
+    if (moat_users_sign_in(moat, tenant, NULL, &sign_in, &signed_in, &st) != MOAT_OK) {
         rc = failed("Users.SignIn", &st);
         goto done;
     }
-    Moat__V1__SignInResponse *signed_in = (Moat__V1__SignInResponse *)out;
+    out = &signed_in->base;
     token = strdup(signed_in->session_token);
     printf("signed in   %s (%s) in %s, session %s\n", signed_in->user ? signed_in->user->email : email,
            signed_in->user ? signed_in->user->id : "?", tenant, signed_in->session ? signed_in->session->id : "?");
@@ -147,12 +145,12 @@ int main(int argc, char **argv) {
     /* Validate: what a service does with the token on every request. */
     Moat__V1__ValidateRequest validate = MOAT__V1__VALIDATE_REQUEST__INIT;
     validate.token = token;
-    if (moat_call(moat, "/moat.v1.Sessions/Validate", tenant, NULL, &validate.base,
-                  &moat__v1__validate_response__descriptor, &out, &st) != MOAT_OK) {
+    Moat__V1__ValidateResponse *valid = NULL;
+    if (moat_sessions_validate(moat, tenant, NULL, &validate, &valid, &st) != MOAT_OK) {
         rc = failed("Sessions.Validate", &st);
         goto done;
     }
-    Moat__V1__ValidateResponse *valid = (Moat__V1__ValidateResponse *)out;
+    out = &valid->base;
     printf("validate    valid: %s (%s), role %s, tenant %s, session %s\n", valid->email, valid->user_id,
            role_name(valid->role), valid->tenant_id, valid->session_id);
     printf("            second factor %s, 2FA setup required %s, idle expiry %s, absolute expiry %s\n",
@@ -163,12 +161,12 @@ int main(int argc, char **argv) {
 
     /* List: a user method, with the token as authorization. */
     Moat__V1__ListSessionsRequest list = MOAT__V1__LIST_SESSIONS_REQUEST__INIT;
-    if (moat_call(moat, "/moat.v1.Sessions/List", tenant, token, &list.base,
-                  &moat__v1__list_sessions_response__descriptor, &out, &st) != MOAT_OK) {
+    Moat__V1__ListSessionsResponse *sessions = NULL;
+    if (moat_sessions_list(moat, tenant, token, &list, &sessions, &st) != MOAT_OK) {
         rc = failed("Sessions.List", &st);
         goto done;
     }
-    Moat__V1__ListSessionsResponse *sessions = (Moat__V1__ListSessionsResponse *)out;
+    out = &sessions->base;
     printf("sessions    %zu (* = this one)\n", sessions->n_sessions);
     for (size_t i = 0; i < sessions->n_sessions; i++) {
         const Moat__V1__Session *s = sessions->sessions[i];
@@ -182,18 +180,16 @@ int main(int argc, char **argv) {
 
     if (!keep) {
         Moat__V1__SignOutRequest sign_out = MOAT__V1__SIGN_OUT_REQUEST__INIT;
-        if (moat_call(moat, "/moat.v1.Users/SignOut", tenant, token, &sign_out.base,
-                      &moat__v1__sign_out_response__descriptor, &out, &st) != MOAT_OK) {
+        Moat__V1__SignOutResponse *signed_out = NULL;
+        if (moat_users_sign_out(moat, tenant, token, &sign_out, &signed_out, &st) != MOAT_OK) {
             rc = failed("Users.SignOut", &st);
             goto done;
         }
-        moat_message_free(out);
-        out = NULL;
+        moat_message_free(&signed_out->base);
         /* The token is dead the moment SignOut returns. */
-        int code = moat_call(moat, "/moat.v1.Sessions/Validate", tenant, NULL, &validate.base,
-                             &moat__v1__validate_response__descriptor, &out, &st);
-        moat_message_free(out);
-        out = NULL;
+        Moat__V1__ValidateResponse *stale = NULL;
+        int code = moat_sessions_validate(moat, tenant, NULL, &validate, &stale, &st);
+        if (stale != NULL) moat_message_free(&stale->base);
         if (code != MOAT_UNAUTHENTICATED) {
             fprintf(stderr, "validate: the token still validates after SignOut (%s)\n", moat_code_name(code));
             goto done;

@@ -6,6 +6,7 @@
  *
  * Against the live daemon at SOCKET: Health, sign-in, Validate, List,
  * UNIMPLEMENTED, UNAUTHENTICATED (no session, bad credentials, bad token),
+ * the typed stubs of moat_stubs.h,
  * INVALID_ARGUMENT (bad payload), FRAME_TOO_LARGE (client limit and the
  * daemon's id-0 answer), a wrong response descriptor. Against fake servers
  * on threads: a timeout, a connection closed mid-call, a truncated frame,
@@ -16,6 +17,7 @@
 #define _GNU_SOURCE 1
 
 #include <moat_client.h>
+#include <moat_stubs.h>
 #include <moat/rpc/v1/envelope.pb-c.h>
 #include <moat/v1/health.pb-c.h>
 #include <moat/v1/sessions.pb-c.h>
@@ -310,6 +312,29 @@ int main(int argc, char **argv) {
     if (out != NULL) CHECK(((Moat__V1__ListSessionsResponse *)out)->n_sessions >= 1, "sessions");
     moat_message_free(out);
     out = NULL;
+
+    /* The typed stubs (moat_stubs.h): the same calls, path and response
+     * type fixed by the generator. */
+    {
+        Moat__V1__ValidateResponse *typed = NULL;
+        CHECK(moat_sessions_validate(c, tenant, NULL, &validate, &typed, &st) == MOAT_OK, "typed validate: %s",
+              st.message);
+        CHECK(typed != NULL && typed->session_id[0] != '\0', "typed validate answer");
+        if (typed != NULL) moat_message_free(&typed->base);
+        Moat__V1__CheckResponse *health = NULL;
+        CHECK(moat_health_check(c, NULL, NULL, NULL, &health, &st) == MOAT_OK, "typed health, NULL request");
+        CHECK(health != NULL && health->status == 1, "typed health SERVING");
+        if (health != NULL) moat_message_free(&health->base);
+        CHECK(moat_health_check(c, NULL, NULL, &check, NULL, &st) == MOAT_OK, "typed health, answer not wanted");
+        Moat__V1__ListSessionsResponse *none = NULL;
+        CHECK(moat_sessions_list(c, tenant, NULL, &list, &none, &st) == MOAT_UNAUTHENTICATED && none == NULL,
+              "typed list without a session: no answer");
+        CHECK_STATUS(st, MOAT_UNAUTHENTICATED, "SESSION_REQUIRED", 0);
+        CHECK(moat_sessions_validate(NULL, tenant, NULL, &validate, &typed, &st) == MOAT_INVALID_ARGUMENT &&
+                  typed == NULL,
+              "typed call on a NULL client");
+        say("typed stubs (moat_sessions_validate, moat_health_check, moat_sessions_list)", &st);
+    }
 
     validate.token = (char *)"not-a-token";
     moat_call(c, "/moat.v1.Sessions/Validate", tenant, NULL, &validate.base, &moat__v1__validate_response__descriptor,

@@ -104,7 +104,7 @@ struct FileEmitter {
             }
             let generated = Service(
                 descriptor: service, enumName: enumName, protocolName: enumName + "Service",
-                clientName: enumName + "Client", accessor: Naming.lowerCamel(service.name),
+                clientName: enumName + "Client", accessor: accessorName(service),
                 doc: serviceDoc(service), methods: methods)
             for (name, role) in [
                 (generated.enumName, "method descriptors"), (generated.protocolName, "server protocol"),
@@ -132,6 +132,15 @@ struct FileEmitter {
 
         guard problems.isEmpty else { return ("", problems) }
         return (render(services: services, modules: modules.sorted()), [])
+    }
+
+    /// `ClientTransport.sessions` for Moat's own services; services of other
+    /// packages (`grpc.health.v1.Health`) are qualified by their package,
+    /// `ClientTransport.grpcHealthV1Health`, so they never take a Moat name.
+    private func accessorName(_ service: ServiceDescriptor) -> String {
+        if file.package == "moat" || file.package.hasPrefix("moat.") { return Naming.lowerCamel(service.name) }
+        let qualified = String((namer.typePrefix(forFile: file) + service.name).filter { $0 != "_" })
+        return Naming.lowerCamel(qualified)
     }
 
     // MARK: Comments
@@ -321,6 +330,8 @@ struct Printer {
         indent -= 1
         line(s)
     }
+    /// Re-indents after a `close` that also opened (`} else {`).
+    mutating func indentIn() { indent += 1 }
     /// A `///` doc comment; proto comment lines usually start with a space.
     mutating func doc(_ lines: [String]) {
         for l in lines {

@@ -16,7 +16,12 @@ struct GeneratorOptions {
         }
     }
 
+    /// What to write: Swift service code (the default) or, with
+    /// `Language=C`, the typed C stubs `moat_stubs.h` and `moat_stubs.c`.
+    enum Language { case swift, c }
+
     var fileNaming: FileNaming = .fullPath
+    var language: Language = .swift
     var moduleMappings = ProtoFileToModuleMappings()
 
     init(parameter: any CodeGeneratorParameter) throws {
@@ -27,6 +32,12 @@ struct GeneratorOptions {
                     throw GenerationError("invalid value '\(pair.value)' for FileNaming")
                 }
                 fileNaming = naming
+            case "Language":
+                switch pair.value.lowercased() {
+                case "swift": language = .swift
+                case "c": language = .c
+                default: throw GenerationError("invalid value '\(pair.value)' for Language (swift or c)")
+                }
             case "ProtoPathModuleMappings":
                 guard !pair.value.isEmpty else { continue }
                 do {

@@ -10,6 +10,8 @@
 // Parameters (comma-separated `key=value`, like protoc-gen-swift's):
 //   FileNaming=FullPath|PathToUnderscores|DropPath   (default FullPath)
 //   ProtoPathModuleMappings=<path>                   (as protoc-gen-swift)
+//   Language=swift|c    c: instead, the typed C stubs of every rpc of the
+//                       run, moat_stubs.h and moat_stubs.c (CStubEmitter)
 
 import SwiftProtobuf
 import SwiftProtobufPluginLibrary
@@ -23,6 +25,13 @@ struct MoatGenerator: CodeGenerator {
         generatorOutputs: any GeneratorOutputs
     ) throws {
         let options = try GeneratorOptions(parameter: parameter)
+        if options.language == .c {
+            let stubs = CStubEmitter(files: files).emit()
+            guard stubs.problems.isEmpty else { throw GenerationError(stubs.problems.joined(separator: "\n")) }
+            try generatorOutputs.add(fileName: "moat_stubs.h", contents: stubs.header)
+            try generatorOutputs.add(fileName: "moat_stubs.c", contents: stubs.source)
+            return
+        }
         // Names that must be unique across everything generated in one run
         // (one Swift module): service types and `ClientTransport` accessors.
         var registry = NameRegistry(files: files, mappings: options.moduleMappings)
