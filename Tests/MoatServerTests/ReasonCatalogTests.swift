@@ -121,8 +121,9 @@ final class ReasonCatalogTests: XCTestCase {
         let notReasons: Set<String> = [
             "DELETE", "EDIT_CONTENT", "INVITE", "MANAGE_CONTENT", "MANAGE_MEMBERS", "MANAGE_SETTINGS", "MOAT_SOCKET",
             "RENAME", "SERVING", "TRANSFER_OWNERSHIP", "VIEW",
-            // systemd's environment and unit words, SQL and HTTP words.
+            // systemd's environment and unit words, SQL, HTTP and HTTP/2 words.
             "AF_UNIX", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC", "BEGIN", "COMMIT", "HEAD",
+            "SETTINGS_MAX_CONCURRENT_STREAMS",
         ]
         let known = Set(Self.statusReasons).union(notReasons)
         let mentioned = Set(Self.readme.matches(of: /`([A-Z][A-Z0-9_]{3,})`/).map { String($0.output.1) })
