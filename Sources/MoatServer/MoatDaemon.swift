@@ -90,7 +90,8 @@ public final class MoatDaemon: Sendable {
             sessionCache: SessionCache(
                 capacity: configuration.sessions.cacheEntries,
                 touchGranularityMilliseconds: Int64(configuration.sessions.lastActiveGranularitySeconds) * 1000),
-            secrets: secrets)
+            secrets: secrets, addressFailures: SQLiteAddressFailureCounter(store: store),
+            deviceFamily: DeviceFamily.parsed)
         self.accounts = accounts
         let events = EventStream(
             store: store, signal: store.eventSignal, clock: clock, configuration: configuration.events.stream)
@@ -98,18 +99,8 @@ public final class MoatDaemon: Sendable {
 
         let serving = ServingState()
         self.serving = serving
-        let sessions = SessionsHandler(accounts: accounts)
-        let health = HealthService(state: serving)
-        var router = Router(services: [
-            health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
-            TwoFactorHandler(accounts: accounts),
-            EventsHandler(events: events),
-            TeamsHandler(accounts: accounts),
-        ])
-        // Answered on the event loop: Validate on a cache hit, Health always.
-        router.register(sessions.validateWithFastPath)
-        router.register(health.checkWithFastPath)
-        for service in extraServices { router.register(service) }
+        let router = ServiceRouter.make(
+            accounts: accounts, events: events, serving: serving, extraServices: extraServices)
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,
