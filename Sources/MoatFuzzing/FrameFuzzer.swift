@@ -74,6 +74,9 @@ public enum FrameFuzzer {
             outcome.error = .truncated(bufferedBytes: -1)
         }
         drain()
+        // Closing breaks the channel's reference cycle with its pipeline
+        // (else every input that ends in a decoding error leaks it).
+        _ = try? channel.finish(acceptAlreadyClosed: true)
         return outcome
     }
 
