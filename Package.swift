@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "moatd", targets: ["moatd"]),
         .executable(name: "moatctl", targets: ["moatctl"]),
         .executable(name: "moat-bench", targets: ["moat-bench"]),
+        // The fuzz harnesses' logic, for fuzz/Package.swift (scripts/fuzz).
+        .library(name: "MoatFuzzing", targets: ["MoatFuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -94,6 +96,16 @@ let package = Package(
             sources: ["moat_client.c", "generated"],
             publicHeadersPath: "include",
             linkerSettings: [.linkedLibrary("protobuf-c")]),
+        // What each fuzz harness checks, as plain functions: built and
+        // replayed on the seed corpora by the test suite, fuzzed by the
+        // libFuzzer executables of fuzz/.
+        .target(
+            name: "MoatFuzzing",
+            dependencies: [
+                "MoatServer", "MoatTransport", "MoatProto", "MoatRPC", "MoatCore", "MoatCrypto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         .executableTarget(
             name: "moatd",
             dependencies: [
@@ -142,6 +154,7 @@ let package = Package(
         .testTarget(
             name: "MoatServerTests",
             dependencies: ["MoatServer", "MoatClient", .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "MoatFuzzingTests", dependencies: ["MoatFuzzing"]),
         .testTarget(name: "MoatClientTests", dependencies: ["MoatClient", "MoatServer"]),
         .testTarget(
             name: "CMoatClientTests",

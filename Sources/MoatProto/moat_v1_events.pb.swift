@@ -390,6 +390,10 @@ public nonisolated struct Moat_V1_PasswordResetRequested: Sendable {
 
   public var userAgent: String = String()
 
+  /// The account is pending deletion: using the token also restores it
+  /// (with a current code when 2FA is on). The mail should say so.
+  public var restoresAccount: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -429,6 +433,45 @@ public nonisolated struct Moat_V1_SessionRevoked: Sendable {
   /// "sign_out", "revoked", "password_changed", "password_reset",
   /// "user_disabled", "session_cap".
   public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// session.new_device: a successful sign-in from a device (OS and browser
+/// family) and network (the /24 of an IPv4 address, the /48 of an IPv6 one)
+/// the user has not signed in from in the configured days (90 by default,
+/// accounts.new_device_days). An account's very first sign-in sends none.
+/// Who reacts: mail ("New sign-in to your account", with what to do if it
+/// was not them).
+public nonisolated struct Moat_V1_SessionNewDevice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: String = String()
+
+  public var email: String = String()
+
+  public var sessionID: String = String()
+
+  /// "desktop", "mobile", "tablet", "bot", "unknown".
+  public var deviceType: String = String()
+
+  /// OS and browser family, e.g. "macOS" and "Safari"; empty when unknown.
+  public var os: String = String()
+
+  public var browser: String = String()
+
+  public var ip: String = String()
+
+  /// As the calling service gave it (ClientDetails.location).
+  public var location: String = String()
+
+  public var deviceName: String = String()
+
+  public var signedInAtUnix: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1455,7 +1498,7 @@ nonisolated extension Moat_V1_PasswordChanged: SwiftProtobuf.Message, SwiftProto
 
 nonisolated extension Moat_V1_PasswordResetRequested: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PasswordResetRequested"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}email\0\u{1}token\0\u{3}expires_at_unix\0\u{1}ip\0\u{3}user_agent\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}email\0\u{1}token\0\u{3}expires_at_unix\0\u{1}ip\0\u{3}user_agent\0\u{3}restores_account\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1469,6 +1512,7 @@ nonisolated extension Moat_V1_PasswordResetRequested: SwiftProtobuf.Message, Swi
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnix) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.ip) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.userAgent) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.restoresAccount) }()
       default: break
       }
     }
@@ -1493,6 +1537,9 @@ nonisolated extension Moat_V1_PasswordResetRequested: SwiftProtobuf.Message, Swi
     if !self.userAgent.isEmpty {
       try visitor.visitSingularStringField(value: self.userAgent, fieldNumber: 6)
     }
+    if self.restoresAccount != false {
+      try visitor.visitSingularBoolField(value: self.restoresAccount, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1503,6 +1550,7 @@ nonisolated extension Moat_V1_PasswordResetRequested: SwiftProtobuf.Message, Swi
     if lhs.expiresAtUnix != rhs.expiresAtUnix {return false}
     if lhs.ip != rhs.ip {return false}
     if lhs.userAgent != rhs.userAgent {return false}
+    if lhs.restoresAccount != rhs.restoresAccount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1583,6 +1631,81 @@ nonisolated extension Moat_V1_SessionRevoked: SwiftProtobuf.Message, SwiftProtob
     if lhs.sessionID != rhs.sessionID {return false}
     if lhs.userID != rhs.userID {return false}
     if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Moat_V1_SessionNewDevice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SessionNewDevice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{1}email\0\u{3}session_id\0\u{3}device_type\0\u{1}os\0\u{1}browser\0\u{1}ip\0\u{1}location\0\u{3}device_name\0\u{3}signed_in_at_unix\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.sessionID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.deviceType) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.os) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.browser) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.ip) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.location) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.deviceName) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.signedInAtUnix) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 1)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 2)
+    }
+    if !self.sessionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.sessionID, fieldNumber: 3)
+    }
+    if !self.deviceType.isEmpty {
+      try visitor.visitSingularStringField(value: self.deviceType, fieldNumber: 4)
+    }
+    if !self.os.isEmpty {
+      try visitor.visitSingularStringField(value: self.os, fieldNumber: 5)
+    }
+    if !self.browser.isEmpty {
+      try visitor.visitSingularStringField(value: self.browser, fieldNumber: 6)
+    }
+    if !self.ip.isEmpty {
+      try visitor.visitSingularStringField(value: self.ip, fieldNumber: 7)
+    }
+    if !self.location.isEmpty {
+      try visitor.visitSingularStringField(value: self.location, fieldNumber: 8)
+    }
+    if !self.deviceName.isEmpty {
+      try visitor.visitSingularStringField(value: self.deviceName, fieldNumber: 9)
+    }
+    if self.signedInAtUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.signedInAtUnix, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Moat_V1_SessionNewDevice, rhs: Moat_V1_SessionNewDevice) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.sessionID != rhs.sessionID {return false}
+    if lhs.deviceType != rhs.deviceType {return false}
+    if lhs.os != rhs.os {return false}
+    if lhs.browser != rhs.browser {return false}
+    if lhs.ip != rhs.ip {return false}
+    if lhs.location != rhs.location {return false}
+    if lhs.deviceName != rhs.deviceName {return false}
+    if lhs.signedInAtUnix != rhs.signedInAtUnix {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -47,6 +47,10 @@ public enum Moat_V1_Users {
         /// ResetPassword sets a new password with a reset token and revokes every
         /// session. A used, expired or unknown token is UNAUTHENTICATED
         /// (RESET_TOKEN_INVALID).
+        /// For an account pending deletion (the token's password_reset.requested
+        /// said restores_account) it also restores the account, and then needs
+        /// `code` when 2FA is on (INVALID_ARGUMENT CODE_REQUIRED; a wrong code is
+        /// answered as by RestoreAccount and spends nothing).
         public static let resetPassword = MethodDescriptor(service: "moat.v1.Users", method: "ResetPassword", access: .public)
         /// RequestDeletion schedules the session user's account for deletion.
         /// confirmation must be exactly "DELETE" (INVALID_ARGUMENT
@@ -119,6 +123,10 @@ public protocol Moat_V1_UsersService: RPCService {
     /// ResetPassword sets a new password with a reset token and revokes every
     /// session. A used, expired or unknown token is UNAUTHENTICATED
     /// (RESET_TOKEN_INVALID).
+    /// For an account pending deletion (the token's password_reset.requested
+    /// said restores_account) it also restores the account, and then needs
+    /// `code` when 2FA is on (INVALID_ARGUMENT CODE_REQUIRED; a wrong code is
+    /// answered as by RestoreAccount and spends nothing).
     func resetPassword(request: Moat_V1_ResetPasswordRequest, context: RequestContext) async throws -> Moat_V1_ResetPasswordResponse
     /// RequestDeletion schedules the session user's account for deletion.
     /// confirmation must be exactly "DELETE" (INVALID_ARGUMENT
@@ -260,6 +268,10 @@ public struct Moat_V1_UsersClient: Sendable {
     /// ResetPassword sets a new password with a reset token and revokes every
     /// session. A used, expired or unknown token is UNAUTHENTICATED
     /// (RESET_TOKEN_INVALID).
+    /// For an account pending deletion (the token's password_reset.requested
+    /// said restores_account) it also restores the account, and then needs
+    /// `code` when 2FA is on (INVALID_ARGUMENT CODE_REQUIRED; a wrong code is
+    /// answered as by RestoreAccount and spends nothing).
     public func resetPassword(_ request: Moat_V1_ResetPasswordRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_ResetPasswordResponse {
         try await transport.unary(Moat_V1_Users.Method.resetPassword, request: request, options: options)
     }

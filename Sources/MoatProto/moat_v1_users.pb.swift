@@ -350,6 +350,10 @@ public nonisolated struct Moat_V1_ResetPasswordRequest: Sendable {
 
   public var newPassword: String = String()
 
+  /// A current TOTP code; required only when the reset restores an account
+  /// with 2FA on.
+  public var code: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1154,7 +1158,7 @@ nonisolated extension Moat_V1_RequestPasswordResetResponse: SwiftProtobuf.Messag
 
 nonisolated extension Moat_V1_ResetPasswordRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ResetPasswordRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}new_password\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{3}new_password\0\u{1}code\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1164,6 +1168,7 @@ nonisolated extension Moat_V1_ResetPasswordRequest: SwiftProtobuf.Message, Swift
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.token) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.newPassword) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.code) }()
       default: break
       }
     }
@@ -1176,12 +1181,16 @@ nonisolated extension Moat_V1_ResetPasswordRequest: SwiftProtobuf.Message, Swift
     if !self.newPassword.isEmpty {
       try visitor.visitSingularStringField(value: self.newPassword, fieldNumber: 2)
     }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Moat_V1_ResetPasswordRequest, rhs: Moat_V1_ResetPasswordRequest) -> Bool {
     if lhs.token != rhs.token {return false}
     if lhs.newPassword != rhs.newPassword {return false}
+    if lhs.code != rhs.code {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

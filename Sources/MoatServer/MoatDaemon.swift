@@ -94,7 +94,8 @@ public final class MoatDaemon: Sendable {
             sessionCache: SessionCache(
                 capacity: configuration.sessions.cacheEntries,
                 touchGranularityMilliseconds: Int64(configuration.sessions.lastActiveGranularitySeconds) * 1000),
-            secrets: secrets)
+            secrets: secrets, addressFailures: SQLiteAddressFailureCounter(store: store),
+            deviceFamily: DeviceFamily.parsed)
         self.accounts = accounts
         let events = EventStream(
             store: store, signal: store.eventSignal, clock: clock, configuration: configuration.events.stream)
@@ -111,27 +112,10 @@ public final class MoatDaemon: Sendable {
             directory: configuration.dataDirectory, store: store, keyring: secrets, retiring: retiringKey, logger: logger,
             batchSize: configuration.keys.rotationBatchSize)
         self.keyRotation = rotation
-        let sessions = SessionsHandler(accounts: accounts)
-        let health = HealthService(state: serving)
-        var router = try Router(services: [
-            health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
-            TwoFactorHandler(accounts: accounts),
-            EventsHandler(events: events),
-            TeamsHandler(accounts: accounts),
-            OperationsHandler(store: store, keyRotation: rotation, metrics: exporter),
-        ])
-        // Answered on the event loop: Validate on a cache hit, Health always.
-        // They replace the generated entries, on purpose; an extra service
-        // cannot take over one of Moat's paths.
-        try router.replace(sessions.validateWithFastPath)
-        try router.replace(health.checkWithFastPath)
-        // grpc.health.v1 for stock gRPC probes, knowing every service served.
-        let services = Set(router.paths.compactMap { $0.split(separator: "/").first.map(String.init) })
-        let grpcHealth = GRPCHealthService(state: serving, services: services.union(["grpc.health.v1.Health"]))
-        try router.register(grpcHealth)
-        try router.replace(grpcHealth.checkWithFastPath)
-        for service in extraServices { try router.register(service) }
-        router = try RPCMetrics.instrument(router)
+        let router = try ServiceRouter.make(
+            accounts: accounts, events: events, serving: serving,
+            operatorServices: [OperationsHandler(store: store, keyRotation: rotation, metrics: exporter)],
+            extraServices: extraServices)
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,

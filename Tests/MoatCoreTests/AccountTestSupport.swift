@@ -169,7 +169,7 @@ final class World: Sendable {
     /// The token of the newest `password_reset.requested` event for `email`.
     func lastResetToken(email: String) throws -> String? {
         for item in try events().reversed() {
-            if case .passwordResetRequested(_, let to, let token, _, _, _) = item.event, to == email { return token }
+            if case .passwordResetRequested(_, let to, let token, _, _, _, _) = item.event, to == email { return token }
         }
         return nil
     }

@@ -25,7 +25,7 @@ final class PasswordResetTests: XCTestCase {
         XCTAssertEqual(events.map(\.record.type), ["password_reset.requested"])
         XCTAssertEqual(events.first?.record.subject, owner.id.rawValue)
         XCTAssertEqual(events.first?.record.tenantID, tenant.id)
-        guard case .passwordResetRequested(let userID, let email, let token, let expires, let ip, let agent)? =
+        guard case .passwordResetRequested(let userID, let email, let token, let expires, let ip, let agent, let restores)? =
             events.first?.event
         else { return XCTFail("no password_reset.requested event") }
         XCTAssertEqual(userID, owner.id)
@@ -34,6 +34,7 @@ final class PasswordResetTests: XCTestCase {
         XCTAssertEqual(ip, Fixture.otherClient.ip)
         XCTAssertEqual(agent, Fixture.otherClient.userAgent)
         XCTAssertEqual(token.count, 43)
+        XCTAssertFalse(restores)
 
         // Stored only as a hash, bound to tenant and user, unused.
         let record = try await world.resetRecord(tenant, token: token)

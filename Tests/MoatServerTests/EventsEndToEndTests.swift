@@ -218,10 +218,14 @@ final class EventsEndToEndTests: XCTestCase {
             .userDisabled(userID: user, email: "e@x.test"), .userEnabled(userID: user, email: "e@x.test"),
             .passwordChanged(userID: user, email: "e@x.test", ip: "", userAgent: "", revokedSessions: 1),
             .passwordResetRequested(
-                userID: user, email: "e@x.test", token: "t", expiresAt: Timestamp(seconds: 1), ip: "", userAgent: ""),
+                userID: user, email: "e@x.test", token: "t", expiresAt: Timestamp(seconds: 1), ip: "", userAgent: "",
+                restoresAccount: true),
             .passwordReset(userID: user, email: "e@x.test", revokedSessions: 0),
             .passwordResetUnknownEmail(email: "e@x.test", ip: ""),
             .sessionRevoked(sessionID: SessionID.random(), userID: user, reason: "r"),
+            .sessionNewDevice(
+                userID: user, email: "e@x.test", sessionID: SessionID.random(), deviceType: "desktop", os: "macOS",
+                browser: "Safari", ip: "192.0.2.1", location: "l", deviceName: "d", signedInAt: Timestamp(seconds: 5)),
             .twoFactorEnabled(userID: user, email: "e@x.test", replaced: true),
             .twoFactorDisabled(userID: user, email: "e@x.test", method: "password"),
             .twoFactorRecoveryCodesRegenerated(userID: user, email: "e@x.test"),
@@ -263,6 +267,11 @@ final class EventsEndToEndTests: XCTestCase {
                 XCTAssertEqual(try Moat_V1_PasswordChanged(serializedBytes: bytes).revokedSessions, 1)
             case Moat_V1_PasswordResetRequested.protoMessageName:
                 XCTAssertEqual(try Moat_V1_PasswordResetRequested(serializedBytes: bytes).token, "t")
+                XCTAssertTrue(try Moat_V1_PasswordResetRequested(serializedBytes: bytes).restoresAccount)
+            case Moat_V1_SessionNewDevice.protoMessageName:
+                let notice = try Moat_V1_SessionNewDevice(serializedBytes: bytes)
+                XCTAssertEqual([notice.os, notice.browser, notice.ip], ["macOS", "Safari", "192.0.2.1"])
+                XCTAssertEqual(notice.signedInAtUnix, 5)
             case Moat_V1_PasswordReset.protoMessageName:
                 XCTAssertEqual(try Moat_V1_PasswordReset(serializedBytes: bytes).userID, user.rawValue)
             case Moat_V1_PasswordResetUnknownEmail.protoMessageName:

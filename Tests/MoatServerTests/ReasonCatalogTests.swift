@@ -20,7 +20,7 @@ final class ReasonCatalogTests: XCTestCase {
     ]
     /// The domain (`DomainError.Reason`).
     static let domain: Set<String> = [
-            "ACCOUNT_DISABLED", "ACCOUNT_PENDING_DELETION", "ALREADY_MEMBER", "ALREADY_OWNER",
+            "ACCOUNT_DISABLED", "ACCOUNT_PENDING_DELETION", "ADDRESS_THROTTLED", "ALREADY_MEMBER", "ALREADY_OWNER",
             "CANNOT_DISABLE_SELF", "CHALLENGE_INVALID", "CODE_OR_PASSWORD_REQUIRED", "CODE_REQUIRED",
             "CONFIRMATION_REQUIRED", "CONSUMER_NAME_INVALID", "CONSUMER_NOT_FOUND", "EMAIL_INVALID",
             "EMAIL_TAKEN", "ENROLLMENT_EXPIRED", "ENROLLMENT_NOT_STARTED", "GRACE_PERIOD_OVER",
@@ -67,7 +67,7 @@ final class ReasonCatalogTests: XCTestCase {
         XCTAssertEqual(Set(DomainError.Reason.allCases.map(\.rawValue)), Self.domain)
         XCTAssertEqual(Set(StoreFailureReason.allCases.map(\.rawValue)), Self.store)
         XCTAssertEqual(Set(OperationsReason.allCases.map(\.rawValue)), Self.operations)
-        XCTAssertEqual(Self.statusReasons.count, 101)
+        XCTAssertEqual(Self.statusReasons.count, 102)
         // No reason is defined twice, in one table or across tables.
         XCTAssertEqual(Set(Self.statusReasons).count, Self.statusReasons.count)
         for reason in Self.statusReasons {

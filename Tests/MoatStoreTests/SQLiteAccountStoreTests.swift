@@ -117,7 +117,7 @@ final class SQLiteAccountStoreTests: XCTestCase {
         XCTAssertEqual(Set(tables), Set(AccountSchema.tables + ["schema_migrations"]))
 
         // The daemon-wide tables: no tenant_id by design (see AccountSchema).
-        for table in tables where !["meta", "schema_migrations", "event_consumers"].contains(table) {
+        for table in tables where !["meta", "schema_migrations", "event_consumers", "address_failures"].contains(table) {
             let columns = try await store.database.read { connection in
                 try connection.query("SELECT name FROM pragma_table_info('\(table)')") { try $0.string("name") }
             }

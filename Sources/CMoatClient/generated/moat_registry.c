@@ -36,6 +36,7 @@ const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
     &moat__v1__password_reset_requested__descriptor,
     &moat__v1__password_reset__descriptor,
     &moat__v1__session_revoked__descriptor,
+    &moat__v1__session_new_device__descriptor,
     &moat__v1__password_reset_unknown_email__descriptor,
     &moat__v1__two_factor_enabled__descriptor,
     &moat__v1__two_factor_disabled__descriptor,

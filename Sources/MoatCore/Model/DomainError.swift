@@ -16,6 +16,8 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
         case accountDisabled = "ACCOUNT_DISABLED"
         /// The account is in its deletion grace period.
         case accountPendingDeletion = "ACCOUNT_PENDING_DELETION"
+        /// Too many failed sign-ins from one client address, across accounts.
+        case addressThrottled = "ADDRESS_THROTTLED"
         /// The user is already a member of the team.
         case alreadyMember = "ALREADY_MEMBER"
         /// The member is already a team owner.

@@ -8,12 +8,20 @@ public enum DomainEvent: Sendable, Equatable, Codable {
     case userEnabled(userID: UserID, email: String)
     case passwordChanged(userID: UserID, email: String, ip: String, userAgent: String, revokedSessions: Int)
     /// Carries the one-time token: the mail service delivers it.
+    /// `restoresAccount`: the account is pending deletion and the reset
+    /// will also restore it.
     case passwordResetRequested(
-        userID: UserID, email: String, token: String, expiresAt: Timestamp, ip: String, userAgent: String)
+        userID: UserID, email: String, token: String, expiresAt: Timestamp, ip: String, userAgent: String,
+        restoresAccount: Bool)
     case passwordReset(userID: UserID, email: String, revokedSessions: Int)
     /// A reset was asked for an address with no account in the tenant.
     case passwordResetUnknownEmail(email: String, ip: String)
     case sessionRevoked(sessionID: SessionID, userID: UserID, reason: String)
+    /// A sign-in from a device family and network the user has not signed
+    /// in from lately: the mail service sends "New sign-in to your account".
+    case sessionNewDevice(
+        userID: UserID, email: String, sessionID: SessionID, deviceType: String, os: String, browser: String, ip: String,
+        location: String, deviceName: String, signedInAt: Timestamp)
     /// 2FA turned on, or the authenticator replaced (`replaced`).
     case twoFactorEnabled(userID: UserID, email: String, replaced: Bool)
     /// 2FA turned off; `method` is how the user proved it was them
@@ -59,6 +67,7 @@ public enum DomainEvent: Sendable, Equatable, Codable {
         case .passwordReset: "password.reset"
         case .passwordResetUnknownEmail: "password_reset.unknown_email"
         case .sessionRevoked: "session.revoked"
+        case .sessionNewDevice: "session.new_device"
         case .twoFactorEnabled: "two_factor.enabled"
         case .twoFactorDisabled: "two_factor.disabled"
         case .twoFactorRecoveryCodesRegenerated: "two_factor.recovery_codes_regenerated"
@@ -90,8 +99,9 @@ public enum DomainEvent: Sendable, Equatable, Codable {
             .tenantPurged(let tenantID, _, _, _):
             tenantID.rawValue
         case .userCreated(let userID, _, _), .userDisabled(let userID, _), .userEnabled(let userID, _),
-            .passwordChanged(let userID, _, _, _, _), .passwordResetRequested(let userID, _, _, _, _, _),
+            .passwordChanged(let userID, _, _, _, _), .passwordResetRequested(let userID, _, _, _, _, _, _),
             .passwordReset(let userID, _, _), .sessionRevoked(_, let userID, _),
+            .sessionNewDevice(let userID, _, _, _, _, _, _, _, _, _),
             .twoFactorEnabled(let userID, _, _), .twoFactorDisabled(let userID, _, _),
             .twoFactorRecoveryCodesRegenerated(let userID, _), .twoFactorRecoveryCodeUsed(let userID, _, _),
             .accountDeletionScheduled(let userID, _, _), .accountRestored(let userID, _),

@@ -60,7 +60,9 @@ extension AccountService {
         let token = OpaqueToken.make()
         let expires = now.adding(seconds: configuration.resetTokenLifetimeSeconds)
         try await store.write { writer in
-            guard let user = try writer.user(tenant: tenant.id, email: email), user.status == .active else {
+            guard let user = try writer.user(tenant: tenant.id, email: email),
+                user.status == .active || Self.resetRestores(user, tenant: tenant, at: now)
+            else {
                 try writer.append(.passwordResetUnknownEmail(email: email, ip: client.ip), tenant: tenant.id, at: now)
                 return
             }
@@ -71,7 +73,7 @@ extension AccountService {
             try writer.append(
                 .passwordResetRequested(
                     userID: user.id, email: user.email, token: token, expiresAt: expires, ip: client.ip,
-                    userAgent: client.userAgent),
+                    userAgent: client.userAgent, restoresAccount: user.status == .pendingDeletion),
                 tenant: tenant.id, at: now)
             try writer.append(
                 SecurityLogEntry(
@@ -85,8 +87,12 @@ extension AccountService {
     /// (`RESET_TOKEN_INVALID`). The token is only spent once the new
     /// password passed the rules.
     ///
+    /// For an account pending deletion the reset also restores it (see
+    /// ``resetPasswordRestoring(tenant:user:tokenHash:passwordHash:code:)``);
+    /// `code` is then required when 2FA is on, and ignored otherwise.
+    ///
     /// - Returns: how many sessions were revoked.
-    public func resetPassword(tenant: Tenant, token: String, newPassword: String) async throws -> Int {
+    public func resetPassword(tenant: Tenant, token: String, newPassword: String, code: String = "") async throws -> Int {
         let invalid = DomainError(.unauthenticated, .resetTokenInvalid, "the reset token is not valid")
         guard !token.isEmpty, token.utf8.count <= 256 else { throw invalid }
         let hash = OpaqueToken.hash(token)
@@ -94,13 +100,18 @@ extension AccountService {
         let pending = try await store.read { reader -> (PasswordResetToken, User)? in
             guard let reset = try reader.passwordReset(tenant: tenant.id, tokenHash: hash), reset.usedAt == nil,
                 start < reset.expiresAt, let user = try reader.user(tenant: tenant.id, id: reset.userID),
-                user.status == .active
+                user.status == .active || user.status == .pendingDeletion
             else { return nil }
             return (reset, user)
         }
         guard let (_, user) = pending else { throw invalid }
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
+        if user.status == .pendingDeletion, user.twoFactorEnabled, code.isEmpty { throw DomainError.restoreCodeRequired }
         let passwordHash = try await hasher.hash(PasswordRules.normalized(newPassword))
+        if user.status == .pendingDeletion {
+            return try await resetPasswordRestoring(
+                tenant: tenant, user: user, tokenHash: hash, passwordHash: passwordHash, code: code)
+        }
         let now = clock.now()
         return try await store.write { writer in
             guard let reset = try writer.consumePasswordReset(tenant: tenant.id, tokenHash: hash, at: now),

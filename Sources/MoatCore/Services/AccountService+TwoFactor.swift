@@ -312,6 +312,7 @@ extension AccountService {
             case .totp: factor = "authenticator code"
             case .recoveryCode: factor = "recovery code"
             }
+            try self.announceIfNewDevice(writer, user: current, session: session, now: now)
             try writer.append(
                 SecurityLogEntry(
                     tenantID: tenant.id, userID: user.id, kind: .signInSucceeded, ip: client.ip,

@@ -182,6 +182,7 @@ extension AccountService {
             try Self.enforceSessionCap(
                 writer: writer, tenant: tenant, user: user.id, keep: session.id, now: now,
                 pendingLastActive: self.sessionCache.pendingLastActive)
+            try self.announceIfNewDevice(writer, user: current, session: session, now: now)
             try writer.append(
                 SecurityLogEntry(
                     tenantID: tenant.id, userID: user.id, kind: .signInSucceeded, ip: client.ip,
@@ -197,6 +198,7 @@ extension AccountService {
     /// the sign-in queue of the email.
     func checkPassword(tenant: Tenant, email: String, secret: [UInt8], client: ClientDetails) async throws -> User {
         let start = clock.now()
+        try await checkAddress(tenant: tenant, client: client, at: start)
         let user = try await store.read { try $0.user(tenant: tenant.id, email: email) }
 
         guard let user else {
@@ -204,6 +206,7 @@ extension AccountService {
             if let wait = lockout.retryAfter(at: start) { throw Lockout.lockedError(retryAfter: wait) }
             _ = try await hasher.verifyDecoy(secret)
             unknownEmails.record(tenant: tenant.id, email: email, lockout.failed(at: clock.now(), policy: tenant.policy))
+            try await countAddressFailure(tenant: tenant, client: client)
             throw DomainError.invalidCredentials
         }
 
@@ -216,6 +219,7 @@ extension AccountService {
 
         guard try await hasher.verify(secret, against: user.passwordHash) else {
             try await recordFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password")
+            try await countAddressFailure(tenant: tenant, client: client)
             throw DomainError.invalidCredentials
         }
         return user

@@ -57,6 +57,12 @@ public struct AccountConfiguration: Sendable, Equatable {
     /// How often the daemon's purge job looks for deletions whose grace
     /// period ended. Default 1 hour.
     public var purgeIntervalSeconds: Int64 = 3600
+    /// The per-address sign-in throttle (credential stuffing).
+    public var addressThrottle = AddressThrottlePolicy()
+    /// A sign-in from a device and network the user has not signed in from
+    /// in this many days emits `session.new_device`; 0 turns it off.
+    /// Default 90.
+    public var newDeviceWindowDays = 90
 
     public init() {}
 }
@@ -79,14 +85,22 @@ public final class AccountService: Sendable {
     public var sessionCache: SessionCache { authority.cache }
     /// Seals and opens TOTP secrets.
     let secrets: SecretKeyring
+    /// Failed sign-ins per client address, across tenants.
+    let addressThrottle: AddressThrottle
+    /// The device family of a user agent, for the new-device notice.
+    let deviceFamily: DeviceClassifier
 
     /// Creates the service.
     public init(
         store: any AccountStore, hasher: PasswordHasher, clock: any WallClock = SystemWallClock(),
         configuration: AccountConfiguration = AccountConfiguration(), sessionCache: SessionCache = SessionCache(),
-        secrets: SecretKeyring = .ephemeral()
+        secrets: SecretKeyring = .ephemeral(),
+        addressFailures: any AddressFailureCounter = MemoryAddressFailureCounter(),
+        deviceFamily: @escaping DeviceClassifier = DeviceFamily.verbatim
     ) {
         self.authority = SessionAuthority(store: store, clock: clock, cache: sessionCache)
+        self.deviceFamily = deviceFamily
+        self.addressThrottle = AddressThrottle(policy: configuration.addressThrottle, counter: addressFailures)
         self.secrets = secrets
         self.store = store
         self.hasher = hasher

@@ -168,6 +168,15 @@ public enum ConfigurationLoader {
             if let value = try accounts.int("invitation_lifetime_seconds", in: 3600...(90 * 86400)) {
                 configuration.accounts.invitationLifetimeSeconds = Int64(value)
             }
+            if let value = try accounts.int("address_failure_limit", in: 0...1_000_000) {
+                configuration.accounts.addressThrottle.failureLimit = value
+            }
+            if let value = try accounts.int("address_failure_window_seconds", in: 60...86400) {
+                configuration.accounts.addressThrottle.windowSeconds = Int64(value)
+            }
+            if let value = try accounts.int("new_device_days", in: 0...3650) {
+                configuration.accounts.newDeviceWindowDays = value
+            }
             try accounts.finish()
         }
 
@@ -316,6 +325,9 @@ public enum ConfigurationLoader {
             deletion_grace_days = \(configuration.accounts.deletionGraceSeconds / 86400)
             purge_interval_seconds = \(configuration.accounts.purgeIntervalSeconds)
             invitation_lifetime_seconds = \(configuration.accounts.invitationLifetimeSeconds)
+            address_failure_limit = \(configuration.accounts.addressThrottle.failureLimit)
+            address_failure_window_seconds = \(configuration.accounts.addressThrottle.windowSeconds)
+            new_device_days = \(configuration.accounts.newDeviceWindowDays)
 
             [sessions]
             cache_entries = \(configuration.sessions.cacheEntries)

@@ -19,6 +19,7 @@ enum EventPayloadTypes {
         "password.reset": Moat_V1_PasswordReset.protoMessageName,
         "password_reset.unknown_email": Moat_V1_PasswordResetUnknownEmail.protoMessageName,
         "session.revoked": Moat_V1_SessionRevoked.protoMessageName,
+        "session.new_device": Moat_V1_SessionNewDevice.protoMessageName,
         "two_factor.enabled": Moat_V1_TwoFactorEnabled.protoMessageName,
         "two_factor.disabled": Moat_V1_TwoFactorDisabled.protoMessageName,
         "two_factor.recovery_codes_regenerated": Moat_V1_TwoFactorRecoveryCodesRegenerated.protoMessageName,

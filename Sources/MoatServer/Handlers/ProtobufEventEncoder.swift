@@ -38,7 +38,8 @@ public struct ProtobufEventEncoder: EventEncoder {
                 $0.userAgent = userAgent
                 $0.revokedSessions = UInt32(clamping: revoked)
             }
-        case .passwordResetRequested(let userID, let email, let token, let expiresAt, let ip, let userAgent):
+        case .passwordResetRequested(
+            let userID, let email, let token, let expiresAt, let ip, let userAgent, let restoresAccount):
             message = Moat_V1_PasswordResetRequested.with {
                 $0.userID = userID.rawValue
                 $0.email = email
@@ -46,6 +47,7 @@ public struct ProtobufEventEncoder: EventEncoder {
                 $0.expiresAtUnix = expiresAt.seconds
                 $0.ip = ip
                 $0.userAgent = userAgent
+                $0.restoresAccount = restoresAccount
             }
         case .passwordReset(let userID, let email, let revoked):
             message = Moat_V1_PasswordReset.with {
@@ -63,6 +65,21 @@ public struct ProtobufEventEncoder: EventEncoder {
                 $0.sessionID = sessionID.rawValue
                 $0.userID = userID.rawValue
                 $0.reason = reason
+            }
+        case .sessionNewDevice(
+            let userID, let email, let sessionID, let deviceType, let os, let browser, let ip, let location,
+            let deviceName, let signedInAt):
+            message = Moat_V1_SessionNewDevice.with {
+                $0.userID = userID.rawValue
+                $0.email = email
+                $0.sessionID = sessionID.rawValue
+                $0.deviceType = deviceType
+                $0.os = os
+                $0.browser = browser
+                $0.ip = ip
+                $0.location = location
+                $0.deviceName = deviceName
+                $0.signedInAtUnix = signedInAt.seconds
             }
         case .twoFactorEnabled(let userID, let email, let replaced):
             message = Moat_V1_TwoFactorEnabled.with {

@@ -120,7 +120,8 @@ struct UsersHandler: Moat_V1_UsersService {
         -> Moat_V1_ResetPasswordResponse
     {
         let revoked = try await accounts.resetPassword(
-            tenant: try await accounts.tenant(context), token: request.token, newPassword: request.newPassword)
+            tenant: try await accounts.tenant(context), token: request.token, newPassword: request.newPassword,
+            code: request.code)
         return .with { $0.revokedSessions = UInt32(clamping: revoked) }
     }
 

@@ -12,7 +12,8 @@
 ///   rebuild, and the store rejects an unknown value when it reads the row.
 /// - Every table carries `tenant_id` (`tenants` is keyed by its own `id`);
 ///   only `meta`, `event_consumers` (readers of every tenant's events, see
-///   `version3`) and the migrator's `schema_migrations` hold daemon-wide facts.
+///   `version3`), `address_failures` (counted across tenants, see `version6`)
+///   and the migrator's `schema_migrations` hold daemon-wide facts.
 /// - Rows that belong to a user reference it by `(tenant_id, user_id)`, so the
 ///   schema itself refuses a session, reset token or log line whose tenant is
 ///   not its user's tenant. Foreign keys are immediate (checked per
@@ -20,7 +21,7 @@
 ///   group-commit batch at COMMIT.
 public enum AccountSchema {
     /// Every migration of the account store, in version order.
-    public static let migrations: [Migration] = [version1, version2, version3, version4, version5]
+    public static let migrations: [Migration] = [version1, version2, version3, version4, version5, version6]
 
     /// The tables the migrations create (the migrator adds
     /// `schema_migrations`; SQLite adds `sqlite_sequence` for the
@@ -28,7 +29,7 @@ public enum AccountSchema {
     public static let tables = [
         "tenants", "users", "sessions", "password_resets", "events", "security_log", "meta",
         "two_factor", "two_factor_pending", "recovery_codes", "sign_in_challenges", "event_consumers",
-        "teams", "team_members", "team_invitations",
+        "teams", "team_members", "team_invitations", "address_failures",
     ]
 
     /// Version 1: every table.

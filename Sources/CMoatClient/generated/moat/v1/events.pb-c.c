@@ -817,6 +817,51 @@ void   moat__v1__session_revoked__free_unpacked
   assert(message->base.descriptor == &moat__v1__session_revoked__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   moat__v1__session_new_device__init
+                     (Moat__V1__SessionNewDevice         *message)
+{
+  static const Moat__V1__SessionNewDevice init_value = MOAT__V1__SESSION_NEW_DEVICE__INIT;
+  *message = init_value;
+}
+size_t moat__v1__session_new_device__get_packed_size
+                     (const Moat__V1__SessionNewDevice *message)
+{
+  assert(message->base.descriptor == &moat__v1__session_new_device__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t moat__v1__session_new_device__pack
+                     (const Moat__V1__SessionNewDevice *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &moat__v1__session_new_device__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t moat__v1__session_new_device__pack_to_buffer
+                     (const Moat__V1__SessionNewDevice *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &moat__v1__session_new_device__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Moat__V1__SessionNewDevice *
+       moat__v1__session_new_device__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Moat__V1__SessionNewDevice *)
+     protobuf_c_message_unpack (&moat__v1__session_new_device__descriptor,
+                                allocator, len, data);
+}
+void   moat__v1__session_new_device__free_unpacked
+                     (Moat__V1__SessionNewDevice *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &moat__v1__session_new_device__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   moat__v1__password_reset_unknown_email__init
                      (Moat__V1__PasswordResetUnknownEmail         *message)
 {
@@ -2637,7 +2682,7 @@ const ProtobufCMessageDescriptor moat__v1__password_changed__descriptor =
   (ProtobufCMessageInit) moat__v1__password_changed__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor moat__v1__password_reset_requested__field_descriptors[6] =
+static const ProtobufCFieldDescriptor moat__v1__password_reset_requested__field_descriptors[7] =
 {
   {
     "user_id",
@@ -2711,11 +2756,24 @@ static const ProtobufCFieldDescriptor moat__v1__password_reset_requested__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "restores_account",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__PasswordResetRequested, restores_account),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__password_reset_requested__field_indices_by_name[] = {
   1,   /* field[1] = email */
   3,   /* field[3] = expires_at_unix */
   4,   /* field[4] = ip */
+  6,   /* field[6] = restores_account */
   2,   /* field[2] = token */
   5,   /* field[5] = user_agent */
   0,   /* field[0] = user_id */
@@ -2723,7 +2781,7 @@ static const unsigned moat__v1__password_reset_requested__field_indices_by_name[
 static const ProtobufCIntRange moat__v1__password_reset_requested__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor moat__v1__password_reset_requested__descriptor =
 {
@@ -2733,7 +2791,7 @@ const ProtobufCMessageDescriptor moat__v1__password_reset_requested__descriptor 
   "Moat__V1__PasswordResetRequested",
   "moat.v1",
   sizeof(Moat__V1__PasswordResetRequested),
-  6,
+  7,
   moat__v1__password_reset_requested__field_descriptors,
   moat__v1__password_reset_requested__field_indices_by_name,
   1,  moat__v1__password_reset_requested__number_ranges,
@@ -2866,6 +2924,161 @@ const ProtobufCMessageDescriptor moat__v1__session_revoked__descriptor =
   moat__v1__session_revoked__field_indices_by_name,
   1,  moat__v1__session_revoked__number_ranges,
   (ProtobufCMessageInit) moat__v1__session_revoked__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor moat__v1__session_new_device__field_descriptors[10] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "email",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, email),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, session_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device_type",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, device_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "os",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, os),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "browser",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, browser),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ip",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, ip),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "location",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, location),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "device_name",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, device_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "signed_in_at_unix",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__SessionNewDevice, signed_in_at_unix),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned moat__v1__session_new_device__field_indices_by_name[] = {
+  5,   /* field[5] = browser */
+  8,   /* field[8] = device_name */
+  3,   /* field[3] = device_type */
+  1,   /* field[1] = email */
+  6,   /* field[6] = ip */
+  7,   /* field[7] = location */
+  4,   /* field[4] = os */
+  2,   /* field[2] = session_id */
+  9,   /* field[9] = signed_in_at_unix */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange moat__v1__session_new_device__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 10 }
+};
+const ProtobufCMessageDescriptor moat__v1__session_new_device__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "moat.v1.SessionNewDevice",
+  "SessionNewDevice",
+  "Moat__V1__SessionNewDevice",
+  "moat.v1",
+  sizeof(Moat__V1__SessionNewDevice),
+  10,
+  moat__v1__session_new_device__field_descriptors,
+  moat__v1__session_new_device__field_indices_by_name,
+  1,  moat__v1__session_new_device__number_ranges,
+  (ProtobufCMessageInit) moat__v1__session_new_device__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor moat__v1__password_reset_unknown_email__field_descriptors[2] =

@@ -2019,7 +2019,7 @@ const ProtobufCMessageDescriptor moat__v1__request_password_reset_response__desc
   (ProtobufCMessageInit) moat__v1__request_password_reset_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor moat__v1__reset_password_request__field_descriptors[2] =
+static const ProtobufCFieldDescriptor moat__v1__reset_password_request__field_descriptors[3] =
 {
   {
     "token",
@@ -2045,15 +2045,28 @@ static const ProtobufCFieldDescriptor moat__v1__reset_password_request__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "code",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__ResetPasswordRequest, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__reset_password_request__field_indices_by_name[] = {
+  2,   /* field[2] = code */
   1,   /* field[1] = new_password */
   0,   /* field[0] = token */
 };
 static const ProtobufCIntRange moat__v1__reset_password_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 3 }
 };
 const ProtobufCMessageDescriptor moat__v1__reset_password_request__descriptor =
 {
@@ -2063,7 +2076,7 @@ const ProtobufCMessageDescriptor moat__v1__reset_password_request__descriptor =
   "Moat__V1__ResetPasswordRequest",
   "moat.v1",
   sizeof(Moat__V1__ResetPasswordRequest),
-  2,
+  3,
   moat__v1__reset_password_request__field_descriptors,
   moat__v1__reset_password_request__field_indices_by_name,
   1,  moat__v1__reset_password_request__number_ranges,

@@ -33,6 +33,7 @@ typedef struct Moat__V1__PasswordChanged Moat__V1__PasswordChanged;
 typedef struct Moat__V1__PasswordResetRequested Moat__V1__PasswordResetRequested;
 typedef struct Moat__V1__PasswordReset Moat__V1__PasswordReset;
 typedef struct Moat__V1__SessionRevoked Moat__V1__SessionRevoked;
+typedef struct Moat__V1__SessionNewDevice Moat__V1__SessionNewDevice;
 typedef struct Moat__V1__PasswordResetUnknownEmail Moat__V1__PasswordResetUnknownEmail;
 typedef struct Moat__V1__TwoFactorEnabled Moat__V1__TwoFactorEnabled;
 typedef struct Moat__V1__TwoFactorDisabled Moat__V1__TwoFactorDisabled;
@@ -378,10 +379,15 @@ struct  Moat__V1__PasswordResetRequested
   int64_t expires_at_unix;
   char *ip;
   char *user_agent;
+  /*
+   * The account is pending deletion: using the token also restores it
+   * (with a current code when 2FA is on). The mail should say so.
+   */
+  protobuf_c_boolean restores_account;
 };
 #define MOAT__V1__PASSWORD_RESET_REQUESTED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__password_reset_requested__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -420,6 +426,42 @@ struct  Moat__V1__SessionRevoked
 #define MOAT__V1__SESSION_REVOKED__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__session_revoked__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+/*
+ * session.new_device: a successful sign-in from a device (OS and browser
+ * family) and network (the /24 of an IPv4 address, the /48 of an IPv6 one)
+ * the user has not signed in from in the configured days (90 by default,
+ * accounts.new_device_days). An account's very first sign-in sends none.
+ * Who reacts: mail ("New sign-in to your account", with what to do if it
+ * was not them).
+ */
+struct  Moat__V1__SessionNewDevice
+{
+  ProtobufCMessage base;
+  char *user_id;
+  char *email;
+  char *session_id;
+  /*
+   * "desktop", "mobile", "tablet", "bot", "unknown".
+   */
+  char *device_type;
+  /*
+   * OS and browser family, e.g. "macOS" and "Safari"; empty when unknown.
+   */
+  char *os;
+  char *browser;
+  char *ip;
+  /*
+   * As the calling service gave it (ClientDetails.location).
+   */
+  char *location;
+  char *device_name;
+  int64_t signed_in_at_unix;
+};
+#define MOAT__V1__SESSION_NEW_DEVICE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&moat__v1__session_new_device__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -1157,6 +1199,25 @@ Moat__V1__SessionRevoked *
 void   moat__v1__session_revoked__free_unpacked
                      (Moat__V1__SessionRevoked *message,
                       ProtobufCAllocator *allocator);
+/* Moat__V1__SessionNewDevice methods */
+void   moat__v1__session_new_device__init
+                     (Moat__V1__SessionNewDevice         *message);
+size_t moat__v1__session_new_device__get_packed_size
+                     (const Moat__V1__SessionNewDevice   *message);
+size_t moat__v1__session_new_device__pack
+                     (const Moat__V1__SessionNewDevice   *message,
+                      uint8_t             *out);
+size_t moat__v1__session_new_device__pack_to_buffer
+                     (const Moat__V1__SessionNewDevice   *message,
+                      ProtobufCBuffer     *buffer);
+Moat__V1__SessionNewDevice *
+       moat__v1__session_new_device__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   moat__v1__session_new_device__free_unpacked
+                     (Moat__V1__SessionNewDevice *message,
+                      ProtobufCAllocator *allocator);
 /* Moat__V1__PasswordResetUnknownEmail methods */
 void   moat__v1__password_reset_unknown_email__init
                      (Moat__V1__PasswordResetUnknownEmail         *message);
@@ -1593,6 +1654,9 @@ typedef void (*Moat__V1__PasswordReset_Closure)
 typedef void (*Moat__V1__SessionRevoked_Closure)
                  (const Moat__V1__SessionRevoked *message,
                   void *closure_data);
+typedef void (*Moat__V1__SessionNewDevice_Closure)
+                 (const Moat__V1__SessionNewDevice *message,
+                  void *closure_data);
 typedef void (*Moat__V1__PasswordResetUnknownEmail_Closure)
                  (const Moat__V1__PasswordResetUnknownEmail *message,
                   void *closure_data);
@@ -1726,6 +1790,7 @@ extern const ProtobufCMessageDescriptor moat__v1__password_changed__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__password_reset_requested__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__password_reset__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__session_revoked__descriptor;
+extern const ProtobufCMessageDescriptor moat__v1__session_new_device__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__password_reset_unknown_email__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__two_factor_enabled__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__two_factor_disabled__descriptor;

@@ -295,10 +295,15 @@ struct  Moat__V1__ResetPasswordRequest
   ProtobufCMessage base;
   char *token;
   char *new_password;
+  /*
+   * A current TOTP code; required only when the reset restores an account
+   * with 2FA on.
+   */
+  char *code;
 };
 #define MOAT__V1__RESET_PASSWORD_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__reset_password_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 struct  Moat__V1__ResetPasswordResponse
