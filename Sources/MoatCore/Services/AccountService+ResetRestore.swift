@@ -41,7 +41,7 @@ extension AccountService {
             try writer.discardPasswordResets(tenant: tenant.id, user: current.id, at: now)
             // Deletion revoked every session already; this keeps the count honest.
             let revoked = try writer.revokeSessionsAnnouncing(
-                tenant: tenant.id, user: current.id, at: now, reason: "password_reset")
+                tenant: tenant.id, user: current.id, at: now, reason: SessionRevocationReason.passwordReset.rawValue)
             try writer.append(
                 .passwordReset(userID: current.id, email: current.email, revokedSessions: revoked.count),
                 tenant: tenant.id, at: now)
