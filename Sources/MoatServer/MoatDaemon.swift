@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 public import MoatCore
 public import MoatRPC
-public import MoatStore
+import MoatStore
 public import MoatTransport
 import NIOPosix
 import ServiceLifecycle
@@ -28,8 +28,11 @@ public final class MoatDaemon: Sendable {
     public let server: UnixSocketServer
     /// The account domain (exposed for tests and embedding).
     public let accounts: AccountService
-    /// The account store.
-    public let store: SQLiteAccountStore
+    /// The account store (SQLite or PostgreSQL, per `store.backend`).
+    public let store: any AccountStore
+    private let backend: StoreBackend
+    /// Signalled after each committed write that appended events.
+    public var eventSignal: EventSignal { backend.eventSignal }
     /// The event stream (exposed for tests and embedding).
     public let events: EventStream
     private let hasher: PasswordHasher
@@ -51,10 +54,7 @@ public final class MoatDaemon: Sendable {
         extraServices: [any RPCService] = []
     ) async throws -> MoatDaemon {
         try prepareDataDirectory(configuration.dataDirectory)
-        let path = (configuration.dataDirectory as NSString).appendingPathComponent(databaseFileName)
-        let store = try await SQLiteAccountStore.open(
-            path: path, synchronous: configuration.store.synchronous == .full ? .full : .normal,
-            readerCount: configuration.store.readers, encoder: ProtobufEventEncoder(), logger: logger)
+        let store = try await StoreBackend.open(configuration: configuration, logger: logger)
         do {
             let recorded = try await store.meta(keyFingerprintKey).map { String(decoding: $0, as: UTF8.self) }
             let key = try KeyFile.load(directory: configuration.dataDirectory, mayCreate: recorded == nil)
@@ -62,7 +62,17 @@ public final class MoatDaemon: Sendable {
                 throw DaemonStartError(
                     "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(recorded))")
             }
-            if recorded == nil { try await store.setMeta(keyFingerprintKey, Array(key.fingerprint.utf8)) }
+            if recorded == nil {
+                // Instances starting together on an empty PostgreSQL: the
+                // first fingerprint recorded wins, the others refuse.
+                let winner = String(
+                    decoding: try await store.setMetaIfAbsent(keyFingerprintKey, Array(key.fingerprint.utf8)),
+                    as: UTF8.self)
+                if winner != key.fingerprint {
+                    throw DaemonStartError(
+                        "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(winner))")
+                }
+            }
             if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
             let hasher = try PasswordHasher(configuration: configuration.hashing)
             return MoatDaemon(
@@ -78,11 +88,13 @@ public final class MoatDaemon: Sendable {
     static let keyFingerprintKey = "master_key_fingerprint"
 
     private init(
-        configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher, secrets: SecretKeyring,
+        configuration: MoatConfiguration, store backend: StoreBackend, hasher: PasswordHasher, secrets: SecretKeyring,
         clock: any WallClock, logger: Logger, extraServices: [any RPCService]
     ) {
         self.configuration = configuration
         self.logger = logger
+        self.backend = backend
+        let store = backend.store
         self.store = store
         self.hasher = hasher
         let accounts = AccountService(
@@ -93,7 +105,7 @@ public final class MoatDaemon: Sendable {
             secrets: secrets)
         self.accounts = accounts
         let events = EventStream(
-            store: store, signal: store.eventSignal, clock: clock, configuration: configuration.events.stream)
+            store: store, signal: backend.eventSignal, clock: clock, configuration: configuration.events.stream)
         self.events = events
 
         let serving = ServingState()
@@ -160,7 +172,7 @@ public final class MoatDaemon: Sendable {
 
     /// Closes the store and stops the hashing threads.
     private func close() async {
-        await store.close()
+        await backend.close()
         hasher.shutdown()
     }
 

@@ -423,6 +423,14 @@ final class DeletionQueryParityTests: XCTestCase {
             path: directory.path(), readerCount: 2, encoder: DeletionJSONEncoder(), logger: testLogger)
         let fromSQL = try await answers(sqlite)
         await sqlite.close()
+        var fromPostgres: Answers?
+        if testPostgresURL != nil {
+            let schema = try await PostgresTestSchema.create()
+            let postgres = try await schema.openStore(encoder: DeletionJSONEncoder())
+            fromPostgres = try await answers(postgres)
+            await postgres.close()
+            await schema.drop()
+        }
 
         // The expected answers, spelled out once; both stores must give them.
         let expected = Answers(
@@ -439,6 +447,7 @@ final class DeletionQueryParityTests: XCTestCase {
             revokedAgain: 0)
         XCTAssertEqual(memory, expected, "memory")
         XCTAssertEqual(fromSQL, expected, "sqlite")
+        if let fromPostgres { XCTAssertEqual(fromPostgres, expected, "postgres") }
     }
 
     func testDeletingAUserOrTenantThatIsNotThereIsFalse() async throws {
@@ -446,7 +455,11 @@ final class DeletionQueryParityTests: XCTestCase {
         defer { directory.remove() }
         let sqlite = try await SQLiteAccountStore.open(
             path: directory.path(), readerCount: 2, encoder: DeletionJSONEncoder(), logger: testLogger)
-        for store in [MemoryAccountStore(encoder: DeletionJSONEncoder()), sqlite] as [any AccountStore] {
+        var stores: [any AccountStore] = [MemoryAccountStore(encoder: DeletionJSONEncoder()), sqlite]
+        let schema = testPostgresURL != nil ? try await PostgresTestSchema.create() : nil
+        let postgres = try await schema?.openStore(encoder: DeletionJSONEncoder())
+        if let postgres { stores.append(postgres) }
+        for store in stores {
             let t1 = Tenant(id: .random(), slug: "one", name: "One", policy: TenantPolicy(), createdAt: ms(1))
             let t2 = Tenant(id: .random(), slug: "two", name: "Two", policy: TenantPolicy(), createdAt: ms(1))
             let member = user(t1.id, "m@one.test", role: .member, status: .active, purgeAfter: nil)
@@ -467,5 +480,7 @@ final class DeletionQueryParityTests: XCTestCase {
             XCTAssertEqual(outcomes, [false, false, false, true, false], "\(type(of: store))")
         }
         await sqlite.close()
+        await postgres?.close()
+        await schema?.drop()
     }
 }
