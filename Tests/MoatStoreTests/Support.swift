@@ -163,7 +163,7 @@ struct PostgresTestSchema {
         guard let base = testPostgresURL else { throw XCTSkip(postgresSkipMessage) }
         let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let admin = try await PostgresDatabase.open(
-            configuration: PostgresConfiguration(url: base, connections: 1), migrations: [], logger: testLogger)
+            configuration: PostgresConfiguration(url: base, connections: 1), migrations: nil, logger: testLogger)
         try await admin.write { db in try db.execute("CREATE SCHEMA \(name)", []) }
         await admin.close()
         let separator = base.contains("?") ? "&" : "?"
@@ -185,7 +185,7 @@ struct PostgresTestSchema {
     func drop() async {
         guard let base = testPostgresURL,
             let admin = try? await PostgresDatabase.open(
-                configuration: PostgresConfiguration(url: base, connections: 1), migrations: [], logger: testLogger)
+                configuration: PostgresConfiguration(url: base, connections: 1), migrations: nil, logger: testLogger)
         else { return }
         _ = try? await admin.write { db in try db.execute("DROP SCHEMA \(name) CASCADE", []) }
         await admin.close()

@@ -81,14 +81,15 @@ public final class PostgresDatabase: Sendable {
     deinit { core.jobs.close() }
 
     /// Connects, applies pending migrations under the advisory lock, then
-    /// starts the pool. Throws `INVALID_CONFIGURATION`, `STORE_UNAVAILABLE`
+    /// starts the pool. With `migrations` nil the schema is left alone and
+    /// not checked (tools and tests that only need connections). Throws `INVALID_CONFIGURATION`, `STORE_UNAVAILABLE`
     /// (the server cannot be reached), or the migrator's errors
     /// (`SCHEMA_TOO_NEW`, `MIGRATION_MISMATCH`, `MIGRATION_FAILED`).
     public static func open(
-        configuration: PostgresConfiguration, migrations: [Migration], logger: Logger = Logger(label: "moat.store")
+        configuration: PostgresConfiguration, migrations: [Migration]?, logger: Logger = Logger(label: "moat.store")
     ) async throws -> PostgresDatabase {
         try configuration.validate()
-        _ = try Migrator.validate(migrations)
+        if let migrations { _ = try Migrator.validate(migrations) }
         let core = PostgresCore(configuration: configuration, logger: logger)
         do {
             let report = try await withCheckedThrowingContinuation {
@@ -96,8 +97,13 @@ public final class PostgresDatabase: Sendable {
                 core.startThread(named: threadNamePrefix + "0") {
                     let slot = PostgresSlot(configuration: configuration)
                     do {
-                        started.resume(
-                            returning: try PostgresMigrator.migrate(try slot.connection(), migrations: migrations, logger: logger))
+                        let connection = try slot.connection()
+                        if let migrations {
+                            started.resume(
+                                returning: try PostgresMigrator.migrate(connection, migrations: migrations, logger: logger))
+                        } else {
+                            started.resume(returning: MigrationReport(previousVersion: 0, currentVersion: 0, applied: []))
+                        }
                     } catch {
                         started.resume(throwing: error)
                         return
