@@ -75,6 +75,8 @@ final class PostgresConnection {
             PQfinish(connection)
             throw StoreError(.unavailable, message: "cannot connect to PostgreSQL: \(message)")
         }
+        // Server notices ("relation exists, skipping") would go to stderr.
+        _ = PQsetNoticeProcessor(connection, { _, _ in }, nil)
         handle = connection
         translations.removeAll(keepingCapacity: true)
     }
