@@ -306,7 +306,7 @@ final class PostgresStoreTests: XCTestCase {
             }
         }
         let killed = try await killAll()
-        XCTAssertEqual(killed, 2)
+        XCTAssertGreaterThanOrEqual(killed, 2, "the pool's two connections (and the event listener's)")
         let read = try await store.read { try $0.tenant(id: acme.id) }
         XCTAssertEqual(read?.slug, "acme")
         try await store.write { try $0.insert(tenant("beta")) }
@@ -368,6 +368,43 @@ final class PostgresStoreTests: XCTestCase {
         let taken = await thrown { try await store.write { try $0.insert(user(acme.id, "same@acme.test")) } }
         XCTAssertEqual(taken as? DomainError, .emailTaken)
         await store.close()
+        await schema.drop()
+    }
+
+    /// A long poll waiting on one instance wakes when an event commits
+    /// through another (LISTEN/NOTIFY at commit), well before its wait ends;
+    /// a rolled-back append wakes nobody.
+    func testALongPollOnOneInstanceWakesForACommitOnAnother() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let writer = try await schema.openStore(encoder: PayloadIsType(), connections: 2)
+        let reader = try await schema.openStore(encoder: PayloadIsType(), connections: 2)
+        let acme = tenant("acme")
+        try await writer.write { try $0.insert(acme) }
+        let stream = EventStream(store: reader, signal: reader.eventSignal)
+        _ = try await stream.poll(consumer: "mail")
+        // The listener connects on its own thread: give it a moment to LISTEN.
+        try await Task.sleep(for: .milliseconds(300))
+
+        let before = reader.eventSignal.generation
+        _ = await thrown {
+            try await writer.write { writer in
+                try writer.append(.tenantPolicyUpdated(tenantID: acme.id), tenant: acme.id, at: ms(1))
+                throw IntentionalError()
+            }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(reader.eventSignal.generation, before, "no NOTIFY for a rolled-back write")
+
+        let started = ContinuousClock.now
+        let poll = Task { try await stream.poll(consumer: "mail", waitMilliseconds: 20_000) }
+        for _ in 0..<5000 where reader.eventSignal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(reader.eventSignal.waiterCount, 1, "the poll waits on the other instance")
+        try await writer.write { try $0.append(.tenantPolicyUpdated(tenantID: acme.id), tenant: acme.id, at: ms(2)) }
+        let batch = try await poll.value
+        XCTAssertEqual(batch.events.map(\.type), ["tenant.policy_updated"])
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(10), "woken by the commit, not by the wait limit")
+        await writer.close()
+        await reader.close()
         await schema.drop()
     }
 

@@ -1,5 +1,7 @@
+import Foundation
 import Logging
 import MoatCore
+import Synchronization
 
 /// The account store on PostgreSQL: MoatCore's `AccountStore` over a
 /// ``PostgresDatabase`` with the ``PostgresSchema`` migrations.
@@ -24,13 +26,22 @@ import MoatCore
 public final class PostgresAccountStore: AccountStore {
     /// The underlying database (metrics, migration report, raw SQL for tests).
     public let database: PostgresDatabase
-    /// Signalled after each write that appended events has committed.
-    public let eventSignal = EventSignal()
+    /// Signalled after each write that appended events has committed, here
+    /// or (through LISTEN/NOTIFY) on any other instance on the database.
+    public let eventSignal: EventSignal
     private let encoder: any EventEncoder
+    private let listener: PostgresEventListener
 
-    private init(database: PostgresDatabase, encoder: any EventEncoder) {
+    /// The notification channel event-appending transactions notify at commit.
+    public static let eventChannel = "moat_events"
+
+    private init(
+        database: PostgresDatabase, encoder: any EventEncoder, listener: PostgresEventListener, eventSignal: EventSignal
+    ) {
         self.database = database
         self.encoder = encoder
+        self.listener = listener
+        self.eventSignal = eventSignal
     }
 
     /// Connects and applies the pending ``PostgresSchema`` migrations (under
@@ -40,11 +51,15 @@ public final class PostgresAccountStore: AccountStore {
     ) async throws -> PostgresAccountStore {
         let database = try await PostgresDatabase.open(
             configuration: configuration, migrations: PostgresSchema.migrations, logger: logger)
-        return PostgresAccountStore(database: database, encoder: encoder)
+        let signal = EventSignal()
+        let listener = PostgresEventListener(configuration: configuration, signal: signal, logger: logger)
+        listener.start()
+        return PostgresAccountStore(database: database, encoder: encoder, listener: listener, eventSignal: signal)
     }
 
     /// Lets queued transactions finish and closes every connection. Idempotent.
     public func close() async {
+        await listener.stop()
         await database.close()
     }
 
@@ -147,6 +162,9 @@ struct PostgresAccountWriter: SQLiteAccountWriting {
             SELECT value, ?, ?, ?, ?, ? FROM next
             """,
             [tenant.rawValue, event.type, event.subject, encoder.encode(event), at.milliseconds])
+        // Delivered at commit (never for a rolled-back write) to every
+        // instance's listener; repeats within a transaction fold into one.
+        try db.execute("SELECT pg_notify(?, '')", [PostgresAccountStore.eventChannel])
         appended?.set()
     }
 
@@ -176,5 +194,72 @@ struct PostgresAccountWriter: SQLiteAccountWriting {
 private enum PostgresEventSQL {
     static func newestSequence(_ db: PostgresQuerying) throws -> Int64 {
         try db.queryFirst("SELECT value FROM event_sequence WHERE id = 1", []) { try $0.int64("value") } ?? 0
+    }
+}
+
+// MARK: - Cross-instance wake-ups
+
+/// A dedicated connection that LISTENs on ``PostgresAccountStore/eventChannel``
+/// and signals the store's `EventSignal` when any instance commits events,
+/// so a long poll waiting here wakes for a write made through another
+/// moatd. Reconnects on its own; while it is down, long polls still end at
+/// their wait limit and local commits still signal directly.
+final class PostgresEventListener: Sendable {
+    private let configuration: PostgresConfiguration
+    private let signal: EventSignal
+    private let logger: Logger
+    private let stopping = Mutex(false)
+    private let exits = ExitLatch()
+
+    init(configuration: PostgresConfiguration, signal: EventSignal, logger: Logger) {
+        self.configuration = configuration
+        self.signal = signal
+        self.logger = logger
+    }
+
+    func start() {
+        exits.enter()
+        let thread = Thread { [self] in
+            run()
+            exits.leave()
+        }
+        thread.name = PostgresDatabase.threadNamePrefix + "listen"
+        thread.start()
+    }
+
+    func stop() async {
+        stopping.withLock { $0 = true }
+        await exits.wait()
+    }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    private func run() {
+        var connection: PostgresConnection?
+        var failures = 0
+        while !isStopping {
+            do {
+                if connection == nil || !(connection?.isUp ?? false) {
+                    let fresh = try PostgresConnection(url: configuration.url, password: configuration.password)
+                    try fresh.run("LISTEN \(PostgresAccountStore.eventChannel)")
+                    connection = fresh
+                    // Anything committed while we were away: wake the polls to look.
+                    if failures > 0 { signal.signal() }
+                    failures = 0
+                }
+                if let connection, try connection.waitForNotifications(timeout: .milliseconds(200)) > 0 {
+                    signal.signal()
+                }
+            } catch {
+                connection?.close()
+                connection = nil
+                failures += 1
+                if failures == 1 {
+                    logger.warning("event listener lost its connection; reconnecting", metadata: ["error": "\(error)"])
+                }
+                usleep(useconds_t(min(failures, 10) * 100_000))
+            }
+        }
+        connection?.close()
     }
 }

@@ -319,3 +319,37 @@ private func withCBuffers<R>(_ values: [[CChar]?], _ body: ([UnsafePointer<CChar
     defer { for buffer in buffers { buffer?.deallocate() } }
     return body(buffers.map { $0.map { UnsafePointer($0) } })
 }
+
+// MARK: - LISTEN
+
+extension PostgresConnection {
+    /// Waits up to `timeout` for notifications on a connection that ran
+    /// `LISTEN`; returns how many arrived. Throws `STORE_UNAVAILABLE` when
+    /// the connection dropped.
+    func waitForNotifications(timeout: Duration) throws -> Int {
+        guard let handle, PQstatus(handle) == CONNECTION_OK else {
+            throw StoreError(.unavailable, message: "the PostgreSQL listener connection is down")
+        }
+        var count = drainNotifications(handle)
+        if count > 0 { return count }
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let ready = poll(&descriptor, 1, milliseconds)
+        if ready > 0 {
+            guard PQconsumeInput(handle) == 1 else {
+                throw StoreError(.unavailable, message: "the PostgreSQL listener connection broke: \(Self.text(PQerrorMessage(handle)))")
+            }
+            count = drainNotifications(handle)
+        }
+        return count
+    }
+
+    private func drainNotifications(_ handle: OpaquePointer) -> Int {
+        var count = 0
+        while let notification = PQnotifies(handle) {
+            PQfreemem(notification)
+            count += 1
+        }
+        return count
+    }
+}
