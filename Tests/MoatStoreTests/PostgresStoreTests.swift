@@ -341,8 +341,8 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertEqual((error as? StoreError)?.reason, .unavailable, "\(String(describing: error))")
     }
 
-    /// Text PostgreSQL cannot hold (a NUL character) is refused with
-    /// `INVALID_TEXT`, nothing is written; a body that ignores a failed
+    /// Text PostgreSQL cannot hold (a NUL character) is INVALID_ARGUMENT
+    /// `INVALID_TEXT` (never internal), nothing is written; a body that ignores a failed
     /// statement gets `TRANSACTION_ABORTED` instead of a silent rollback.
     func testBadTextAndIgnoredFailuresKeepNothing() async throws {
         let schema = try await PostgresTestSchema.create()
@@ -350,7 +350,8 @@ final class PostgresStoreTests: XCTestCase {
         let acme = tenant("acme")
         try await store.write { try $0.insert(acme) }
         let nul = await thrown { try await store.write { try $0.insert(user(acme.id, "a\u{0}b@acme.test")) } }
-        XCTAssertEqual((nul as? StoreError)?.reason, .invalidText, "\(String(describing: nul))")
+        XCTAssertEqual(nul as? DomainError, PostgresAccountStore.invalidText, "\(String(describing: nul))")
+        XCTAssertEqual((nul as? DomainError)?.kind, .invalidArgument)
         let ignored = await thrown {
             try await store.database.write { db in
                 try db.execute("INSERT INTO meta (key, value) VALUES ('k', ?)", [[UInt8(1)]])

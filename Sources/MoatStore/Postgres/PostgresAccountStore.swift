@@ -122,11 +122,18 @@ public final class PostgresAccountStore: AccountStore {
     public static let unavailable = DomainError(
         .unavailable, "STORE_UNAVAILABLE", "the database is unavailable; try again")
 
+    /// The domain's answer to text PostgreSQL cannot store (a NUL
+    /// character, which SQLite would keep): a bad argument, not a failure.
+    public static let invalidText = DomainError(
+        .invalidArgument, "INVALID_TEXT", "a text value contains a NUL character")
+
     private static func translating<T>(_ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
         } catch let error as StoreError where error.reason == .unavailable || error.reason == .serializationFailure {
             throw unavailable
+        } catch let error as StoreError where error.reason == .invalidText {
+            throw invalidText
         }
     }
 }

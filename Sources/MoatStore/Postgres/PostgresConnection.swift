@@ -58,8 +58,10 @@ final class PostgresConnection {
     private func connect() throws {
         // The URL goes in as `dbname` with expand_dbname, so the password can
         // travel beside it without ever being part of a string we log.
-        var keywords = ["dbname", "fallback_application_name"]
-        var values = [url, "moatd"]
+        // connect_timeout comes first so that one in the URL wins: without
+        // any, libpq waits for a silent host as long as TCP does.
+        var keywords = ["connect_timeout", "dbname", "fallback_application_name"]
+        var values = ["10", url, "moatd"]
         if let password {
             keywords.append("password")
             values.append(password)
