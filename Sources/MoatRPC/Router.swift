@@ -3,20 +3,42 @@
 public struct Router: Sendable {
     private var table: [String: ServerMethod] = [:]
 
-    /// Creates a router serving the given services. A path registered twice
-    /// keeps the last registration.
-    public init(services: [any RPCService] = []) {
-        for service in services { register(service) }
+    /// A registration the router refused.
+    public enum RegistrationError: Error, Equatable {
+        /// The path is registered already; use ``Router/replace(_:)`` to
+        /// override it on purpose.
+        case duplicate(path: String)
+        /// ``Router/replace(_:)`` of a path nothing registered.
+        case nothingToReplace(path: String)
+    }
+
+    /// Creates a router serving the given services.
+    ///
+    /// - Throws: ``RegistrationError/duplicate(path:)`` if two methods
+    ///   share a path.
+    public init(services: [any RPCService] = []) throws(RegistrationError) {
+        for service in services { try register(service) }
     }
 
     /// Adds every method of a service.
-    public mutating func register(_ service: any RPCService) {
-        for method in service.methods { register(method) }
+    public mutating func register(_ service: any RPCService) throws(RegistrationError) {
+        for method in service.methods { try register(method) }
     }
 
-    /// Adds (or replaces) one method.
-    public mutating func register(_ method: ServerMethod) {
-        table[method.descriptor.path] = method
+    /// Adds one method. A second registration of a path is refused: an
+    /// override must say so with ``replace(_:)``.
+    public mutating func register(_ method: ServerMethod) throws(RegistrationError) {
+        let path = method.descriptor.path
+        guard table[path] == nil else { throw .duplicate(path: path) }
+        table[path] = method
+    }
+
+    /// Replaces a registered method, declared as such (e.g. a method's
+    /// generated entry by one with a synchronous fast path).
+    public mutating func replace(_ method: ServerMethod) throws(RegistrationError) {
+        let path = method.descriptor.path
+        guard table[path] != nil else { throw .nothingToReplace(path: path) }
+        table[path] = method
     }
 
     /// The method for a wire path, or nil.

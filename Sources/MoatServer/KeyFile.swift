@@ -26,9 +26,10 @@ public struct KeyFile: Sendable {
     public static let fileName = "master.key"
 
     /// Loads the key, creating it when missing and `mayCreate` (the
-    /// database has no fingerprint yet).
-    public static func load(directory: String, mayCreate: Bool) throws -> KeyFile {
-        let path = (directory as NSString).appendingPathComponent(fileName)
+    /// database has no fingerprint yet). `name` is the file inside
+    /// `directory` (a rotation keeps the old key as `master.<id>.key`).
+    public static func load(directory: String, mayCreate: Bool, name: String = fileName) throws -> KeyFile {
+        let path = (directory as NSString).appendingPathComponent(name)
         var info = stat()
         if lstat(path, &info) != 0 {
             guard errno == ENOENT else { throw DaemonStartError("cannot read \(path): \(String(cString: strerror(errno)))") }
@@ -56,7 +57,7 @@ public struct KeyFile: Sendable {
         return KeyFile(key: key, fingerprint: fingerprint(of: key), created: false)
     }
 
-    private static func create(_ path: String) throws -> KeyFile {
+    static func create(_ path: String) throws -> KeyFile {
         let key = try SecureRandom.bytes(32)
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw DaemonStartError("cannot create \(path): \(String(cString: strerror(errno)))") }

@@ -2,7 +2,7 @@ import Foundation
 public import Logging
 public import MoatCore
 public import MoatRPC
-import MoatStore
+public import MoatStore
 public import MoatTransport
 import NIOPosix
 import ServiceLifecycle
@@ -33,12 +33,19 @@ public final class MoatDaemon: Sendable {
     private let backend: StoreBackend
     /// Signalled after each committed write that appended events.
     public var eventSignal: EventSignal { backend.eventSignal }
+    /// The SQLite store, when `store.backend` is `sqlite` (tests, embedding).
+    public var sqliteStore: SQLiteAccountStore? {
+        if case .sqlite(let store) = backend { store } else { nil }
+    }
     /// The event stream (exposed for tests and embedding).
     public let events: EventStream
-    private let hasher: PasswordHasher
+    private let hashingPool: HashingThreadPool
     private let serving: ServingState
     private let logger: Logger
     private let group: ServiceGroup
+    private let notifier: SystemdNotifier?
+    /// Master-key rotation (exposed for tests and embedding).
+    public let keyRotation: KeyRotation
 
     /// The database file inside the data directory.
     public static let databaseFileName = "moat.db"
@@ -56,28 +63,18 @@ public final class MoatDaemon: Sendable {
         try prepareDataDirectory(configuration.dataDirectory)
         let store = try await StoreBackend.open(configuration: configuration, logger: logger)
         do {
-            let recorded = try await store.meta(keyFingerprintKey).map { String(decoding: $0, as: UTF8.self) }
-            let key = try KeyFile.load(directory: configuration.dataDirectory, mayCreate: recorded == nil)
-            if let recorded, recorded != key.fingerprint {
-                throw DaemonStartError(
-                    "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(recorded))")
+            let keys = try await MasterKeys.load(directory: configuration.dataDirectory, store: store.keyStore, logger: logger)
+            let hashingPool = HashingThreadPool(configuration: configuration.hashing)
+            let hasher: PasswordHasher
+            do {
+                hasher = try PasswordHasher(configuration: configuration.hashing, executor: hashingPool)
+            } catch {
+                await hashingPool.shutdown()
+                throw error
             }
-            if recorded == nil {
-                // Instances starting together on an empty PostgreSQL: the
-                // first fingerprint recorded wins, the others refuse.
-                let winner = String(
-                    decoding: try await store.setMetaIfAbsent(keyFingerprintKey, Array(key.fingerprint.utf8)),
-                    as: UTF8.self)
-                if winner != key.fingerprint {
-                    throw DaemonStartError(
-                        "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(winner))")
-                }
-            }
-            if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
-            let hasher = try PasswordHasher(configuration: configuration.hashing)
-            return MoatDaemon(
-                configuration: configuration, store: store, hasher: hasher,
-                secrets: SecretKeyring(current: (id: key.fingerprint, key: key.key)), clock: clock, logger: logger,
+            return try MoatDaemon(
+                configuration: configuration, store: store, hasher: hasher, hashingPool: hashingPool,
+                secrets: keys.keyring, retiringKey: keys.retiring?.fingerprint, clock: clock, logger: logger,
                 extraServices: extraServices)
         } catch {
             await store.close()
@@ -85,18 +82,19 @@ public final class MoatDaemon: Sendable {
         }
     }
 
-    static let keyFingerprintKey = "master_key_fingerprint"
+    static let keyFingerprintKey = MasterKeys.currentKey
 
     private init(
-        configuration: MoatConfiguration, store backend: StoreBackend, hasher: PasswordHasher, secrets: SecretKeyring,
-        clock: any WallClock, logger: Logger, extraServices: [any RPCService]
-    ) {
+        configuration: MoatConfiguration, store backend: StoreBackend, hasher: PasswordHasher,
+        hashingPool: HashingThreadPool, secrets: SecretKeyring, retiringKey: String?, clock: any WallClock,
+        logger: Logger, extraServices: [any RPCService]
+    ) throws {
         self.configuration = configuration
         self.logger = logger
         self.backend = backend
         let store = backend.store
         self.store = store
-        self.hasher = hasher
+        self.hashingPool = hashingPool
         let accounts = AccountService(
             store: store, hasher: hasher, clock: clock, configuration: configuration.accounts,
             sessionCache: SessionCache(
@@ -110,26 +108,63 @@ public final class MoatDaemon: Sendable {
 
         let serving = ServingState()
         self.serving = serving
+        // Metrics are exported when the process bootstrapped the backend
+        // (moatd does, first thing); embedders may not.
+        let exporter = MetricsExporter.bootstrappedRegistry.map {
+            MetricsExporter(registry: $0, accounts: accounts, events: events, store: backend)
+        }
+        let rotation = KeyRotation(
+            directory: configuration.dataDirectory, store: backend.keyStore, keyring: secrets, retiring: retiringKey, logger: logger,
+            batchSize: configuration.keys.rotationBatchSize)
+        self.keyRotation = rotation
         let sessions = SessionsHandler(accounts: accounts)
         let health = HealthService(state: serving)
-        var router = Router(services: [
+        var router = try Router(services: [
             health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,
             TwoFactorHandler(accounts: accounts),
             EventsHandler(events: events),
             TeamsHandler(accounts: accounts),
+            OperationsHandler(store: backend, keyRotation: rotation, metrics: exporter),
         ])
         // Answered on the event loop: Validate on a cache hit, Health always.
-        router.register(sessions.validateWithFastPath)
-        router.register(health.checkWithFastPath)
-        for service in extraServices { router.register(service) }
+        // They replace the generated entries, on purpose; an extra service
+        // cannot take over one of Moat's paths.
+        try router.replace(sessions.validateWithFastPath)
+        try router.replace(health.checkWithFastPath)
+        for service in extraServices { try router.register(service) }
+        router = try RPCMetrics.instrument(router)
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,
             access: configuration.accessPolicy(daemonUID: getuid()),
             limits: configuration.limits)
         serverConfiguration.socketMode = configuration.socket.mode
+        serverConfiguration.inheritedSocket = configuration.socket.inheritedDescriptor
         let server = UnixSocketServer(configuration: serverConfiguration, router: router, logger: logger)
         self.server = server
+        exporter?.attach(server: server)
+        var listener: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let address = configuration.metrics.listen {
+            if let exporter {
+                listener.append(
+                    .init(
+                        service: MetricsListener(
+                            address: address, socketMode: configuration.socket.mode, exporter: exporter, logger: logger),
+                        successTerminationBehavior: .ignore))
+            } else {
+                logger.warning("metrics.listen is set but no metrics backend was bootstrapped; not listening")
+            }
+        }
+        let notifier = SystemdNotifier.fromEnvironment()
+        self.notifier = notifier
+        let systemd: [ServiceGroupConfiguration.ServiceConfiguration] = notifier.map { notifier in
+            [.init(
+                service: SystemdNotifyService(
+                    notifier: notifier, watchdogInterval: SystemdNotifier.watchdogInterval(),
+                    eventLoops: MultiThreadedEventLoopGroup.singleton, store: backend, server: server,
+                    socketDescription: Self.socketDescription(configuration), logger: logger),
+                successTerminationBehavior: .ignore)]
+        } ?? []
         self.group = ServiceGroup(
             configuration: .init(
                 services: [
@@ -137,21 +172,28 @@ public final class MoatDaemon: Sendable {
                     // Shut down in reverse order: the server drains first,
                     // then the last last-active flush runs.
                     .init(
-                        service: SessionMaintenance(
+                        service: SessionMaintenance.lastActiveFlush(
                             accounts: accounts, settings: configuration.sessions, logger: logger),
                         successTerminationBehavior: .ignore),
                     .init(
-                        service: PurgeJob(
+                        service: SessionMaintenance.cleanup(
+                            accounts: accounts, settings: configuration.sessions, logger: logger),
+                        successTerminationBehavior: .ignore),
+                    .init(
+                        service: PurgeJob.service(
                             accounts: accounts, intervalSeconds: configuration.accounts.purgeIntervalSeconds,
                             logger: logger),
                         successTerminationBehavior: .ignore),
+                ] + listener + [
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
+                    // Stops re-sealing before the drain; the next start resumes.
+                    .init(service: KeyRotationService(rotation: rotation), successTerminationBehavior: .ignore),
                     // Told first: wakes waiting long polls so the drain
                     // does not wait for them.
                     .init(
-                        service: EventRetention(events: events, settings: configuration.events, logger: logger),
+                        service: EventRetention.service(events: events, settings: configuration.events, logger: logger),
                         successTerminationBehavior: .ignore),
-                ],
+                ] + systemd,  // last, so STOPPING=1 goes out the moment SIGTERM arrives
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
     }
@@ -162,6 +204,7 @@ public final class MoatDaemon: Sendable {
     public func run() async throws {
         do {
             try await server.start()
+            notifier?.send("READY=1\nSTATUS=Serving on \(Self.socketDescription(configuration))")
             try await group.run()
         } catch {
             await close()
@@ -170,10 +213,14 @@ public final class MoatDaemon: Sendable {
         await close()
     }
 
+    static func socketDescription(_ configuration: MoatConfiguration) -> String {
+        configuration.socketPath + (configuration.socket.inheritedDescriptor == nil ? "" : " (socket-activated)")
+    }
+
     /// Closes the store and stops the hashing threads.
     private func close() async {
         await backend.close()
-        hasher.shutdown()
+        await hashingPool.shutdown()
     }
 
     /// Starts a graceful shutdown, as SIGTERM does.

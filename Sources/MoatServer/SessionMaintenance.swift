@@ -1,49 +1,36 @@
 import Logging
 import MoatCore
-import ServiceLifecycle
 
-/// Background session work: writes last-active times kept in memory every
-/// flush interval (and once more on shutdown), and deletes ended sessions
-/// after the retention period.
-struct SessionMaintenance: Service {
-    let accounts: AccountService
-    let settings: MoatConfiguration.Sessions
-    let logger: Logger
-
-    func run() async throws {
-        var sinceCleanup = Duration.zero
-        let flushEvery = Duration.seconds(settings.lastActiveFlushSeconds)
-        // First cleanup soon after start, then every interval.
-        var cleanupDue = Duration.seconds(min(60, settings.cleanupIntervalSeconds))
-        while !Task.isShuttingDownGracefully {
-            do {
-                // Wakes at once when a graceful shutdown starts.
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: flushEvery) }
-            } catch {
-                break
-            }
-            await flush()
-            sinceCleanup += flushEvery
-            if sinceCleanup >= cleanupDue {
-                sinceCleanup = .zero
-                cleanupDue = .seconds(settings.cleanupIntervalSeconds)
-                do {
-                    let deleted = try await accounts.purgeEndedSessions(
-                        retentionSeconds: Int64(settings.retentionDays) * 86400)
-                    if deleted > 0 { logger.info("deleted ended sessions", metadata: ["moat.count": "\(deleted)"]) }
-                } catch {
-                    logger.warning("session cleanup failed", metadata: ["moat.error": "\(error)"])
-                }
-            }
-        }
-        await flush()
+/// Background session work: last-active times kept in memory are written
+/// every flush interval (and once more on shutdown, after the server has
+/// drained), and ended sessions are deleted after the retention period,
+/// soon after start and then every cleanup interval.
+enum SessionMaintenance {
+    /// Writes the last-active times kept in memory.
+    static func lastActiveFlush(
+        accounts: AccountService, settings: MoatConfiguration.Sessions, clock: JobClock = .continuous,
+        logger: Logger
+    ) -> PeriodicService {
+        let every = Duration.seconds(settings.lastActiveFlushSeconds)
+        return PeriodicService(
+            name: "last-active flush", firstDelay: every, interval: every, clock: clock, logger: logger,
+            work: { _ = try await accounts.flushLastActive() },
+            atShutdown: { _ = try await accounts.flushLastActive() })
     }
 
-    private func flush() async {
-        do {
-            try await accounts.flushLastActive()
-        } catch {
-            logger.warning("last-active flush failed; kept for the next one", metadata: ["moat.error": "\(error)"])
+    /// Deletes sessions that ended more than the retention period ago.
+    static func cleanup(
+        accounts: AccountService, settings: MoatConfiguration.Sessions, clock: JobClock = .continuous,
+        logger: Logger
+    ) -> PeriodicService {
+        let retentionSeconds = Int64(settings.retentionDays) * 86400
+        return PeriodicService(
+            name: "session cleanup", firstDelay: .seconds(min(60, settings.cleanupIntervalSeconds)),
+            interval: .seconds(settings.cleanupIntervalSeconds), clock: clock, logger: logger
+        ) {
+            // Flushes last-active times first, so no live session looks ended.
+            let deleted = try await accounts.purgeEndedSessions(retentionSeconds: retentionSeconds)
+            if deleted > 0 { logger.info("deleted ended sessions", metadata: ["moat.count": "\(deleted)"]) }
         }
     }
 }

@@ -62,22 +62,21 @@ enum StoreBackend: Sendable {
         }
     }
 
-    func meta(_ key: String) async throws -> [UInt8]? {
+    /// The store as master-key loading and rotation see it.
+    var keyStore: any MasterKeyStore {
         switch self {
-        case .sqlite(let store): try await store.meta(key)
-        case .postgres(let store): try await store.meta(key)
+        case .sqlite(let store): store
+        case .postgres(let store): store
         }
     }
 
-    /// Records the value unless one is recorded; returns the recorded value.
-    func setMetaIfAbsent(_ key: String, _ value: [UInt8]) async throws -> [UInt8] {
+    /// An empty write transaction: returns once the store's writer (the
+    /// SQLite writer thread, or a PostgreSQL connection) took and committed
+    /// one (the watchdog's probe).
+    func probeWrite() async throws {
         switch self {
-        case .sqlite(let store):
-            // One process owns the file: no race to lose.
-            try await store.setMeta(key, value)
-            return value
-        case .postgres(let store):
-            return try await store.setMetaIfAbsent(key, value)
+        case .sqlite(let store): try await store.database.write { _ in }
+        case .postgres(let store): try await store.database.write { _ in }
         }
     }
 

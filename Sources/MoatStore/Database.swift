@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 /// The SQLite database: one writer with group commit and a pool of readers,
@@ -138,13 +138,31 @@ public final class Database: Sendable {
         }
     }
 
+    /// Runs `body` on the writer thread between two write batches, outside
+    /// any transaction: nothing else writes while it runs, so it sees
+    /// exactly the writes committed before it (backups). Writes queued
+    /// meanwhile wait and commit after it. Throws `CLOSED` after ``close()``.
+    public func withWriterConnection<T: Sendable>(
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let job = WriteJob(
+                perform: { _ in WriteOutcome(succeeded: false) { _ in } },
+                fail: { error in continuation.resume(throwing: error) },
+                exclusive: { connection in continuation.resume(with: Result { try body(connection) }) })
+            if !core.writes.push(job) { continuation.resume(throwing: StoreError.closed()) }
+        }
+    }
+
     /// Runs `body` on a reader connection inside one read transaction (one
     /// consistent snapshot of committed data) and returns its result. The
     /// connection is read-only and must not be kept. Throws `CLOSED` after
     /// ``close()``.
     public func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+        let queued = ContinuousClock.now
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = ReadJob { connection in
+                StoreInstruments.record(StoreInstruments.readWait, since: queued)
                 continuation.resume(with: Self.runRead(connection, body))
             }
             if !core.reads.push(job) { continuation.resume(throwing: StoreError.closed()) }
@@ -290,6 +308,9 @@ private struct WriteJob: Sendable {
     let perform: @Sendable (Transaction) -> WriteOutcome
     /// Fails the caller without running the body.
     let fail: @Sendable (any Error) -> Void
+    /// Set for ``Database/withWriterConnection(_:)``: runs alone, outside a
+    /// transaction, instead of `perform`.
+    var exclusive: (@Sendable (SQLiteConnection) -> Void)? = nil
 }
 
 /// A body that ran: did it succeed, and how to resume its caller given the
@@ -307,12 +328,23 @@ private struct Writer {
 
     func run(_ batch: [WriteJob]) {
         var pending = batch[...]
-        while !pending.isEmpty { pending = runTransaction(pending) }
+        while let first = pending.first {
+            if let exclusive = first.exclusive {
+                exclusive(connection)
+                pending = pending.dropFirst()
+                continue
+            }
+            let end = pending.firstIndex { $0.exclusive != nil } ?? pending.endIndex
+            var transaction = pending[..<end]
+            while !transaction.isEmpty { transaction = runTransaction(transaction) }
+            pending = pending[end...]
+        }
     }
 
     /// Runs `jobs` in one transaction. Returns the jobs not yet run if the
     /// transaction was aborted midway (they go into a new transaction).
     private func runTransaction(_ jobs: ArraySlice<WriteJob>) -> ArraySlice<WriteJob> {
+        let started = ContinuousClock.now
         do {
             try connection.execute("BEGIN IMMEDIATE")
         } catch {
@@ -360,6 +392,8 @@ private struct Writer {
             abort(outcomes, error: Self.storeError(error))
             return []
         }
+        StoreInstruments.record(StoreInstruments.commit, since: started)
+        StoreInstruments.batchSize.record(outcomes.count)
         let committed = outcomes.count(where: \.succeeded)
         record(committed: committed, failed: outcomes.count - committed, batchFailed: false, size: outcomes.count)
         for outcome in outcomes { outcome.deliver(nil) }

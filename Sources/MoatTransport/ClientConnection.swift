@@ -2,7 +2,7 @@ public import Foundation
 import MoatProto
 public import MoatRPC
 public import NIOCore
-import NIOPosix
+public import NIOPosix
 import Synchronization
 
 /// One multiplexed connection to a Moat daemon, shared by any number of
@@ -66,7 +66,7 @@ public final class ClientConnection: ClientTransport, Sendable {
         for call in pending {
             call.timer?.cancel()
             call.continuation.resume(
-                throwing: RPCError(code: .cancelled, message: "client closed", reason: "CLIENT_CLOSED"))
+                throwing: RPCError(code: .cancelled, message: "client closed", reason: .clientClosed))
         }
         try? await channel?.close()
     }
@@ -117,7 +117,7 @@ public final class ClientConnection: ClientTransport, Sendable {
                         continuation: continuation, channel: ObjectIdentifier(channel), timer: timer)
                 }
                 if Task.isCancelled {
-                    fail(id: id, RPCError(code: .cancelled, message: "the call was cancelled", reason: "CANCELLED"))
+                    fail(id: id, RPCError(code: .cancelled, message: "the call was cancelled", reason: .cancelled))
                     return
                 }
                 channel.writeAndFlush(frame).whenFailure { error in
@@ -129,7 +129,7 @@ public final class ClientConnection: ClientTransport, Sendable {
                 }
             }
         } onCancel: {
-            fail(id: id, RPCError(code: .cancelled, message: "the call was cancelled", reason: "CANCELLED"))
+            fail(id: id, RPCError(code: .cancelled, message: "the call was cancelled", reason: .cancelled))
         }
     }
 
@@ -138,7 +138,7 @@ public final class ClientConnection: ClientTransport, Sendable {
     private func connectedChannel() async throws -> any Channel {
         let future = try state.withLock { state -> EventLoopFuture<any Channel> in
             guard !state.closed else {
-                throw RPCError(code: .unavailable, message: "client is closed", reason: "CLIENT_CLOSED")
+                throw RPCError(code: .unavailable, message: "client is closed", reason: .clientClosed)
             }
             if let channel = state.channel, channel.isActive {
                 return channel.eventLoop.makeSucceededFuture(channel)

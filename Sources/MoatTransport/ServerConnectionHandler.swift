@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 public import MoatProto
 public import MoatRPC
 public import NIOCore
@@ -24,6 +24,11 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     private struct InFlightCall {
         var task: Task<Void, Never>?
         var timer: Scheduled<Void>?
+
+        func cancel() {
+            task?.cancel()
+            timer?.cancel()
+        }
     }
 
     private let router: Router
@@ -32,18 +37,14 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     private var logger: Logger
 
     private var context: ChannelHandlerContext?
-    private var inFlight: [UInt64: InFlightCall] = [:]
-    private var queued = CircularBuffer<ByteBuffer>()
-    private var readHeld = false
-    private var draining = false
-    private var inputClosed = false
-    private var closing = false
-    private var lastActivity = NIODeadline.now()
+    /// Created in `handlerAdded`, when the event loop's clock is at hand.
+    private var state: ConnectionStateMachine<ByteBuffer, InFlightCall>
     private var idleTimer: Scheduled<Void>?
     private var frameTimer: Scheduled<Void>?
-    private var needsFlush = false
 
-    /// Creates the handler for a connection from `caller`.
+    /// Creates the handler for a connection from `caller`. Timers and the
+    /// idle clock use the channel's event loop (so an `EmbeddedEventLoop`
+    /// drives them in tests).
     public init(router: Router, caller: Caller, limits: TransportLimits, logger: Logger) {
         self.router = router
         self.caller = caller
@@ -51,14 +52,15 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         self.logger = logger
         self.logger[metadataKey: "moat.peer.pid"] = "\(caller.credentials.pid)"
         self.logger[metadataKey: "moat.peer.uid"] = "\(caller.credentials.uid)"
+        self.state = ConnectionStateMachine(
+            maxInFlight: limits.maxInFlightPerConnection, idleTimeout: limits.idleTimeout.timeAmount, now: .uptimeNanoseconds(0))
     }
 
     // MARK: Lifecycle
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        lastActivity = .now()
-        scheduleIdleCheck(at: lastActivity + limits.idleTimeout.timeAmount)
+        scheduleIdleCheck(at: state.started(now: context.eventLoop.now))
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
@@ -72,12 +74,7 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     private func tearDown() {
-        for call in inFlight.values {
-            call.task?.cancel()
-            call.timer?.cancel()
-        }
-        inFlight.removeAll()
-        queued.removeAll()
+        for call in state.tearDown() { call.cancel() }
         idleTimer?.cancel()
         idleTimer = nil
         frameTimer?.cancel()
@@ -87,16 +84,10 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     // MARK: Inbound
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActivity = .now()
-        guard !closing else { return }
-        let frame = unwrapInboundIn(data)
-        if inFlight.count >= limits.maxInFlightPerConnection || !queued.isEmpty {
-            // Frames that arrived in the same read as the one that filled the
-            // window wait here; no further read happens until a slot frees.
-            queued.append(frame)
-            return
+        switch state.frameReceived(unwrapInboundIn(data), now: context.eventLoop.now) {
+        case .process(let frame): process(frame: frame, context: context)
+        case .none: break
         }
-        process(frame: frame, context: context)
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -116,13 +107,11 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
                 frameTimer = nil
             }
         case is DrainEvent:
-            draining = true
-            closeIfFinished()
+            if state.drain() { context.close(promise: nil) }
         case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
             // The client sent everything it will send; answer what is in
             // flight, then close.
-            inputClosed = true
-            closeIfFinished()
+            if state.inputEnded() { context.close(promise: nil) }
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -147,11 +136,7 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     // MARK: Outbound (backpressure)
 
     public func read(context: ChannelHandlerContext) {
-        if inFlight.count >= limits.maxInFlightPerConnection || !queued.isEmpty {
-            readHeld = true
-            return
-        }
-        context.read()
+        if state.readRequested() { context.read() }
     }
 
     // MARK: Calls
@@ -173,13 +158,15 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
                 message: "request id 0 is reserved")
             return
         }
-        guard inFlight[id] == nil else {
+        switch state.admit(id: id) {
+        case .start:
+            break
+        case .duplicateID:
             protocolError(
                 code: .invalidArgument, reason: RPCError.Reason.duplicateRequestID,
                 message: "request id \(id) is already in flight")
             return
-        }
-        guard !draining else {
+        case .refuseDraining:
             respond(
                 id: id,
                 error: RPCError(
@@ -221,7 +208,7 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         let timer = eventLoop.assumeIsolated().scheduleTask(in: timeout.timeAmount) { [self] in
             timedOut(id: id, after: timeout)
         }
-        inFlight[id] = InFlightCall(task: nil, timer: timer)
+        state.callStarted(id: id, InFlightCall(task: nil, timer: timer))
 
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
         let task = Task {
@@ -235,15 +222,13 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
                 handler.value.finished(id: id, result: result)
             }
         }
-        // The task may not have been registered if the call already ended.
-        if inFlight[id] != nil {
-            inFlight[id]?.task = task
-        }
+        // The call may already have ended (the connection closed).
+        state.updateCall(id: id) { $0.task = task }
     }
 
     private func finished(id: UInt64, result: Result<Data, any Error>) {
         // Absent when the deadline already answered, or the connection closed.
-        guard let call = inFlight.removeValue(forKey: id) else { return }
+        guard let call = state.callEnded(id: id) else { return }
         call.timer?.cancel()
         switch result {
         case .success(let payload):
@@ -251,44 +236,32 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         case .failure(let error):
             respond(id: id, error: error)
         }
-        callEnded()
+        slotFreed()
     }
 
     private func timedOut(id: UInt64, after timeout: Duration) {
-        guard let call = inFlight.removeValue(forKey: id) else { return }
+        guard let call = state.callEnded(id: id) else { return }
         call.task?.cancel()
         respond(
             id: id,
             error: RPCError(
                 code: .deadlineExceeded, message: "no answer within \(timeout)",
                 reason: RPCError.Reason.deadlineExceeded))
-        callEnded()
+        slotFreed()
     }
 
     /// A slot freed: serve queued frames, resume reading, or close.
-    private func callEnded() {
-        guard let context, !closing else { return }
-        while inFlight.count < limits.maxInFlightPerConnection, let frame = queued.popFirst() {
+    private func slotFreed() {
+        guard let context else { return }
+        while let frame = state.nextQueuedFrame() {
             process(frame: frame, context: context)
-            if closing { return }
         }
+        let action = state.resume()
         // Fast-path answers to queued frames were written outside a read
         // cycle: no channelReadComplete will flush them.
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
-        if readHeld, inFlight.count < limits.maxInFlightPerConnection, queued.isEmpty {
-            readHeld = false
-            context.read()
-        }
-        closeIfFinished()
-    }
-
-    private func closeIfFinished() {
-        guard let context, !closing, draining || inputClosed, inFlight.isEmpty, queued.isEmpty else { return }
-        closing = true
-        context.close(promise: nil)
+        if action.flush { context.flush() }
+        if action.read { context.read() }
+        if action.close { context.close(promise: nil) }
     }
 
     // MARK: Responses
@@ -302,24 +275,14 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
     }
 
     private func respond(id: UInt64, error: any Error, flush: Bool = true) {
-        let rpcError: RPCError
-        if let error = error as? RPCError {
-            rpcError = error
-            if let cause = error.cause {
-                logger.debug(
-                    "call failed",
-                    metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: cause)))"])
-            }
-        } else if error is CancellationError {
-            rpcError = RPCError(code: .cancelled, message: "the call was cancelled", reason: "CANCELLED")
-        } else {
-            // Unknown errors never leave the process. Only their type is
-            // logged: a description could carry a secret from the request.
-            logger.error(
-                "call failed",
-                metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: error)))"])
-            rpcError = RPCError(
-                code: .internal, message: "internal error", reason: RPCError.Reason.internalError)
+        // The one point where a thrown error becomes a wire status.
+        let rpcError = RPCError(answering: error)
+        if let cause = rpcError.cause {
+            // Only the cause's type is logged: a description could carry a
+            // secret from the request. INTERNAL means moatd failed.
+            logger.log(
+                level: rpcError.code == .internal ? .error : .debug, "call failed",
+                metadata: ["moat.request_id": "\(id)", "moat.error_type": "\(String(reflecting: type(of: cause)))"])
         }
         var response = Moat_Rpc_V1_Response()
         response.id = id
@@ -350,29 +313,20 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
         } else {
             context.write(wrapOutboundOut(buffer), promise: nil)
-            needsFlush = true
         }
+        state.wrote(flushed: flush)
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        if needsFlush {
-            needsFlush = false
-            context.flush()
-        }
+        if state.readComplete() { context.flush() }
         context.fireChannelReadComplete()
     }
 
     /// Answers a connection-level error with one response (id 0) and closes.
-    private func protocolError(code: Code, reason: String, message: String) {
-        guard let context, !closing else { return }
-        closing = true
-        logger.notice("closing connection", metadata: ["moat.reason": "\(reason)"])
-        for call in inFlight.values {
-            call.task?.cancel()
-            call.timer?.cancel()
-        }
-        inFlight.removeAll()
-        queued.removeAll()
+    private func protocolError(code: Code, reason: RPCError.Reason, message: String) {
+        guard let context, let calls = state.protocolError() else { return }
+        logger.notice("closing connection", metadata: ["moat.reason": "\(reason.rawValue)"])
+        for call in calls { call.cancel() }
         var response = Moat_Rpc_V1_Response()
         response.status = Moat_Rpc_V1_Status(RPCError(code: code, message: message, reason: reason))
         let bytes = (try? response.serializedBytes() as [UInt8]) ?? []
@@ -390,13 +344,15 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         guard let context else { return }
         idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             idleTimer = nil
-            let idleUntil = lastActivity + limits.idleTimeout.timeAmount
-            if inFlight.isEmpty, queued.isEmpty, idleUntil <= .now() {
+            guard let context = self.context else { return }
+            switch state.idleCheck(now: context.eventLoop.now) {
+            case .close:
                 logger.debug("closing idle connection")
-                closing = true
-                self.context?.close(promise: nil)
-            } else {
-                scheduleIdleCheck(at: max(idleUntil, .now() + .nanoseconds(limits.idleTimeout.nanoseconds / 10)))
+                context.close(promise: nil)
+            case .checkAgain(let next):
+                scheduleIdleCheck(at: next)
+            case .none:
+                break
             }
         }
     }

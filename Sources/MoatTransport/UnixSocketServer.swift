@@ -3,7 +3,7 @@ public import Logging
 import MoatProto
 public import MoatRPC
 public import NIOCore
-import NIOPosix
+public import NIOPosix
 public import ServiceLifecycle
 import Synchronization
 
@@ -36,6 +36,10 @@ public final class UnixSocketServer: Service, Sendable {
         public var limits = TransportLimits()
         /// Who may connect, and who is an administrator.
         public var access: AccessPolicy
+        /// A listening socket handed over by systemd (socket activation);
+        /// nil binds ``socketPath``. An inherited socket's file is never
+        /// removed.
+        public var inheritedSocket: CInt?
 
         /// Creates a configuration.
         public init(socketPath: String, access: AccessPolicy, limits: TransportLimits = TransportLimits()) {
@@ -76,15 +80,21 @@ public final class UnixSocketServer: Service, Sendable {
     public func start() async throws {
         if state.withLock({ $0.serverChannel != nil }) { return }
         let path = configuration.socketPath
-        try Self.prepareSocketPath(path)
-        let channel = try await ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { [self] channel in
                 accept(channel)
             }
-            .bind(unixDomainSocketPath: path)
-            .get()
+        if let descriptor = configuration.inheritedSocket {
+            // systemd owns the socket file: serve it, never chmod or unlink it.
+            let channel = try await bootstrap.withBoundSocket(descriptor).get()
+            state.withLock { $0.serverChannel = channel }
+            logger.info("listening on an inherited socket", metadata: ["moat.socket": "\(path)", "moat.fd": "\(descriptor)"])
+            return
+        }
+        try Self.prepareSocketPath(path)
+        let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
         guard chmod(path, mode_t(configuration.socketMode)) == 0 else {
             let error = errno
             try? await channel.close()

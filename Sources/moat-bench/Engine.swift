@@ -3,6 +3,20 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+/// Why the harness itself gave up on calls, as recorded next to the
+/// daemon's own reasons in a run's failures. Not daemon reasons: the server
+/// never sends these.
+enum BenchFailureReason: String {
+    /// A frame that is not a Response.
+    case undecodableResponse = "UNDECODABLE_RESPONSE"
+    /// A connection-level error without a reason, or a socket error.
+    case connectionError = "CONNECTION_ERROR"
+    /// The daemon closed the connection with calls in flight.
+    case connectionClosed = "CONNECTION_CLOSED"
+    /// Calls still unanswered when the drain timeout ended the run.
+    case noAnswerInDrainTimeout = "NO_ANSWER_IN_DRAIN_TIMEOUT"
+}
+
 /// How the load is applied.
 struct LoadShape: Sendable {
     var connections = 1
@@ -313,13 +327,13 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
 
     private func handle(frame: UnsafeRawBufferPointer, now: UInt64) {
         guard let response = try? ScannedResponse.scan(frame) else {
-            abort(code: 13, reason: "UNDECODABLE_RESPONSE")
+            abort(code: 13, reason: BenchFailureReason.undecodableResponse.rawValue)
             return
         }
         if response.id == 0 {
             // A connection-level error; the daemon closes the connection.
             let reason = response.reason.map { String(decoding: frame[$0], as: UTF8.self) } ?? ""
-            abort(code: response.code, reason: reason.isEmpty ? "CONNECTION_ERROR" : reason)
+            abort(code: response.code, reason: reason.isEmpty ? BenchFailureReason.connectionError.rawValue : reason)
             return
         }
         let slotIndex = Int((response.id - 1) % UInt64(slots.count))
@@ -353,12 +367,12 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !done { abort(code: 14, reason: "CONNECTION_CLOSED") }
+        if !done { abort(code: 14, reason: BenchFailureReason.connectionClosed.rawValue) }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        abort(code: 14, reason: "CONNECTION_ERROR")
+        abort(code: 14, reason: BenchFailureReason.connectionError.rawValue)
         context.close(promise: nil)
     }
 }
@@ -530,7 +544,7 @@ enum Engine {
             if !aborted, stalled || overdue {
                 aborted = true
                 for (index, handler) in handlers.enumerated() {
-                    channels[index].eventLoop.execute { handler.abort(code: 4, reason: "NO_ANSWER_IN_DRAIN_TIMEOUT") }
+                    channels[index].eventLoop.execute { handler.abort(code: 4, reason: BenchFailureReason.noAnswerInDrainTimeout.rawValue) }
                 }
             }
         }

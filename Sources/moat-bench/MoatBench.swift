@@ -14,11 +14,12 @@ struct MoatBench: AsyncParsableCommand {
             Closed loop by default (--connections × --in-flight calls always outstanding); --rate R is an \
             open loop that schedules R calls/s and measures each call from its scheduled time, so a stalled \
             daemon shows up in the latencies (no coordinated omission). seed creates tenants, users and \
-            sessions through the public API and writes them to a file the other scenarios read (--seeds).
+            sessions through the public API and writes them to a file the other scenarios read (--seeds). \
+            store-commit measures MoatStore's group commit on the disk, without a daemon.
             """,
         subcommands: [
             HealthScenario.self, ValidateScenario.self, SignInScenario.self, MixedScenario.self, CallScenario.self,
-            SeedCommand.self, SignInBurst.self, EventLatency.self,
+            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self,
         ])
 }
 
@@ -396,7 +397,7 @@ struct SeedCommand: AsyncParsableCommand {
         abstract: "Create tenants, users and sessions through the public API and write them to a file.",
         discussion: """
             Sign-ins cost what the daemon's Argon2id parameters make them cost. For large seeds, start a \
-            benchmark-only daemon with cheap hashing (--set hashing.memory_kib=8 --set hashing.iterations=1): \
+            benchmark-only daemon with cheap hashing (--set hashing.memory_kib=8 --set hashing.iterations=1 --set hashing.allow_weak=true): \
             never for production, and say so next to any number measured with it.
             """)
     @Option(help: "The daemon's socket (default $MOAT_SOCKET or ./moat-data/moat.sock).")

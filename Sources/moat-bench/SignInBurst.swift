@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MoatClient
+import MoatCore
 
 /// Latency samples and their percentiles.
 struct Samples {
@@ -103,7 +104,7 @@ struct SignInBurst: AsyncParsableCommand {
                                     $0.password = password
                                 }, options: options)
                             samples.add(ContinuousClock.now - start)
-                        } catch let error as RPCError where error.reason == "OVERLOADED" {
+                        } catch let error as RPCError where error.reason == DomainError.Reason.overloaded.rawValue {
                             overloaded += 1
                         }
                     }

@@ -24,6 +24,9 @@ struct Moatctl: AsyncParsableCommand {
             EventsCommand.self,
             TeamCommand.self,
             InviteCommand.self,
+            BackupCommand.self,
+            KeyCommand.self,
+            MetricsCommand.self,
         ])
 
     /// ArgumentParser's entry point, except that usage errors exit 2 (not

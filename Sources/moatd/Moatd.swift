@@ -40,26 +40,83 @@ struct Moatd: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the configuration in effect as TOML and exit.")
     var printConfig = false
 
+    @Flag(
+        name: .long,
+        help: "Validate the configuration (file, --set and flags) and exit: 0 if it is valid, 2 with the key and the reason if not.")
+    var checkConfig = false
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Restore a backup (moatctl backup) as the database of an empty data directory, then exit. Copy the master key into the data directory as well.",
+            valueName: "file"))
+    var restore: String?
+
     func run() async throws {
         var settings: MoatConfiguration
         do {
             settings = try ConfigurationLoader.load(
                 file: config, overrides: overrides,
                 flags: .init(dataDirectory: dataDir, socketPath: socket, logLevel: logLevel, logFormat: logFormat))
+        } catch let error as ConfigurationError where checkConfig {
+            let key = error.key.map { "key \($0): " } ?? ""
+            FileHandle.standardError.write(Data("moatd: configuration invalid: \(key)\(error.reason)\n".utf8))
+            throw ExitCode(2)
         } catch {
             FileHandle.standardError.write(Data("moatd: \(error)\n".utf8))
             throw ExitCode(2)
+        }
+        if checkConfig {
+            print("moatd: configuration ok\(config.map { " (\($0))" } ?? "")")
+            return
+        }
+        if let restore {
+            do {
+                let result = try Restore.restore(backup: restore, dataDirectory: settings.dataDirectory)
+                print("restored \(restore) into \(result.databasePath)")
+                print("size                 \(result.sizeBytes) bytes")
+                print("last event sequence  \(result.lastEventSequence)")
+                print("key fingerprint      \(result.keyFingerprint ?? "none recorded")")
+                if !result.keyPresent {
+                    print(
+                        "master.key           missing: copy the key with fingerprint \(result.keyFingerprint ?? "?") into \(settings.dataDirectory) (mode 0600) before starting moatd"
+                    )
+                }
+            } catch {
+                FileHandle.standardError.write(Data("moatd: restore refused: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            return
         }
         if printConfig {
             print(ConfigurationLoader.render(settings), terminator: "")
             return
         }
+        // Before anything records (the store's instruments are made on first use).
+        MetricsExporter.bootstrap()
         let level = settings.log.level
         let format = settings.log.format
         LoggingSystem.bootstrap { label in
             StructuredLogHandler(label: label, level: level, format: format)
         }
         let logger = Logger(label: "moatd")
+        do {
+            if let fd = try SocketActivation.takeListeningSocket() {
+                settings.socket.inheritedDescriptor = fd
+                if let path = SocketActivation.boundPath(of: fd) { settings.socket.path = path }
+            }
+        } catch {
+            logger.critical("cannot use the socket systemd passed", metadata: ["moat.error": "\(error)"])
+            throw ExitCode(1)
+        }
+        if settings.allowWeakHashing {
+            logger.warning(
+                "weak password hashing allowed by hashing.allow_weak; never use this in production",
+                metadata: [
+                    "moat.argon2.memory_kib": "\(settings.hashing.parameters.memoryKiB)",
+                    "moat.argon2.iterations": "\(settings.hashing.parameters.iterations)",
+                ])
+        }
         do {
             let daemon = try await MoatDaemon.open(configuration: settings, logger: logger)
             logger.info(

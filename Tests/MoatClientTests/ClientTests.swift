@@ -2,16 +2,21 @@ import Foundation
 import Logging
 import MoatClient
 import MoatServer
+import Synchronization
 import XCTest
 
 /// Slow and echo methods for exercising the client, served next to Moat's own.
 struct ProbeService: RPCService {
     static let sleep = MethodDescriptor(service: "moat.test.Probe", method: "Sleep", access: .public)
     static let echo = MethodDescriptor(service: "moat.test.Probe", method: "Echo", access: .public)
+    /// Sleep calls that reached the handler.
+    let sleeping = SleepingCalls()
 
     var methods: [ServerMethod] {
-        [
+        let sleeping = sleeping
+        return [
             ServerMethod(descriptor: Self.sleep) { payload, _ in
+                sleeping.add()
                 let milliseconds = payload.first.map(Int.init) ?? 0
                 try await Task.sleep(for: .milliseconds(milliseconds * 10))
                 return payload
@@ -24,11 +29,26 @@ struct ProbeService: RPCService {
     }
 }
 
+/// Counts calls that reached a handler, so a test waits for them instead
+/// of sleeping.
+final class SleepingCalls: Sendable {
+    private let count = Mutex(0)
+
+    func add() { count.withLock { $0 += 1 } }
+
+    /// Yields until `expected` calls started (30 s at most).
+    func wait(for expected: Int) async {
+        let giveUp = ContinuousClock.now + .seconds(30)
+        while count.withLock({ $0 }) < expected, ContinuousClock.now < giveUp { await Task.yield() }
+    }
+}
+
 /// A daemon on a temporary data directory.
 final class DaemonFixture: @unchecked Sendable {
     let directory: String
     var daemon: MoatDaemon
     var task: Task<Void, Error>?
+    let probe = ProbeService()
     var socketPath: String { daemon.configuration.socketPath }
 
     init() async throws {
@@ -36,7 +56,7 @@ final class DaemonFixture: @unchecked Sendable {
         var configuration = MoatConfiguration()
         configuration.dataDirectory = directory
         daemon = try await MoatDaemon.open(
-            configuration: configuration, logger: Logger(label: "test"), extraServices: [ProbeService()])
+            configuration: configuration, logger: Logger(label: "test"), extraServices: [probe])
         try await start()
     }
 
@@ -54,7 +74,7 @@ final class DaemonFixture: @unchecked Sendable {
     func restart() async throws {
         try await stop()
         daemon = try await MoatDaemon.open(
-            configuration: daemon.configuration, logger: Logger(label: "test"), extraServices: [ProbeService()])
+            configuration: daemon.configuration, logger: Logger(label: "test"), extraServices: [probe])
         try await start()
     }
 
@@ -132,7 +152,7 @@ final class ClientTests: XCTestCase {
         let call = Task {
             try await client.call(ProbeService.sleep, payload: Data([200]), options: CallOptions())
         }
-        try await Task.sleep(for: .milliseconds(100))
+        await fixture.probe.sleeping.wait(for: 1)
         call.cancel()
         do {
             _ = try await call.value
@@ -180,7 +200,7 @@ final class ClientTests: XCTestCase {
         let client = MoatClient(socketPath: fixture.socketPath)
         _ = try await client.health.check()
         let call = Task { try await client.call(ProbeService.sleep, payload: Data([100]), options: CallOptions()) }
-        try await Task.sleep(for: .milliseconds(100))
+        await fixture.probe.sleeping.wait(for: 1)
         try await fixture.stop()  // drains: the 1 s call completes first
         let answer = try await call.value
         XCTAssertEqual(answer, Data([100]), "graceful shutdown let the call finish")

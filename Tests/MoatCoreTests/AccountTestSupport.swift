@@ -58,31 +58,47 @@ enum Fixture {
         ip: "198.51.100.23")
 }
 
+/// Runs hashes inline, and refuses them with OVERLOADED while a test says
+/// so: the domain's handling of a full hashing pool, tested without one.
+final class ScriptedHashingExecutor: HashingExecutor {
+    private let refusing = Mutex(false)
+    private let ran = Mutex(0)
+
+    /// Whether every job is refused from now on.
+    func refuse(_ refuse: Bool) { refusing.withLock { $0 = refuse } }
+
+    /// Jobs run so far (refused ones are not counted).
+    var jobsRun: Int { ran.withLock { $0 } }
+
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        if refusing.withLock({ $0 }) { throw DomainError.hashingOverloaded }
+        ran.withLock { $0 += 1 }
+        return try body()
+    }
+}
+
 /// Everything a domain test needs: a memory store, a manual clock, a
-/// hasher and the service on top.
+/// hasher (inline, see ``ScriptedHashingExecutor``) and the service on top.
 final class World: Sendable {
     let clock: ManualClock
     let store: MemoryAccountStore
+    let hashing: ScriptedHashingExecutor
     let hasher: PasswordHasher
     let accounts: AccountService
 
     init(
-        parameters: Argon2Parameters = .cheap, workers: Int = 2, queueCapacity: Int = 64,
-        configuration: AccountConfiguration = AccountConfiguration(), store: MemoryAccountStore? = nil,
-        clock: ManualClock? = nil
+        parameters: Argon2Parameters = .cheap, configuration: AccountConfiguration = AccountConfiguration(),
+        store: MemoryAccountStore? = nil, clock: ManualClock? = nil
     ) throws {
-        var hashing = HashingConfiguration()
-        hashing.parameters = parameters
-        hashing.workers = workers
-        hashing.queueCapacity = queueCapacity
+        var settings = HashingConfiguration()
+        settings.parameters = parameters
         self.clock = clock ?? ManualClock()
         self.store = store ?? MemoryAccountStore(encoder: JSONEventEncoder())
-        self.hasher = try PasswordHasher(configuration: hashing)
+        self.hashing = ScriptedHashingExecutor()
+        self.hasher = try PasswordHasher(configuration: settings, executor: hashing)
         self.accounts = AccountService(
             store: self.store, hasher: hasher, clock: self.clock, configuration: configuration)
     }
-
-    deinit { hasher.shutdown() }
 
     // MARK: Building state
 
@@ -192,6 +208,8 @@ final class HeldWriteStore: AccountStore {
     private let control = Mutex(Control())
 
     init(inner: MemoryAccountStore) { self.inner = inner }
+
+    var validityMarks: ValidityMarkRelay { inner.validityMarks }
 
     func holdNextWrite() { control.withLock { $0 = Control(holdNext: true) } }
 

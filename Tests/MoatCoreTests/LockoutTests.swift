@@ -241,7 +241,7 @@ final class LockoutTests: XCTestCase {
     /// the threshold: once `lockoutThreshold` failures are in, the rest wait.
     func testConcurrentAttemptsGetNoMoreGuessesThanTheThreshold() async throws {
         // Slow enough that every attempt starts before the first check ends.
-        let world = try World(parameters: Argon2Parameters(memoryKiB: 8192, iterations: 2, parallelism: 1), workers: 1)
+        let world = try World(parameters: Argon2Parameters(memoryKiB: 8192, iterations: 2, parallelism: 1))
         let (tenant, owner) = try await world.makeTenant()
         let reasons = await Self.burst(world, tenant, email: Fixture.ownerEmail, count: 12)
         XCTAssertEqual(reasons.count, 12)
@@ -256,7 +256,7 @@ final class LockoutTests: XCTestCase {
     /// Lockout must not tell known from unknown emails, also under
     /// concurrency: after a burst of failures both are locked.
     func testConcurrentFailuresLockUnknownEmailsLikeKnownOnes() async throws {
-        let world = try World(parameters: Argon2Parameters(memoryKiB: 8192, iterations: 2, parallelism: 1), workers: 1)
+        let world = try World(parameters: Argon2Parameters(memoryKiB: 8192, iterations: 2, parallelism: 1))
         let (tenant, owner) = try await world.makeTenant()
         _ = await Self.burst(world, tenant, email: Fixture.ownerEmail, count: 5)
         _ = await Self.burst(world, tenant, email: "ghost@acme.test", count: 5)

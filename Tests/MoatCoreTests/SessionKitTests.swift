@@ -33,6 +33,8 @@ final class SessionControlledStore: AccountStore {
 
     init(inner: MemoryAccountStore) { self.inner = inner }
 
+    var validityMarks: ValidityMarkRelay { inner.validityMarks }
+
     /// The next `count` writes throw ``SessionStoreFailure`` and change nothing.
     func failNextWrites(_ count: Int) { control.withLock { $0.failingWrites = count } }
 

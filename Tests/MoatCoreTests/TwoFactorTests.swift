@@ -64,6 +64,9 @@ extension World {
             recoveryCodes: codes)
     }
 
+    /// Thrown when a sign-in gave a session where a challenge was due.
+    struct MissingChallenge: Error {}
+
     /// A password sign-in of a user with 2FA: the challenge it must give.
     func challenge(_ enrolled: EnrolledUser, client: ClientDetails = Fixture.client) async throws
         -> SecondFactorChallenge
@@ -72,7 +75,7 @@ extension World {
             tenant: enrolled.tenant, email: enrolled.email, password: enrolled.password, client: client)
         guard case .secondFactorRequired(let challenge) = outcome else {
             XCTFail("expected a second-factor challenge, got a session")
-            throw DomainError(.internal, "TEST", "no challenge")
+            throw MissingChallenge()
         }
         return challenge
     }
@@ -421,7 +424,7 @@ final class TwoFactorTests: XCTestCase {
     }
 
     func testConcurrentCompletionsWithTheSameCodeMakeExactlyOneSession() async throws {
-        let world = try World(workers: 4)
+        let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
         var challenges: [SecondFactorChallenge] = []
@@ -453,7 +456,7 @@ final class TwoFactorTests: XCTestCase {
     /// Two services on one store (two daemons, no shared in-process queue):
     /// the store's conditional update alone lets one code make one session.
     func testTwoServicesOnOneStoreSpendACodeOnce() async throws {
-        let world = try World(workers: 4)
+        let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
         let services = (0..<4).map { _ in
@@ -787,7 +790,7 @@ final class TwoFactorTests: XCTestCase {
     }
 
     func testConcurrentUsesOfOneRecoveryCodeMakeOneSession() async throws {
-        let world = try World(workers: 4)
+        let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
         var challenges: [SecondFactorChallenge] = []

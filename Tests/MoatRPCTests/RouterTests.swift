@@ -10,11 +10,13 @@ final class RouterTests: XCTestCase {
     private let adminMethod = MethodDescriptor(service: "moat.test.T", method: "Root", access: .admin)
 
     private var router: Router {
-        var router = Router()
-        for descriptor in [publicMethod, userMethod, adminMethod] {
-            router.register(ServerMethod(descriptor: descriptor) { payload, _ in payload })
+        get throws {
+            var router = try Router()
+            for descriptor in [publicMethod, userMethod, adminMethod] {
+                try router.register(ServerMethod(descriptor: descriptor) { payload, _ in payload })
+            }
+            return router
         }
-        return router
     }
 
     private let member = Caller(credentials: PeerCredentials(uid: 1000, gid: 1000, pid: 1), isAdmin: false)
@@ -33,7 +35,7 @@ final class RouterTests: XCTestCase {
 
     func testPathsFollowTheGRPCForm() {
         XCTAssertEqual(publicMethod.path, "/moat.test.T/Open")
-        XCTAssertEqual(router.paths, ["/moat.test.T/Mine", "/moat.test.T/Open", "/moat.test.T/Root"])
+        XCTAssertEqual(try router.paths, ["/moat.test.T/Mine", "/moat.test.T/Open", "/moat.test.T/Root"])
     }
 
     func testUnknownMethodIsUnimplemented() {
@@ -99,5 +101,32 @@ final class RouterTests: XCTestCase {
     func testErrorDescriptionCarriesCodeAndReason() {
         let error = RPCError(code: .invalidArgument, message: "too short", reason: "PASSWORD_TOO_SHORT")
         XCTAssertEqual(error.description, "INVALID_ARGUMENT (PASSWORD_TOO_SHORT): too short")
+    }
+
+    func testSecondRegistrationOfAPathIsRefused() throws {
+        var router = try self.router
+        let again = ServerMethod(descriptor: publicMethod) { _, _ in Data("second".utf8) }
+        XCTAssertThrowsError(try router.register(again)) { error in
+            XCTAssertEqual(error as? Router.RegistrationError, .duplicate(path: publicMethod.path))
+        }
+        struct Twice: RPCService { let methods: [ServerMethod] }
+        let method = ServerMethod(descriptor: publicMethod) { payload, _ in payload }
+        XCTAssertThrowsError(try Router(services: [Twice(methods: [method, method])])) { error in
+            XCTAssertEqual(error as? Router.RegistrationError, .duplicate(path: publicMethod.path))
+        }
+    }
+
+    func testReplacementMustBeDeclaredAndReplaceAnExistingPath() async throws {
+        var router = try self.router
+        try router.replace(ServerMethod(descriptor: publicMethod) { _, _ in Data("replaced".utf8) })
+        let context = RequestContext(requestID: 1, method: publicMethod, caller: member, deadline: .now + .seconds(1))
+        let answer = try await router.resolve(path: publicMethod.path, caller: member, authorization: "")
+            .handler(Data("x".utf8), context)
+        XCTAssertEqual(String(decoding: answer, as: UTF8.self), "replaced")
+        let absent = MethodDescriptor(service: "moat.test.T", method: "Absent", access: .public)
+        XCTAssertThrowsError(try router.replace(ServerMethod(descriptor: absent) { payload, _ in payload })) { error in
+            XCTAssertEqual(error as? Router.RegistrationError, .nothingToReplace(path: absent.path))
+        }
+        XCTAssertNil(router.method(for: absent.path))
     }
 }

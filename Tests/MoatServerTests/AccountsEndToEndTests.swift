@@ -3,9 +3,20 @@ import Logging
 import MoatClient
 import MoatCore
 import MoatCrypto
+import Synchronization
 import XCTest
 
 @testable import MoatServer
+
+/// A wall clock that starts at the real time and then moves only when a
+/// test moves it, for end-to-end checks of times the daemon records.
+final class SteppedWallClock: WallClock {
+    private let current = Mutex(SystemWallClock().now())
+
+    func now() -> Timestamp { current.withLock { $0 } }
+
+    func advance(seconds: Int64) { current.withLock { $0 = $0.adding(seconds: seconds) } }
+}
 
 /// A daemon with cheap hashing on a temporary directory, and a client.
 final class AccountsFixture: @unchecked Sendable {
@@ -14,14 +25,15 @@ final class AccountsFixture: @unchecked Sendable {
     let client: MoatClient
     private let task: Task<Void, Error>
 
-    init() async throws {
+    /// - Parameter clock: The daemon's wall clock (`MoatDaemon.open`'s).
+    init(clock: any WallClock = SystemWallClock()) async throws {
         directory = NSTemporaryDirectory() + "moat-e2e-" + UUID().uuidString.prefix(8)
         var configuration = MoatConfiguration()
         configuration.dataDirectory = directory
         configuration.hashing.parameters = Argon2Parameters(memoryKiB: 64, iterations: 1, parallelism: 1)
         // Tests watch activity second by second.
         configuration.sessions.lastActiveGranularitySeconds = 1
-        daemon = try await MoatDaemon.open(configuration: configuration, logger: Logger(label: "test"))
+        daemon = try await MoatDaemon.open(configuration: configuration, logger: Logger(label: "test"), clock: clock)
         try await daemon.server.start()
         let daemon = self.daemon
         task = Task { try await daemon.run() }

@@ -1,15 +1,24 @@
 import Foundation
 import Logging
 import MoatClient
+import MoatProto
+import MoatRPC
+import Synchronization
 import XCTest
 
 @testable import MoatServer
 
 struct SlowService: RPCService {
     static let sleep = MethodDescriptor(service: "moat.test.Slow", method: "Sleep", access: .public)
+    /// Calls that reached the handler.
+    let started = StartedCalls()
+
     var methods: [ServerMethod] {
-        [
+        let started = started
+        return [
             ServerMethod(descriptor: Self.sleep) { payload, _ in
+                started.add()
+                // The call must still run when SIGTERM arrives.
                 try await Task.sleep(for: .milliseconds(500))
                 return payload
             }
@@ -17,14 +26,47 @@ struct SlowService: RPCService {
     }
 }
 
+/// Counts calls that started, so a test waits for them instead of sleeping.
+final class StartedCalls: Sendable {
+    private let count = Mutex(0)
+
+    func add() { count.withLock { $0 += 1 } }
+
+    /// Yields until `expected` calls started (30 s at most).
+    func wait(for expected: Int) async {
+        let giveUp = ContinuousClock.now + .seconds(30)
+        while count.withLock({ $0 }) < expected, ContinuousClock.now < giveUp { await Task.yield() }
+    }
+}
+
 final class DaemonTests: XCTestCase {
-    private func makeDaemon() async throws -> (MoatDaemon, String) {
+    private func makeDaemon(slow: SlowService = SlowService()) async throws -> (MoatDaemon, String) {
         let directory = NSTemporaryDirectory() + "moatd-" + UUID().uuidString.prefix(8)
         var configuration = MoatConfiguration()
         configuration.dataDirectory = directory + "/data"
         let daemon = try await MoatDaemon.open(
-            configuration: configuration, logger: Logger(label: "test"), extraServices: [SlowService()])
+            configuration: configuration, logger: Logger(label: "test"), extraServices: [slow])
         return (daemon, directory)
+    }
+
+    func testAnExtraServiceCannotTakeOverAMoatPath() async throws {
+        // Validate and Health are replaced by their fast-path entries on
+        // purpose (Router.replace); anything else claiming a path is refused.
+        struct Impostor: RPCService {
+            var methods: [ServerMethod] {
+                [ServerMethod(descriptor: Moat_V1_Sessions.Method.validate) { _, _ in Data() }]
+            }
+        }
+        let directory = NSTemporaryDirectory() + "moatd-" + UUID().uuidString.prefix(8)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = MoatConfiguration()
+        configuration.dataDirectory = directory + "/data"
+        do {
+            _ = try await MoatDaemon.open(configuration: configuration, logger: Logger(label: "test"), extraServices: [Impostor()])
+            XCTFail("a second Validate was registered")
+        } catch let error as Router.RegistrationError {
+            XCTAssertEqual(error, .duplicate(path: Moat_V1_Sessions.Method.validate.path))
+        }
     }
 
     func testCreatesTheDataDirectoryPrivately() async throws {
@@ -50,7 +92,8 @@ final class DaemonTests: XCTestCase {
     }
 
     func testSIGTERMCompletesCallsInFlightAndRemovesTheSocket() async throws {
-        let (daemon, directory) = try await makeDaemon()
+        let slow = SlowService()
+        let (daemon, directory) = try await makeDaemon(slow: slow)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await daemon.server.start()
         let running = Task { try await daemon.run() }
@@ -61,7 +104,7 @@ final class DaemonTests: XCTestCase {
         let calls = (1...5).map { index in
             Task { try await client.call(SlowService.sleep, payload: Data([UInt8(index)]), options: CallOptions()) }
         }
-        try await Task.sleep(for: .milliseconds(150))
+        await slow.started.wait(for: calls.count)
         // A real SIGTERM to this process; the daemon's ServiceGroup handles it.
         kill(getpid(), SIGTERM)
         for (index, call) in calls.enumerated() {

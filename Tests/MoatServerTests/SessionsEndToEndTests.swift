@@ -181,8 +181,10 @@ final class SessionsEndToEndTests: XCTestCase {
                         while !probe.stop.load(ordering: .acquiring) {
                             let started = ContinuousClock.now
                             let succeeded = (try? await Self.validate(client, "acme", victim)) != nil
+                            let revoked = probe.revokedAt.withLock({ $0 })
+                            if let revoked, started > revoked { probe.lateAttempts.add(1, ordering: .relaxed) }
                             guard succeeded else { continue }
-                            if let revoked = probe.revokedAt.withLock({ $0 }), started > revoked {
+                            if let revoked, started > revoked {
                                 probe.lateSuccesses.add(1, ordering: .relaxed)
                             } else {
                                 probe.earlySuccesses.add(1, ordering: .relaxed)
@@ -190,10 +192,12 @@ final class SessionsEndToEndTests: XCTestCase {
                         }
                     }
                 }
-                try await Task.sleep(for: .milliseconds(50))
+                // Counts, not time, order the phases: enough validations
+                // before the revoke, then enough started after it.
+                await probe.until { $0.earlySuccesses.load(ordering: .relaxed) > 16 }
                 _ = try await moat.client.sessions.signOut(options: CallOptions(tenant: "acme", authorization: victim))
                 probe.revokedAt.withLock { $0 = ContinuousClock.now }
-                try await Task.sleep(for: .milliseconds(100))
+                await probe.until { $0.lateAttempts.load(ordering: .relaxed) >= 3 * clients.count }
                 probe.stop.store(true, ordering: .releasing)
                 try await group.waitForAll()
             }
@@ -205,16 +209,17 @@ final class SessionsEndToEndTests: XCTestCase {
     }
 
     func testListShowsDevicesNewestActivityFirstAndLastActiveBeforeFlush() async throws {
-        let moat = try await AccountsFixture()
+        let clock = SteppedWallClock()
+        let moat = try await AccountsFixture(clock: clock)
         try await moat.createTenant("acme")
         let phone = try await signIn(
             moat,
             "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
         )
-        try await Task.sleep(for: .milliseconds(1100))
+        clock.advance(seconds: 2)
         let desktop = try await signIn(moat)
         // Activity on the phone after the desktop signed in; not flushed yet.
-        try await Task.sleep(for: .milliseconds(1100))
+        clock.advance(seconds: 2)
         _ = try await validate(moat.client, "acme", phone.sessionToken)
         let list = try await moat.client.sessions.list(
             options: CallOptions(tenant: "acme", authorization: desktop.sessionToken))
@@ -287,5 +292,15 @@ final class RaceProbe: Sendable {
     let revokedAt = Mutex<ContinuousClock.Instant?>(nil)
     let lateSuccesses = Atomic<Int>(0)
     let earlySuccesses = Atomic<Int>(0)
+    /// Validations (of any outcome) started after the revoke returned.
+    let lateAttempts = Atomic<Int>(0)
     let stop = Atomic<Bool>(false)
+
+    /// Yields until `condition` holds (the validating tasks make progress
+    /// meanwhile); gives up after 30 s so a broken daemon fails the
+    /// assertions instead of hanging.
+    func until(_ condition: (RaceProbe) -> Bool) async {
+        let giveUp = ContinuousClock.now + .seconds(30)
+        while !condition(self), ContinuousClock.now < giveUp { await Task.yield() }
+    }
 }

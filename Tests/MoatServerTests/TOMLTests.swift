@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import MoatServer
@@ -31,17 +32,6 @@ private func expectFailure(
     #expect(error.line == line, "\(error)", sourceLocation: sourceLocation)
     #expect(error.description.hasPrefix("line \(line),"), "\(error)", sourceLocation: sourceLocation)
     #expect(error.message.contains(fragment), "\(error)", sourceLocation: sourceLocation)
-}
-
-/// The `TOMLError` a lookup throws, or `nil` if it succeeds. (Closures infer
-/// untyped throws, hence the cast.)
-private func failure(_ body: () throws -> Void) -> TOMLError? {
-    do {
-        try body()
-        return nil
-    } catch {
-        return error as? TOMLError
-    }
 }
 
 // MARK: - Features
@@ -566,12 +556,21 @@ struct TOMLErrorTests {
         var text = "[big]\n"
         for i in 0..<20_000 { text += "key_\(i) = \(i)\n" }
         text += "wide = { " + (0..<5_000).map { "k\($0) = \($0)" }.joined(separator: ", ") + " }\n"
-        let doc = try TOMLTable(parsing: text)
-        let big = try #require(try doc.table("big"))
-        #expect(big.values.count == 20_001)
-        #expect(try big.int("key_19999") == 19_999)
-        #expect(try big.int("wide.k4999") == 4_999)
-        #expect(big.location(of: "wide.k4999")?.line == 20_002)
+        let doc = try parse(text)
+        guard case .table(let big)? = doc["big"], case .table(let wide)? = big["wide"] else {
+            Issue.record("no [big] table with an inline 'wide' table")
+            return
+        }
+        #expect(big.count == 20_001)
+        #expect(big["key_19999"] == .integer(19_999))
+        #expect(wide["k4999"] == .integer(4_999))
+        // Locating an error at the end of a long document, on a long line.
+        let late = parseError(text + "[big]\n")
+        #expect(late?.line == 20_003)
+        #expect(late?.message.contains("line 1") == true, "\(String(describing: late))")  // where [big] was first defined
+        let wideError = parseError(text.replacing("k4999 = 4999", with: "k4999 = ?"))
+        #expect(wideError?.line == 20_002)
+        #expect((wideError?.column ?? 0) > 40_000)
     }
 }
 
@@ -588,141 +587,7 @@ private struct SplitMix64 {
     }
 }
 
-// MARK: - Typed lookups
-
-@Suite("TOMLTable lookups")
-struct TOMLTableTests {
-    static let text = """
-        name = "moat"
-        workers = 4
-        ratio = 0.5
-        timeout = 30
-        verbose = true
-        tags = ["a", "b"]
-        ports = [80, 443]
-        mixed = ["a", 1]
-        huge = 9223372036854775807
-
-        [server]
-        port = 70000
-        socket = { path = "/run/moat.sock", mode = 0o660 }
-
-        [[listeners]]
-        name = "one"
-
-        [[listeners]]
-        name = "two"
-        prot = 1
-        """
-
-    @Test func typedValues() throws {
-        let table = try TOMLTable(parsing: Self.text)
-        #expect(try table.string("name") == "moat")
-        #expect(try table.int("workers") == 4)
-        #expect(try table.double("ratio") == 0.5)
-        #expect(try table.double("timeout") == 30)  // integers are accepted as doubles
-        #expect(try table.bool("verbose") == true)
-        #expect(try table.stringArray("tags") == ["a", "b"])
-        #expect(try table.intArray("ports") == [80, 443])
-        #expect(try table.string("server.socket.path") == "/run/moat.sock")
-        #expect(try table.int("server.socket.mode") == 0o660)
-        #expect(try table.value("verbose") == .boolean(true))
-        #expect(table["workers"] == .integer(4))
-        #expect(try table.int("huge") == Int.max)
-
-        let socket = try #require(try table.table("server.socket"))
-        #expect(socket.name == "server.socket")
-        #expect(socket.keys == ["mode", "path"])
-        #expect(try socket.string("path") == "/run/moat.sock")
-
-        let listeners = try #require(try table.tableArray("listeners"))
-        #expect(listeners.count == 2)
-        #expect(try listeners.map { try $0.string("name") } == ["one", "two"])
-        #expect(listeners[1].name == "listeners[1]")
-    }
-
-    @Test func absentKeysAreNil() throws {
-        let table = try TOMLTable(parsing: Self.text)
-        #expect(try table.string("missing") == nil)
-        #expect(try table.int("server.missing") == nil)
-        #expect(try table.table("nope.deeper") == nil)
-        #expect(try table.stringArray("server.socket.nope") == nil)
-        #expect(try table.int("port", in: 1...10) == nil)
-    }
-
-    @Test func wrongTypesNameTheKeyTypeAndLine() throws {
-        let table = try TOMLTable(parsing: Self.text)
-        let a = failure { _ = try table.int("name") }
-        #expect(a?.description == "line 1, column 1: 'name' must be an integer, but it is a string")
-        let b = failure { _ = try table.string("server.port") }
-        #expect(b?.description == "line 12, column 1: 'server.port' must be a string, but it is an integer")
-        let c = failure { _ = try table.bool("ratio") }
-        #expect(c?.message == "'ratio' must be a boolean, but it is a float")
-        let d = failure { _ = try table.stringArray("mixed") }
-        #expect(d?.message == "'mixed' must be an array of strings, but element 1 is an integer")
-        #expect(d?.line == 8)
-        let e = failure { _ = try table.intArray("tags") }
-        #expect(e?.message == "'tags' must be an array of integers, but element 0 is a string")
-        let f = failure { _ = try table.double("verbose") }
-        #expect(f?.message == "'verbose' must be a number, but it is a boolean")
-        let g = failure { _ = try table.string("server.socket.path.deeper") }
-        #expect(g?.message.hasPrefix("'server.socket.path' is a string, not a table") == true)
-        #expect(g?.line == 13)
-        let h = failure { _ = try table.int("server.port", in: 1...65535) }
-        #expect(h?.description == "line 12, column 1: 'server.port' must be between 1 and 65535, found 70000")
-        let i = failure { _ = try table.table("name") }
-        #expect(i?.message == "'name' must be a table, but it is a string")
-        let j = failure { _ = try table.tableArray("server") }
-        #expect(j?.message == "'server' must be an array of tables, but it is a table")
-        let k = failure { _ = try table.tableArray("tags") }
-        #expect(k?.message == "'tags' must be an array of tables, but element 0 is a string")
-        let l = failure { _ = try table.string("listeners.name") }
-        #expect(l?.message.hasPrefix("'listeners' is an array, not a table") == true)
-    }
-
-    @Test func unknownKeysAreRejectedWithLineAndSuggestion() throws {
-        let table = try TOMLTable(parsing: Self.text)
-        let root: Set = ["name", "workers", "ratio", "timeout", "verbose", "tags", "ports", "mixed", "huge", "server", "listeners"]
-        #expect(failure { try table.rejectUnknownKeys(allowed: root) } == nil)
-
-        var fewer = root
-        fewer.remove("ports")
-        fewer.remove("tags")
-        let first = failure { try table.rejectUnknownKeys(allowed: fewer) }
-        #expect(first?.description == "line 6, column 1: unknown key 'tags'")  // source order: tags before ports
-
-        let server = try #require(try table.table("server"))
-        let typo = failure { try server.rejectUnknownKeys(allowed: ["port", "sockets"]) }
-        #expect(typo?.description == "line 13, column 1: unknown key 'server.socket'; did you mean 'sockets'?")
-
-        let listeners = try #require(try table.tableArray("listeners"))
-        #expect(failure { try listeners[0].rejectUnknownKeys(allowed: ["name", "port"]) } == nil)
-        let nested = failure { try listeners[1].rejectUnknownKeys(allowed: ["name", "port"]) }
-        #expect(nested?.description == "line 20, column 1: unknown key 'listeners[1].prot'; did you mean 'port'?")
-
-        let socket = try #require(try table.table("server.socket"))
-        let inline = failure { try socket.rejectUnknownKeys(allowed: ["path"]) }
-        #expect(inline?.description == "line 13, column 37: unknown key 'server.socket.mode'")
-    }
-
-    @Test func locationsAndNames() throws {
-        let table = try TOMLTable(parsing: "a = 1\n[t]\n  b.c = 2\n\"odd.key\" = 3")
-        #expect(table.location(of: "a")?.line == 1)
-        #expect(table.location(of: "t")?.line == 2)
-        #expect(table.location(of: "t.b.c")?.line == 3)
-        #expect(table.location(of: "t.b.c")?.column == 5)
-        #expect(table.location(of: "nope") == nil)
-        #expect(table.name == "")
-        let t = try #require(try table.table("t"))
-        #expect(t.values["odd.key"] == .integer(3))
-        #expect(t.keys == ["b", "odd.key"])
-        let unknown: TOMLError?
-        do { try t.rejectUnknownKeys(allowed: ["b"]); unknown = nil } catch { unknown = error }
-        #expect(unknown?.message == "unknown key 't.\"odd.key\"'")
-    }
-}
-
-// MARK: - A realistic configuration
+// MARK: - A realistic document
 
 @Suite("TOML configuration sample")
 struct TOMLConfigSampleTests {
@@ -779,109 +644,132 @@ struct TOMLConfigSampleTests {
             for purged accounts."""
         """#
 
-    /// What a configuration loader does with the table: typed reads with defaults
-    /// and unknown keys rejected at every level.
-    struct ServerConfig: Equatable {
-        var socketPath = "/run/moat/moat.sock"
-        var socketMode = 0o600
-        var maxFrameBytes = 1 << 20
-        var frameTimeout = 10.0
-        var allowedUIDs: [Int] = []
-        var syncMode = "NORMAL"
-        var argon2Memory = 19_456
-        var logLevel = "info"
-        var redact: [String] = []
-        var consumers: [String] = []
-    }
-
-    static func load(_ text: String) throws(TOMLError) -> ServerConfig {
-        var config = ServerConfig()
-        let root = try TOMLTable(parsing: text)
-        try root.rejectUnknownKeys(allowed: ["data_directory", "server", "access", "database", "crypto", "logging", "consumers"])
-        if let server = try root.table("server") {
-            try server.rejectUnknownKeys(allowed: [
-                "socket_path", "socket_mode", "max_frame_bytes", "max_in_flight_per_connection", "max_connections",
-                "frame_timeout_seconds", "idle_timeout_seconds", "default_deadline_ms", "max_deadline_ms",
-            ])
-            config.socketPath = try server.string("socket_path") ?? config.socketPath
-            config.socketMode = try server.int("socket_mode", in: 0...0o777) ?? config.socketMode
-            config.maxFrameBytes = try server.int("max_frame_bytes", in: 1024...(64 << 20)) ?? config.maxFrameBytes
-            config.frameTimeout = try server.double("frame_timeout_seconds") ?? config.frameTimeout
+    /// The value at `keys` below the root, through tables only.
+    static func value(_ root: [String: TOMLValue], _ keys: String...) -> TOMLValue? {
+        var current = TOMLValue.table(root)
+        for key in keys {
+            guard case .table(let table) = current, let next = table[key] else { return nil }
+            current = next
         }
-        if let access = try root.table("access") {
-            try access.rejectUnknownKeys(allowed: ["allowed_uids", "allowed_gids", "admin_uids", "admin_gids"])
-            config.allowedUIDs = try access.intArray("allowed_uids") ?? []
-        }
-        if let database = try root.table("database") {
-            try database.rejectUnknownKeys(allowed: ["path", "synchronous", "readers", "busy_timeout_ms"])
-            config.syncMode = try database.string("synchronous") ?? config.syncMode
-        }
-        if let crypto = try root.table("crypto") {
-            try crypto.rejectUnknownKeys(allowed: ["key_file", "argon2"])
-            if let argon2 = try crypto.table("argon2") {
-                try argon2.rejectUnknownKeys(allowed: ["memory_kib", "iterations", "parallelism"])
-                config.argon2Memory = try argon2.int("memory_kib") ?? config.argon2Memory
-            }
-        }
-        if let logging = try root.table("logging") {
-            try logging.rejectUnknownKeys(allowed: ["level", "format", "redact", "labels"])
-            config.logLevel = try logging.string("level") ?? config.logLevel
-            config.redact = try logging.stringArray("redact") ?? []
-        }
-        for consumer in try root.tableArray("consumers") ?? [] {
-            try consumer.rejectUnknownKeys(allowed: ["name", "max_batch", "description"])
-            if let name = try consumer.string("name") { config.consumers.append(name) }
-        }
-        return config
+        return current
     }
 
     @Test func parsesTheWholeSample() throws {
-        let root = try TOMLTable(parsing: Self.sample)
-        #expect(root.keys == ["access", "consumers", "crypto", "data_directory", "database", "logging", "server"])
-        #expect(try root.int("server.max_frame_bytes") == 1_048_576)
-        #expect(try root.double("server.idle_timeout_seconds") == 300)
-        #expect(try root.intArray("access.allowed_gids") == [0, 998])
-        #expect(try root.string("crypto.key_file") == "/etc/moat/secret.key")
-        #expect(try root.int("crypto.argon2.parallelism") == 1)
-        #expect(try root.string("logging.labels.service") == "moatd")
-        #expect(try root.table("logging.labels")?.values["deployment.env"] == .string("production"))
-        let consumers = try #require(try root.tableArray("consumers"))
-        #expect(try consumers[1].string("description") == "Billing worker: cancels subscriptions for purged accounts.")
-    }
-
-    @Test func loaderReadsTypedValues() throws {
-        let config = try Self.load(Self.sample)
-        #expect(config == ServerConfig(
-            socketPath: "/run/moat/moat.sock", socketMode: 0o660, maxFrameBytes: 1_048_576, frameTimeout: 5.0,
-            allowedUIDs: [0, 33, 1001], syncMode: "FULL", argon2Memory: 19_456, logLevel: "info",
-            redact: ["password", "token", "totp_secret"], consumers: ["mailer", "billing"]))
-        #expect(try Self.load("") == ServerConfig())
-    }
-
-    @Test func loaderRejectsTyposAndBadTypes() {
-        func loadError(_ text: String) -> TOMLError? {
-            do { _ = try Self.load(text); return nil } catch { return error }
+        let root = try parse(Self.sample)
+        #expect(root.keys.sorted() == ["access", "consumers", "crypto", "data_directory", "database", "logging", "server"])
+        #expect(Self.value(root, "server", "max_frame_bytes") == .integer(1_048_576))
+        #expect(Self.value(root, "server", "socket_mode") == .integer(0o660))
+        #expect(Self.value(root, "server", "frame_timeout_seconds") == .float(5.0))
+        #expect(Self.value(root, "access", "allowed_gids") == .array([.integer(0), .integer(998)]))
+        #expect(Self.value(root, "crypto", "key_file") == .string("/etc/moat/secret.key"))
+        #expect(Self.value(root, "crypto", "argon2", "parallelism") == .integer(1))
+        #expect(Self.value(root, "logging", "labels", "service") == .string("moatd"))
+        #expect(Self.value(root, "logging", "labels", "deployment.env") == .string("production"))
+        #expect(Self.value(root, "logging", "redact") == .array([.string("password"), .string("token"), .string("totp_secret")]))
+        guard case .array(let consumers)? = root["consumers"], consumers.count == 2, case .table(let billing) = consumers[1]
+        else {
+            Issue.record("consumers is not an array of two tables")
+            return
         }
-        let typo = loadError(Self.sample.replacing("max_in_flight_per_connection", with: "max_inflight_per_connection"))
-        #expect(typo?.description == "line 9, column 1: unknown key 'server.max_inflight_per_connection'; did you mean 'max_in_flight_per_connection'?")
+        #expect(billing["name"] == .string("billing"))
+        #expect(billing["description"] == .string("Billing worker: cancels subscriptions for purged accounts."))
+    }
 
-        let nested = loadError(Self.sample.replacing("iterations = 2", with: "iteration = 2"))
-        #expect(nested?.line == 32)
-        #expect(nested?.message == "unknown key 'crypto.argon2.iteration'; did you mean 'iterations'?")
+    @Test func syntaxErrorsKeepLineAndColumn() {
+        let error = parseError("[server]\nsocket_path \"x\"")
+        #expect(error?.description.hasPrefix("line 2, column 13: expected '=' after key 'socket_path'") == true)
+        let duplicate = parseError(Self.sample + "\n[server]\n")
+        #expect(duplicate?.line == 51)
+        #expect(duplicate?.message.contains("line 5") == true, "\(String(describing: duplicate))")
+    }
+}
 
-        let section = loadError("[servre]\nsocket_path = 'x'")
-        #expect(section?.description == "line 1, column 1: unknown key 'servre'; did you mean 'server'?")
+// MARK: - Through the loader
 
-        let wrongType = loadError("[server]\nsocket_path = 42")
-        #expect(wrongType?.description == "line 2, column 1: 'server.socket_path' must be a string, but it is an integer")
+/// What the loader's table reader does with parsed TOML: typed reads,
+/// defaults for absent keys, errors naming the key for wrong types, ranges
+/// and unknown keys, and parse errors with their line and column.
+@Suite("TOML through the configuration loader")
+struct TOMLLoaderTests {
+    static func load(_ text: String, overrides: [String] = []) throws -> MoatConfiguration {
+        let path = NSTemporaryDirectory() + "moatd-toml-\(UUID().uuidString).toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try ConfigurationLoader.load(file: path, overrides: overrides)
+    }
 
-        let range = loadError("[server]\nmax_frame_bytes = 10")
-        #expect(range?.description == "line 2, column 1: 'server.max_frame_bytes' must be between 1024 and 67108864, found 10")
+    /// The loader's message for `text`, or nil if it loads.
+    static func failure(_ text: String) -> String? {
+        do {
+            _ = try load(text)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
 
-        let consumer = loadError(Self.sample + "\nmax_bach = 3\n")
-        #expect(consumer?.message == "unknown key 'consumers[1].max_bach'; did you mean 'max_batch'?")
+    @Test func typedValuesInEveryTOMLSpelling() throws {
+        let configuration = try Self.load(#"""
+            "data_dir" = '/var/lib/moat'     # a quoted key, a literal string
+            limits.max_connections = 64      # a dotted key at the root
+            store = { readers = 2, synchronous = "NORMAL" }
 
-        let syntax = loadError("[server]\nsocket_path \"x\"")
-        #expect(syntax?.description.hasPrefix("line 2, column 13: expected '=' after key 'socket_path'") == true)
+            [socket]
+            path = "/run/moat/moat.sock"
+            mode = "0640"
+
+            [access]
+            allow_uids = [
+                0,
+                1_001,   # underscores
+            ]
+            admin_gids = [0x3E8]
+
+            [log]
+            level = "debug"
+            """#)
+        var expected = MoatConfiguration()
+        expected.dataDirectory = "/var/lib/moat"
+        expected.limits.maxConnections = 64
+        expected.store.readers = 2
+        expected.store.synchronous = .normal
+        expected.socket.path = "/run/moat/moat.sock"
+        expected.socket.mode = 0o640
+        expected.access.allowUIDs = [0, 1001]
+        expected.access.adminGIDs = [1000]
+        expected.log.level = .debug
+        #expect(configuration == expected)
+    }
+
+    @Test func absentKeysKeepTheirDefaults() throws {
+        #expect(try Self.load("# nothing but a comment\n") == MoatConfiguration())
+        let partial = try Self.load("[limits]\nmax_connections = 9\n")
+        var expected = MoatConfiguration()
+        expected.limits.maxConnections = 9
+        #expect(partial == expected)
+    }
+
+    @Test func wrongTypesNameTheKeyAndTheExpectedType() {
+        #expect(Self.failure("[socket]\npath = 42") == "socket.path: expected a string")
+        #expect(Self.failure("[limits]\nmax_connections = \"many\"") == "limits.max_connections: expected an integer")
+        #expect(Self.failure("[limits]\nmax_connections = 1.5") == "limits.max_connections: expected an integer")
+        #expect(Self.failure("[access]\nallow_uids = 5") == "access.allow_uids: expected an array of ids")
+        #expect(Self.failure("[access]\nallow_uids = [\"root\"]") == "access.allow_uids: expected non-negative integer ids")
+        #expect(Self.failure("socket = 3") == "socket: expected a table")
+        #expect(Self.failure("[limits]\nmax_frame_bytes = 10") == "limits.max_frame_bytes: 10 is outside 1024...67108864")
+    }
+
+    @Test func unknownKeysAreNamedInFullWithTheSettingProbablyMeant() {
+        #expect(Self.failure("[limits]\nmax_conections = 5") == "limits.max_conections: unknown setting (did you mean limits.max_connections?)")
+        #expect(Self.failure("[servre]\npath = 'x'") == "servre: unknown setting")
+        #expect(Self.failure("[sokcet]\npath = 'x'") == "sokcet: unknown setting (did you mean socket?)")
+        #expect(
+            Self.failure("[store]\nreaders = 2\nbusy = 1\nzzz = 2")
+                == "store.busy, store.zzz: unknown settings")
+    }
+
+    @Test func parseErrorsKeepLineAndColumnThroughTheLoader() {
+        let message = Self.failure("data_dir = \"x\"\n[limits]\nmax_connections 5\n")
+        #expect(message?.contains(": line 3, column 17: expected '=' after key 'max_connections'") == true, "\(String(describing: message))")
     }
 }

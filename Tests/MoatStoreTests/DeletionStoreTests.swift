@@ -40,13 +40,10 @@ private final class DeletionWorld: @unchecked Sendable {
     init(store: any AccountStore) throws {
         var hashing = HashingConfiguration()
         hashing.parameters = .init(memoryKiB: 64, iterations: 1, parallelism: 1)
-        hashing.workers = 2
         self.store = store
-        hasher = try PasswordHasher(configuration: hashing)
+        hasher = try PasswordHasher(configuration: hashing, executor: InlineHashingExecutor())
         accounts = AccountService(store: store, hasher: hasher, clock: clock, secrets: deletionKeyring)
     }
-
-    deinit { hasher.shutdown() }
 
     func events(after sequence: Int64 = 0) async throws -> [(EventRecord, DomainEvent)] {
         try await store.read { try $0.events(after: sequence, limit: 100_000) }.map {

@@ -321,8 +321,8 @@ final class PostgresStoreTests: XCTestCase {
         _ = try await fragile.read { try $0.tenant(id: acme.id) }
         _ = try await killAll()
         let failure = await thrown { _ = try await fragile.read { try $0.tenant(id: acme.id) } }
-        XCTAssertEqual(failure as? DomainError, PostgresAccountStore.unavailable, "\(String(describing: failure))")
-        XCTAssertEqual((failure as? DomainError)?.kind, .unavailable)
+        // UNAVAILABLE `STORE_UNAVAILABLE` on the wire (ErrorMappingTests).
+        XCTAssertEqual((failure as? StoreError)?.reason, .unavailable, "\(String(describing: failure))")
         let recovered = try await fragile.read { try $0.tenant(id: acme.id) }
         XCTAssertEqual(recovered?.slug, "acme", "the next call reconnects")
         await fragile.close()
@@ -350,8 +350,8 @@ final class PostgresStoreTests: XCTestCase {
         let acme = tenant("acme")
         try await store.write { try $0.insert(acme) }
         let nul = await thrown { try await store.write { try $0.insert(user(acme.id, "a\u{0}b@acme.test")) } }
-        XCTAssertEqual(nul as? DomainError, PostgresAccountStore.invalidText, "\(String(describing: nul))")
-        XCTAssertEqual((nul as? DomainError)?.kind, .invalidArgument)
+        // INVALID_ARGUMENT `INVALID_TEXT` on the wire (ErrorMappingTests).
+        XCTAssertEqual((nul as? StoreError)?.reason, .invalidText, "\(String(describing: nul))")
         let ignored = await thrown {
             try await store.database.write { db in
                 try db.execute("INSERT INTO meta (key, value) VALUES ('k', ?)", [[UInt8(1)]])

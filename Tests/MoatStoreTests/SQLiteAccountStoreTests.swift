@@ -581,7 +581,7 @@ final class SQLiteAccountStoreTests: XCTestCase {
                 }
             }
             XCTAssertEqual(intentional as? IntentionalError, IntentionalError())
-            let rule = DomainError(.failedPrecondition, "TEST_RULE", "a rule said no", details: ["k": "v"])
+            let rule = DomainError(.failedPrecondition, .lastOwner, "a rule said no", details: ["k": "v"])
             let domain = await thrownError {
                 try await store.write { writer in
                     try writer.insert(user)

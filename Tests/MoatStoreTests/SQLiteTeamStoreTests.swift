@@ -306,7 +306,7 @@ private func runTeamScenario(_ store: any AccountStore) async throws -> [Observa
     await attempt("rolled back member") {
         try await store.write { writer in
             try writer.insert(member(teams[2], carol, .member))
-            throw DomainError(.internal, "ROLLBACK", "on purpose")
+            throw IntentionalError()
         }
     }
     observe("member", .member(try await store.read { try $0.teamMember(tenant: acme.id, team: teams[0].id, user: bob.id) }))

@@ -16,6 +16,17 @@ enum TestMethods {
     static let user = MethodDescriptor(service: "moat.test.Test", method: "User", access: .user)
     static let typed = MethodDescriptor(service: "moat.test.Test", method: "Typed", access: .public)
     static let fail = MethodDescriptor(service: "moat.test.Test", method: "Fail", access: .public)
+    static let refuse = MethodDescriptor(service: "moat.test.Test", method: "Refuse", access: .public)
+    static let refuseFast = MethodDescriptor(service: "moat.test.Test", method: "RefuseFast", access: .public)
+
+    /// An error of some layer that knows its wire status.
+    struct Refusal: Error, RPCErrorConvertible {
+        var rpcErrorCode: Code { .resourceExhausted }
+        var rpcErrorMessage: String { "slow down" }
+        var rpcErrorReason: String { "TEST_SLOW_DOWN" }
+        var rpcErrorDetails: [String: String] { ["retry_after_seconds": "3"] }
+    }
+    static let fast = MethodDescriptor(service: "moat.test.Test", method: "Fast", access: .public)
 
     /// Echo sleeps for the milliseconds in its first two payload bytes, then
     /// returns the payload; it records how many calls ran at once.
@@ -39,6 +50,14 @@ enum TestMethods {
                 struct Secret: Error { let password = "hunter2" }
                 throw Secret()
             },
+            ServerMethod(descriptor: refuse) { _, _ in throw Refusal() },
+            ServerMethod(descriptor: refuseFast, fastPath: { _, _ in throw Refusal() }) { _, _ in Data() },
+            // Answered on the event loop ("fast:" + payload) unless the
+            // payload is empty, then by its task ("task").
+            ServerMethod(
+                descriptor: fast,
+                fastPath: { payload, _ in payload.isEmpty ? nil : Data("fast:".utf8) + payload },
+                handler: { _, _ in Data("task".utf8) }),
         ]
     }
 }
@@ -49,6 +68,13 @@ final class ConcurrencyProbe: Sendable {
     func enter() { state.withLock { $0.current += 1; $0.peak = max($0.peak, $0.current) } }
     func leave() { state.withLock { $0.current -= 1 } }
     var peak: Int { state.withLock { $0.peak } }
+    var current: Int { state.withLock { $0.current } }
+
+    /// Yields until `count` handlers run at once (30 s at most).
+    func wait(forRunning count: Int) async {
+        let giveUp = ContinuousClock.now + .seconds(30)
+        while current < count, ContinuousClock.now < giveUp { await Task.yield() }
+    }
 }
 
 struct TestService: RPCService {
@@ -69,7 +95,7 @@ final class ServerFixture: Sendable {
         var configuration = UnixSocketServer.Configuration(
             socketPath: path, access: access ?? AccessPolicy(adminUIDs: [getuid()]), limits: limits)
         configuration.socketMode = 0o660
-        let router = Router(services: [TestService(methods: TestMethods.service(concurrency: probe))])
+        let router = try Router(services: [TestService(methods: TestMethods.service(concurrency: probe))])
         server = UnixSocketServer(configuration: configuration, router: router, logger: Logger(label: "test"))
         try await server.start()
     }
@@ -147,6 +173,38 @@ final class ServerTests: XCTestCase {
         }
         XCTAssertLessThanOrEqual(fixture.probe.peak, 4)
         XCTAssertEqual(fixture.probe.peak, 4)
+        await fixture.stop()
+    }
+
+    func testFramesQueuedAtTheInFlightLimitAreAnsweredWhenASlotFrees() async throws {
+        // One slot: the slow call takes it, the frames that arrive with it
+        // wait in the connection's queue. When the slot frees they are
+        // served (here by the fast path, outside any read cycle) and their
+        // answers must be flushed without waiting for another read.
+        var limits = TransportLimits()
+        limits.maxInFlightPerConnection = 1
+        let fixture = try await ServerFixture(limits: limits)
+        let socket = try fixture.connect()
+        var frames: [UInt8] = []
+        let calls: [(UInt64, MethodDescriptor, [UInt8])] = [
+            (1, TestMethods.echo, delayPayload(milliseconds: 200, tag: 1)),
+            (2, TestMethods.fast, [2]),
+            (3, TestMethods.fast, [3]),
+            (4, TestMethods.fast, []),
+        ]
+        for (id, method, payload) in calls {
+            let body = try request(id: id, method: method.path, payload: payload).serializedBytes() as [UInt8]
+            frames += withUnsafeBytes(of: UInt32(body.count).bigEndian) { Array($0) } + body
+        }
+        try socket.send(frames)
+        var answers: [UInt64: String] = [:]
+        for _ in calls {
+            let response = try XCTUnwrap(try socket.readResponse(), "an answer stayed unflushed")
+            XCTAssertEqual(response.status.code, .ok)
+            answers[response.id] = response.id == 1 ? "echo" : String(decoding: response.payload, as: UTF8.self)
+        }
+        XCTAssertEqual(answers, [1: "echo", 2: "fast:\u{2}", 3: "fast:\u{3}", 4: "task"])
+        XCTAssertEqual(fixture.probe.peak, 1)
         await fixture.stop()
     }
 
@@ -298,7 +356,25 @@ final class ServerTests: XCTestCase {
         let response = try XCTUnwrap(try socket.readResponse())
         XCTAssertEqual(response.status.code, .internal)
         XCTAssertEqual(response.status.message, "internal error")
+        XCTAssertEqual(response.status.reason, "INTERNAL_ERROR")
+        XCTAssertEqual(response.status.details, [:])
         XCTAssertFalse(response.status.message.contains("hunter2"))
+        await fixture.stop()
+    }
+
+    func testConvertibleErrorsGetTheirOwnStatusOnBothPaths() async throws {
+        let fixture = try await ServerFixture()
+        let socket = try fixture.connect()
+        // The task path and the synchronous fast path answer the same way.
+        for (id, method) in [(1, TestMethods.refuse), (2, TestMethods.refuseFast)] as [(UInt64, MethodDescriptor)] {
+            try socket.sendRequest(request(id: id, method: method.path))
+            let response = try XCTUnwrap(try socket.readResponse())
+            XCTAssertEqual(response.id, id)
+            XCTAssertEqual(response.status.code, .resourceExhausted, method.path)
+            XCTAssertEqual(response.status.message, "slow down")
+            XCTAssertEqual(response.status.reason, "TEST_SLOW_DOWN")
+            XCTAssertEqual(response.status.details, ["retry_after_seconds": "3"])
+        }
         await fixture.stop()
     }
 
@@ -378,8 +454,10 @@ final class ServerTests: XCTestCase {
         let fixture = try await ServerFixture()
         let socket = try fixture.connect()
         try socket.sendRequest(request(id: 1, method: TestMethods.echo.path, payload: delayPayload(milliseconds: 400, tag: 1)))
-        try await Task.sleep(for: .milliseconds(50))
+        await fixture.probe.wait(forRunning: 1)
         let stopping = Task { await fixture.server.shutdown() }
+        // Real time: the drain event has no outside sign before the socket
+        // file goes (ConnectionHandlerTests orders it exactly).
         try await Task.sleep(for: .milliseconds(50))
         try socket.sendRequest(request(id: 2, method: TestMethods.echo.path))
         var answers: [UInt64: Moat_Rpc_V1_Response] = [:]
@@ -402,7 +480,7 @@ final class ServerTests: XCTestCase {
         // A second server on a live socket refuses to start.
         let second = UnixSocketServer(
             configuration: .init(socketPath: fixture.path, access: AccessPolicy(adminUIDs: [getuid()])),
-            router: Router(), logger: Logger(label: "test"))
+            router: try Router(), logger: Logger(label: "test"))
         do {
             try await second.start()
             XCTFail("started on a live socket")
@@ -425,7 +503,7 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: fixture.path))
         let third = UnixSocketServer(
             configuration: .init(socketPath: fixture.path, access: AccessPolicy(adminUIDs: [getuid()])),
-            router: Router(), logger: Logger(label: "test"))
+            router: try Router(), logger: Logger(label: "test"))
         try await third.start()
         await third.shutdown()
 
@@ -433,7 +511,7 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(FileManager.default.createFile(atPath: fixture.path, contents: Data("keep".utf8)))
         let fourth = UnixSocketServer(
             configuration: .init(socketPath: fixture.path, access: AccessPolicy(adminUIDs: [getuid()])),
-            router: Router(), logger: Logger(label: "test"))
+            router: try Router(), logger: Logger(label: "test"))
         do {
             try await fourth.start()
             XCTFail("replaced a regular file")

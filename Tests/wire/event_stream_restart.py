@@ -104,7 +104,7 @@ class Daemon:
     def start(self):
         self.process = subprocess.Popen(
             [MOATD, "--data-dir", self.data_dir, "--log-level", "warning",
-             "--set", "hashing.memory_kib=64", "--set", "hashing.iterations=1",
+             "--set", "hashing.memory_kib=64", "--set", "hashing.iterations=1", "--set", "hashing.allow_weak=true",
              "--set", "events.max_poll_wait_seconds=30"],
             stdout=self.log, stderr=self.log)
         deadline = time.time() + 30

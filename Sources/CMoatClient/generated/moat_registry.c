@@ -5,6 +5,7 @@
 #include "moat/rpc/v1/envelope.pb-c.h"
 #include "moat/v1/events.pb-c.h"
 #include "moat/v1/health.pb-c.h"
+#include "moat/v1/operations.pb-c.h"
 #include "moat/v1/sessions.pb-c.h"
 #include "moat/v1/teams.pb-c.h"
 #include "moat/v1/tenants.pb-c.h"
@@ -57,6 +58,14 @@ const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
     &moat__v1__team_ownership_transferred__descriptor,
     &moat__v1__check_request__descriptor,
     &moat__v1__check_response__descriptor,
+    &moat__v1__backup_request__descriptor,
+    &moat__v1__backup_response__descriptor,
+    &moat__v1__rotate_key_request__descriptor,
+    &moat__v1__rotate_key_response__descriptor,
+    &moat__v1__key_status_request__descriptor,
+    &moat__v1__key_status_response__descriptor,
+    &moat__v1__metrics_request__descriptor,
+    &moat__v1__metrics_response__descriptor,
     &moat__v1__validate_request__descriptor,
     &moat__v1__validate_response__descriptor,
     &moat__v1__list_sessions_request__descriptor,
@@ -146,6 +155,7 @@ const ProtobufCMessageDescriptor *const moat_registry_messages[] = {
 const ProtobufCServiceDescriptor *const moat_registry_services[] = {
     &moat__v1__events__descriptor,
     &moat__v1__health__descriptor,
+    &moat__v1__operations__descriptor,
     &moat__v1__sessions__descriptor,
     &moat__v1__teams__descriptor,
     &moat__v1__tenants__descriptor,

@@ -38,7 +38,7 @@ public enum DomainEvent: Sendable, Equatable, Codable {
     case teamInvitationCreated(
         invitationID: InvitationID, teamID: TeamID, teamName: String, email: String, role: TeamRole, token: String,
         expiresAt: Timestamp, inviterID: UserID?, inviterEmail: String)
-    /// `reason` is "revoked" or "replaced".
+    /// `reason` is an ``InvitationRevocationReason`` raw value.
     case teamInvitationRevoked(invitationID: InvitationID, teamID: TeamID, email: String, reason: String, actorID: UserID?)
     case teamMemberAdded(teamID: TeamID, userID: UserID, email: String, role: TeamRole, invitationID: InvitationID)
     case teamMemberRoleChanged(teamID: TeamID, userID: UserID, previousRole: TeamRole, role: TeamRole, actorID: UserID?)

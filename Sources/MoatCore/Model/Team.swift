@@ -100,12 +100,12 @@ public struct Team: Sendable, Equatable {
     /// if empty, longer than 100 characters or holding control characters.
     public static func normalizedName(_ name: String) throws(DomainError) -> String {
         let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !trimmed.isEmpty else { throw .invalid("TEAM_NAME_INVALID", "the team name is empty") }
+        guard !trimmed.isEmpty else { throw .invalid(.teamNameInvalid, "the team name is empty") }
         guard trimmed.count <= maximumNameLength else {
-            throw .invalid("TEAM_NAME_INVALID", "the team name is longer than \(maximumNameLength) characters")
+            throw .invalid(.teamNameInvalid, "the team name is longer than \(maximumNameLength) characters")
         }
         guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-            throw .invalid("TEAM_NAME_INVALID", "the team name holds control characters")
+            throw .invalid(.teamNameInvalid, "the team name holds control characters")
         }
         return trimmed
     }

@@ -25,29 +25,29 @@ public struct TenantPolicy: Sendable, Equatable, Codable {
     /// Checks the policy's values; returns the first problem.
     public func validate() throws(DomainError) {
         guard minPasswordLength >= Self.passwordFloor else {
-            throw .invalid("POLICY_INVALID", "min_password_length must be at least \(Self.passwordFloor)")
+            throw .invalid(.policyInvalid, "min_password_length must be at least \(Self.passwordFloor)")
         }
         guard minPasswordLength <= PasswordRules.maximumLength else {
-            throw .invalid("POLICY_INVALID", "min_password_length must be at most \(PasswordRules.maximumLength)")
+            throw .invalid(.policyInvalid, "min_password_length must be at most \(PasswordRules.maximumLength)")
         }
         guard (300...(366 * 86400)).contains(sessionIdleTimeoutSeconds) else {
-            throw .invalid("POLICY_INVALID", "session_idle_timeout_seconds must be between 300 and 31622400")
+            throw .invalid(.policyInvalid, "session_idle_timeout_seconds must be between 300 and 31622400")
         }
         guard (300...(3660 * 86400)).contains(sessionAbsoluteLifetimeSeconds),
             sessionAbsoluteLifetimeSeconds >= sessionIdleTimeoutSeconds
         else {
             throw .invalid(
-                "POLICY_INVALID", "session_absolute_lifetime_seconds must be at least the idle timeout and at most 10 years")
+                .policyInvalid, "session_absolute_lifetime_seconds must be at least the idle timeout and at most 10 years")
         }
         guard (1...100).contains(lockoutThreshold) else {
-            throw .invalid("POLICY_INVALID", "lockout_threshold must be between 1 and 100")
+            throw .invalid(.policyInvalid, "lockout_threshold must be between 1 and 100")
         }
         guard (1...86400).contains(lockoutBaseDelaySeconds), (lockoutBaseDelaySeconds...86400).contains(lockoutMaxDelaySeconds)
         else {
-            throw .invalid("POLICY_INVALID", "lockout delays must be between 1 s and 1 day, base <= max")
+            throw .invalid(.policyInvalid, "lockout delays must be between 1 s and 1 day, base <= max")
         }
         guard (0...1000).contains(maxSessionsPerUser) else {
-            throw .invalid("POLICY_INVALID", "max_sessions_per_user must be between 0 and 1000")
+            throw .invalid(.policyInvalid, "max_sessions_per_user must be between 0 and 1000")
         }
     }
 }

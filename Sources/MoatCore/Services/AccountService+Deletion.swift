@@ -1,22 +1,22 @@
 extension DomainError {
     static let confirmationRequired = DomainError(
-        .invalidArgument, "CONFIRMATION_REQUIRED", "type DELETE (exactly) to confirm the deletion")
+        .invalidArgument, .confirmationRequired, "type DELETE (exactly) to confirm the deletion")
     static let lastTenantOwner = DomainError(
-        .failedPrecondition, "LAST_OWNER",
+        .failedPrecondition, .lastOwner,
         "the last owner of a tenant cannot delete their account; transfer ownership or delete the tenant")
     static func accountPendingDeletion(purgeAfter: Timestamp) -> DomainError {
         DomainError(
-            .failedPrecondition, "ACCOUNT_PENDING_DELETION",
+            .failedPrecondition, .accountPendingDeletion,
             "the account is scheduled for deletion; restore it before it is purged",
             details: ["purge_after_unix": "\(purgeAfter.seconds)"])
     }
     static func tenantPendingDeletion(purgeAfter: Timestamp?) -> DomainError {
         DomainError(
-            .failedPrecondition, "TENANT_PENDING_DELETION", "the tenant is scheduled for deletion",
+            .failedPrecondition, .tenantPendingDeletion, "the tenant is scheduled for deletion",
             details: purgeAfter.map { ["purge_after_unix": "\($0.seconds)"] } ?? [:])
     }
     static let notPendingDeletion = DomainError(
-        .failedPrecondition, "NOT_PENDING_DELETION", "nothing is scheduled for deletion")
+        .failedPrecondition, .notPendingDeletion, "nothing is scheduled for deletion")
 }
 
 /// What one run of the purge job deleted.
@@ -68,7 +68,7 @@ extension AccountService {
                 let members = try writer.teamMembers(tenant: tenant.id, team: membership.team.id)
                 if members.count > 1, !members.contains(where: { $0.role == .owner && $0.userID != user.id }) {
                     throw DomainError(
-                        .failedPrecondition, "LAST_TEAM_OWNER",
+                        .failedPrecondition, .lastTeamOwner,
                         "you are the only owner of team \(membership.team.id); transfer its ownership first",
                         details: ["team_id": membership.team.id.rawValue])
                 }
@@ -76,7 +76,7 @@ extension AccountService {
             current.status = .pendingDeletion
             current.purgeAfter = purgeAfter
             try writer.update(current)
-            _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: user.id, at: now, reason: "account_deletion")
+            _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: user.id, at: now, reason: SessionRevocationReason.accountDeletion.rawValue)
             try writer.discardPasswordResets(tenant: tenant.id, user: user.id, at: now)
             try writer.append(
                 .accountDeletionScheduled(userID: user.id, email: user.email, purgeAfter: purgeAfter),
@@ -87,7 +87,6 @@ extension AccountService {
                     userAgent: client.userAgent, detail: "purge after \(purgeAfter.seconds)", createdAt: now))
             return current
         }
-        defer { sessionCache.invalidate(user: user.id) }
         return try await writeWithCodeIfEnabled(tenant: tenant, user: user, code: code, client: client, schedule)
     }
 
@@ -107,7 +106,7 @@ extension AccountService {
         }
         guard user.status == .pendingDeletion, let purgeAfter = user.purgeAfter else { throw DomainError.notPendingDeletion }
         guard clock.now() < purgeAfter else {
-            throw DomainError(.failedPrecondition, "GRACE_PERIOD_OVER", "the grace period is over; the account is being purged")
+            throw DomainError(.failedPrecondition, .gracePeriodOver, "the grace period is over; the account is being purged")
         }
         let restore: @Sendable (any AccountStoreWriter) throws -> User = { writer in
             let now = self.clock.now()
@@ -135,7 +134,7 @@ extension AccountService {
     ) async throws -> T {
         guard user.twoFactorEnabled else { return try await store.write(body) }
         guard !code.isEmpty else {
-            throw DomainError.invalid("CODE_REQUIRED", "two-factor is on: a current code is required")
+            throw DomainError.invalid(.codeRequired, "two-factor is on: a current code is required")
         }
         return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
             writer, _ in try body(writer)
@@ -166,19 +165,15 @@ extension AccountService {
         let tenant = try await self.tenant(reference: reference)
         let now = clock.now()
         let purgeAfter = now.adding(seconds: configuration.deletionGraceSeconds)
-        defer {
-            tenants.invalidate(tenant.id)
-            sessionCache.invalidateAll()
-        }
         return try await store.write { writer in
             guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
             guard current.status == .active else { throw DomainError.tenantPendingDeletion(purgeAfter: current.purgeAfter) }
             current.status = .pendingDeletion
             current.purgeAfter = purgeAfter
             try writer.update(current)
-            for (session, user) in try writer.revokeTenantSessions(tenant: tenant.id, at: now, reason: "tenant_deletion") {
+            for (session, user) in try writer.revokeTenantSessions(tenant: tenant.id, at: now, reason: SessionRevocationReason.tenantDeletion.rawValue) {
                 try writer.append(
-                    .sessionRevoked(sessionID: session, userID: user, reason: "tenant_deletion"), tenant: tenant.id, at: now)
+                    .sessionRevoked(sessionID: session, userID: user, reason: SessionRevocationReason.tenantDeletion.rawValue), tenant: tenant.id, at: now)
             }
             try writer.append(
                 .tenantDeletionScheduled(tenantID: tenant.id, slug: current.slug, name: current.name, purgeAfter: purgeAfter),
@@ -191,7 +186,6 @@ extension AccountService {
     public func cancelTenantDeletion(tenant reference: String) async throws -> Tenant {
         let tenant = try await self.tenant(reference: reference)
         let now = clock.now()
-        defer { tenants.invalidate(tenant.id) }
         return try await store.write { writer in
             guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
             guard current.status == .pendingDeletion else { throw DomainError.notPendingDeletion }
@@ -226,7 +220,6 @@ extension AccountService {
                     report.failed += 1
                     skipped.insert(tenant.id)
                 }
-                tenants.invalidate(tenant.id)
             }
             if due.count < 50 { break }
         }
@@ -282,8 +275,7 @@ extension AccountService {
 
     /// Deletes one account whose grace ended, with `account.purged`.
     private func purgeAccount(tenant: TenantID, user: UserID, at now: Timestamp) async throws -> Bool {
-        defer { sessionCache.invalidate(user: user) }
-        return try await store.write { writer in
+        try await store.write { writer in
             guard let current = try writer.user(tenant: tenant, id: user), current.status == .pendingDeletion,
                 let purgeAfter = current.purgeAfter, purgeAfter <= now
             else { return false }

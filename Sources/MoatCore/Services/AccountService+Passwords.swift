@@ -17,7 +17,6 @@ extension AccountService {
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
         let hash = try await hasher.hash(PasswordRules.normalized(newPassword))
         let now = clock.now()
-        defer { sessionCache.invalidate(user: user.id) }
         return try await store.write { writer in
             guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active,
                 try writer.session(tenant: tenant.id, id: session.id)?.revokedAt == nil
@@ -32,7 +31,7 @@ extension AccountService {
             var revoked: [SessionID] = []
             if revokeOtherSessions {
                 revoked = try writer.revokeSessionsAnnouncing(
-                    tenant: tenant.id, user: user.id, except: session.id, at: now, reason: "password_changed")
+                    tenant: tenant.id, user: user.id, except: session.id, at: now, reason: SessionRevocationReason.passwordChanged.rawValue)
             }
             try writer.append(
                 .passwordChanged(
@@ -88,7 +87,7 @@ extension AccountService {
     ///
     /// - Returns: how many sessions were revoked.
     public func resetPassword(tenant: Tenant, token: String, newPassword: String) async throws -> Int {
-        let invalid = DomainError(.unauthenticated, "RESET_TOKEN_INVALID", "the reset token is not valid")
+        let invalid = DomainError(.unauthenticated, .resetTokenInvalid, "the reset token is not valid")
         guard !token.isEmpty, token.utf8.count <= 256 else { throw invalid }
         let hash = OpaqueToken.hash(token)
         let start = clock.now()
@@ -103,7 +102,6 @@ extension AccountService {
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
         let passwordHash = try await hasher.hash(PasswordRules.normalized(newPassword))
         let now = clock.now()
-        defer { sessionCache.invalidate(user: user.id) }
         return try await store.write { writer in
             guard let reset = try writer.consumePasswordReset(tenant: tenant.id, tokenHash: hash, at: now),
                 var current = try writer.user(tenant: tenant.id, id: reset.userID), current.status == .active
@@ -116,7 +114,7 @@ extension AccountService {
             // Every other outstanding reset link dies with this one.
             try writer.discardPasswordResets(tenant: tenant.id, user: current.id, at: now)
             let revoked = try writer.revokeSessionsAnnouncing(
-                tenant: tenant.id, user: current.id, at: now, reason: "password_reset")
+                tenant: tenant.id, user: current.id, at: now, reason: SessionRevocationReason.passwordReset.rawValue)
             try writer.append(
                 .passwordReset(userID: current.id, email: current.email, revokedSessions: revoked.count),
                 tenant: tenant.id, at: now)

@@ -21,7 +21,7 @@ extension AccountService {
         let target: UserID
         if userID.isEmpty {
             guard let own = actor.userID else {
-                throw DomainError.invalid("USER_ID_REQUIRED", "administrator callers must name the user")
+                throw DomainError.invalid(.userIDRequired, "administrator callers must name the user")
             }
             target = own
         } else {
@@ -51,7 +51,7 @@ extension AccountService {
     static func decodeLogPageToken(_ token: String) throws(DomainError) -> Int64? {
         guard let key = try decodePageToken(token) else { return nil }
         guard let id = Int64(key), id > 0 else {
-            throw .invalid("PAGE_TOKEN_INVALID", "page_token is not one this server made")
+            throw .invalid(.pageTokenInvalid, "page_token is not one this server made")
         }
         return id
     }

@@ -15,59 +15,18 @@ extension AccountService {
     /// - Returns: the answer, or nil when the store must be asked (use
     ///   ``validate(tenantReference:token:)``).
     public func validateCached(tenantReference: String, token: String) -> Result<(ValidatedSession, Tenant), DomainError>? {
-        let tenant: Tenant
-        do {
-            guard let cached = try cachedTenant(reference: tenantReference) else { return nil }
-            tenant = cached
-        } catch {
-            return .failure(error)
-        }
-        guard Self.plausibleToken(token) else { return .failure(.sessionInvalid) }
-        switch sessionCache.validate(tenant: tenant.id, tokenHash: OpaqueToken.hash(token), now: clock.now()) {
-        case .hit(let validated): return .success((validated, tenant))
-        case .invalid: return .failure(.sessionInvalid)
-        case .miss: return nil
-        }
+        authority.validateCached(tenantReference: tenantReference, token: token)
     }
 
-    /// Validates a token: the cached answer if there is one, else the store.
-    /// Unknown, revoked, expired, other-tenant, or a user who is not active:
-    /// UNAUTHENTICATED (`SESSION_INVALID`). Records the activity.
+    /// Validates a token: the cached answer if there is one, else the store
+    /// (see ``SessionAuthority/validate(tenantReference:token:)``).
     public func validate(tenantReference: String, token: String) async throws -> (ValidatedSession, Tenant) {
-        let tenant = try await self.tenant(reference: tenantReference)
-        guard Self.plausibleToken(token) else { throw DomainError.sessionInvalid }
-        let hash = OpaqueToken.hash(token)
-        let now = clock.now()
-        switch sessionCache.validate(tenant: tenant.id, tokenHash: hash, now: now) {
-        case .hit(let validated):
-            return (validated, tenant)
-        case .invalid:
-            throw DomainError.sessionInvalid
-        case .miss(let epoch):
-            let loaded = try await store.read { reader -> ValidatedSession? in
-                guard let session = try reader.session(tenant: tenant.id, tokenHash: hash), session.revokedAt == nil,
-                    let user = try reader.user(tenant: tenant.id, id: session.userID), user.status == .active
-                else { return nil }
-                return ValidatedSession(
-                    session: session, email: user.email, role: user.role, twoFactorEnabled: user.twoFactorEnabled)
-            }
-            guard var validated = loaded else { throw DomainError.sessionInvalid }
-            if let pending = sessionCache.pendingLastActive(validated.session.id),
-                pending > validated.session.lastActiveAt
-            {
-                validated.session.lastActiveAt = pending
-            }
-            guard validated.session.isLive(at: now) else { throw DomainError.sessionInvalid }
-            validated.session.lastActiveAt = max(validated.session.lastActiveAt, now)
-            sessionCache.touch(tenant: tenant.id, session: validated.session.id, at: now)
-            sessionCache.insert(validated, loadedAt: epoch)
-            return (validated, tenant)
-        }
+        try await authority.validate(tenantReference: tenantReference, token: token)
     }
 
     /// Tokens are 43 base64url characters; anything far off is not one.
     static func plausibleToken(_ token: String) -> Bool {
-        !token.isEmpty && token.utf8.count <= 256
+        SessionAuthority.plausibleToken(token)
     }
 
     // MARK: The Active Sessions page
@@ -90,16 +49,15 @@ extension AccountService {
     /// already ended, is NOT_FOUND (`SESSION_NOT_FOUND`).
     public func revokeSession(tenant: Tenant, token: String, sessionID: String, client: ClientDetails) async throws {
         let (_, user) = try await authenticate(tenant: tenant.id, token: token)
-        let notFound = DomainError(.notFound, "SESSION_NOT_FOUND", "no such session")
+        let notFound = DomainError(.notFound, .sessionNotFound, "no such session")
         guard let id = SessionID(sessionID) else { throw notFound }
         let now = clock.now()
         let client = Self.bounded(client)
-        defer { sessionCache.invalidate(user: user.id) }
         try await store.write { writer in
             guard let session = try writer.session(tenant: tenant.id, id: id), session.userID == user.id,
-                try writer.revokeSession(tenant: tenant.id, id: id, at: now, reason: "revoked")
+                try writer.revokeSession(tenant: tenant.id, id: id, at: now, reason: SessionRevocationReason.revoked.rawValue)
             else { throw notFound }
-            try writer.append(.sessionRevoked(sessionID: id, userID: user.id, reason: "revoked"), tenant: tenant.id, at: now)
+            try writer.append(.sessionRevoked(sessionID: id, userID: user.id, reason: SessionRevocationReason.revoked.rawValue), tenant: tenant.id, at: now)
             try writer.append(
                 SecurityLogEntry(
                     tenantID: tenant.id, userID: user.id, kind: .sessionRevoked, ip: client.ip,
@@ -111,7 +69,7 @@ extension AccountService {
     public func revokeOtherSessions(tenant: Tenant, token: String, client: ClientDetails) async throws -> Int {
         let (current, user) = try await authenticate(tenant: tenant.id, token: token)
         return try await revokeAll(
-            tenant: tenant, user: user.id, except: current.id, reason: "revoked_others", client: Self.bounded(client))
+            tenant: tenant, user: user.id, except: current.id, reason: SessionRevocationReason.revokedOthers.rawValue, client: Self.bounded(client))
     }
 
     /// Ends every session of a user: administrators and tenant owners/admins
@@ -124,17 +82,16 @@ extension AccountService {
             let user = try await store.read({ try $0.user(tenant: tenant.id, id: id) })
         else { throw DomainError.userNotFound }
         guard user.role <= actor.role else {
-            throw DomainError(.permissionDenied, "ROLE_REQUIRED", "only an owner may sign out an owner")
+            throw DomainError(.permissionDenied, .roleRequired, "only an owner may sign out an owner")
         }
         return try await revokeAll(
-            tenant: tenant, user: id, except: nil, reason: "revoked_by_admin", client: Self.bounded(client))
+            tenant: tenant, user: id, except: nil, reason: SessionRevocationReason.revokedByAdmin.rawValue, client: Self.bounded(client))
     }
 
     private func revokeAll(tenant: Tenant, user: UserID, except: SessionID?, reason: String, client: ClientDetails)
         async throws -> Int
     {
         let now = clock.now()
-        defer { sessionCache.invalidate(user: user) }
         return try await store.write { writer in
             let revoked = try writer.revokeSessionsAnnouncing(
                 tenant: tenant.id, user: user, except: except, at: now, reason: reason)

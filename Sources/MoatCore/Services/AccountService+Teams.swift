@@ -36,16 +36,16 @@ public struct InvitationAcceptance: Sendable, Equatable {
 }
 
 extension DomainError {
-    static let teamNotFound = DomainError(.notFound, "TEAM_NOT_FOUND", "no such team")
-    static let teamRoleRequired = DomainError(.permissionDenied, "TEAM_ROLE_REQUIRED", "your team role does not allow this")
+    static let teamNotFound = DomainError(.notFound, .teamNotFound, "no such team")
+    static let teamRoleRequired = DomainError(.permissionDenied, .teamRoleRequired, "your team role does not allow this")
     static let onlyOwnerForOwners = DomainError(
-        .permissionDenied, "TEAM_ROLE_REQUIRED", "only a team owner may give, change or remove the owner role")
-    static let memberNotFound = DomainError(.notFound, "MEMBER_NOT_FOUND", "no such member of the team")
-    static let invitationNotFound = DomainError(.notFound, "INVITATION_NOT_FOUND", "no such pending invitation")
+        .permissionDenied, .teamRoleRequired, "only a team owner may give, change or remove the owner role")
+    static let memberNotFound = DomainError(.notFound, .memberNotFound, "no such member of the team")
+    static let invitationNotFound = DomainError(.notFound, .invitationNotFound, "no such pending invitation")
     /// The one answer to a token that cannot be accepted, whatever was wrong.
-    static let invitationInvalid = DomainError(.unauthenticated, "INVITATION_INVALID", "the invitation is not valid")
+    static let invitationInvalid = DomainError(.unauthenticated, .invitationInvalid, "the invitation is not valid")
     static let lastOwner = DomainError(
-        .failedPrecondition, "LAST_OWNER", "a team needs an owner: transfer ownership or delete the team first")
+        .failedPrecondition, .lastOwner, "a team needs an owner: transfer ownership or delete the team first")
 }
 
 extension AccountService {
@@ -130,14 +130,14 @@ extension AccountService {
         switch actor {
         case .administrator:
             guard !ownerUserID.isEmpty else {
-                throw DomainError.invalid("OWNER_REQUIRED", "an administrator caller must name the team's owner")
+                throw DomainError.invalid(.ownerRequired, "an administrator caller must name the team's owner")
             }
             guard let id = UserID(ownerUserID) else { throw DomainError.userNotFound }
             owner = id
         case .user(_, let user):
             guard ownerUserID.isEmpty || ownerUserID == user.id.rawValue else {
                 throw DomainError(
-                    .permissionDenied, "ROLE_REQUIRED", "only administrator callers name another user as owner")
+                    .permissionDenied, .roleRequired, "only administrator callers name another user as owner")
             }
             owner = user.id
         }
@@ -204,7 +204,7 @@ extension AccountService {
         guard let key = try decodePageToken(token) else { return nil }
         let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
         guard parts.count == 2, let id = TeamID(String(parts[1])) else {
-            throw .invalid("PAGE_TOKEN_INVALID", "page_token is not one this server made")
+            throw .invalid(.pageTokenInvalid, "page_token is not one this server made")
         }
         return TeamPageKey(name: String(parts[0]), id: id)
     }
@@ -290,7 +290,7 @@ extension AccountService {
                 guard try writer.revokeTeamInvitation(tenant: tenant.id, id: earlier.id, at: now) else { continue }
                 try writer.append(
                     .teamInvitationRevoked(
-                        invitationID: earlier.id, teamID: teamID, email: email, reason: "replaced",
+                        invitationID: earlier.id, teamID: teamID, email: email, reason: InvitationRevocationReason.replaced.rawValue,
                         actorID: actor.userID),
                     tenant: tenant.id, at: now)
             }
@@ -343,7 +343,7 @@ extension AccountService {
             }
             try writer.append(
                 .teamInvitationRevoked(
-                    invitationID: id, teamID: invitation.teamID, email: invitation.email, reason: "revoked",
+                    invitationID: id, teamID: invitation.teamID, email: invitation.email, reason: InvitationRevocationReason.revoked.rawValue,
                     actorID: actor.userID),
                 tenant: tenant.id, at: now)
             if let user = actor.userID {
@@ -379,7 +379,7 @@ extension AccountService {
             let (session, user) = try await authenticate(tenant: tenant.id, token: sessionToken)
             guard user.email == invitation.email else {
                 throw DomainError(
-                    .permissionDenied, "INVITATION_EMAIL_MISMATCH",
+                    .permissionDenied, .invitationEmailMismatch,
                     "the invitation is for another email: sign in as the invited user")
             }
             let actor = Actor.user(session, user)
@@ -394,7 +394,7 @@ extension AccountService {
         }
 
         guard !password.isEmpty else {
-            throw DomainError.invalid("PASSWORD_REQUIRED", "a password is needed to create the account")
+            throw DomainError.invalid(.passwordRequired, "a password is needed to create the account")
         }
         if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
         if try await store.read({ try $0.user(tenant: tenant.id, email: invitation.email) }) != nil {
@@ -513,7 +513,7 @@ extension AccountService {
             guard try writer.revokeTeamInvitation(tenant: tenant, id: invitation.id, at: now) else { continue }
             try writer.append(
                 .teamInvitationRevoked(
-                    invitationID: invitation.id, teamID: team, email: invitation.email, reason: "inviter_role_changed",
+                    invitationID: invitation.id, teamID: team, email: invitation.email, reason: InvitationRevocationReason.inviterRoleChanged.rawValue,
                     actorID: nil),
                 tenant: tenant, at: now)
         }
@@ -557,13 +557,13 @@ extension AccountService {
             let (_, member, _) = try Self.authorizeTeam(
                 writer, tenant: tenant.id, actor: actor, teamID: teamID, action: .view)
             guard let member else {
-                throw DomainError(.failedPrecondition, "NOT_A_MEMBER", "you are not a member of this team")
+                throw DomainError(.failedPrecondition, .notAMember, "you are not a member of this team")
             }
             if member.role == .owner, try Self.ownerCount(writer, tenant: tenant.id, team: teamID) <= 1 {
                 throw DomainError.lastOwner
             }
             guard try writer.deleteTeamMember(tenant: tenant.id, team: teamID, user: member.userID) else {
-                throw DomainError(.failedPrecondition, "NOT_A_MEMBER", "you are not a member of this team")
+                throw DomainError(.failedPrecondition, .notAMember, "you are not a member of this team")
             }
             try Self.revokeInvitations(
                 writer, tenant: tenant.id, team: teamID, sentBy: member.userID, keeping: nil, at: now)
@@ -589,7 +589,7 @@ extension AccountService {
                 throw DomainError.memberNotFound
             }
             guard target.role != .owner else {
-                throw DomainError(.failedPrecondition, "ALREADY_OWNER", "the member is already an owner")
+                throw DomainError(.failedPrecondition, .alreadyOwner, "the member is already an owner")
             }
             _ = try writer.setTeamRole(tenant: tenant.id, team: teamID, user: userID, role: .owner)
             var from: UserID?

@@ -10,9 +10,9 @@ extension AccountService {
             bytes.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x2D }),
             bytes.first != 0x2D, bytes.last != 0x2D
         else {
-            throw .invalid("SLUG_INVALID", "slug must be 3-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
+            throw .invalid(.slugInvalid, "slug must be 3-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
         }
-        guard !slug.hasPrefix("tn_") else { throw .invalid("SLUG_INVALID", "slug must not look like a tenant id") }
+        guard !slug.hasPrefix("tn_") else { throw .invalid(.slugInvalid, "slug must not look like a tenant id") }
         return slug
     }
 
@@ -20,7 +20,7 @@ extension AccountService {
         let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !name.isEmpty, name.count <= 200,
             !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw .invalid("NAME_INVALID", "name must be 1-200 printable characters") }
+        else { throw .invalid(.nameInvalid, "name must be 1-200 printable characters") }
         return name
     }
 
@@ -65,7 +65,6 @@ extension AccountService {
     {
         let tenant = try await self.tenant(reference: reference)
         let now = clock.now()
-        defer { tenants.invalidate(tenant.id) }
         return try await store.write { writer in
             guard var current = try writer.tenant(id: tenant.id) else { throw DomainError.tenantNotFound }
             var policy = current.policy

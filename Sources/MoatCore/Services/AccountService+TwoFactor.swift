@@ -1,4 +1,4 @@
-import MoatCrypto
+public import MoatCrypto
 
 /// Two-factor settings. The defaults are the documented behaviour.
 public struct TwoFactorSettings: Sendable, Equatable {
@@ -66,18 +66,18 @@ enum SecondFactorProof: Sendable {
 }
 
 extension DomainError {
-    static let totpCodeInvalid = DomainError(.unauthenticated, "TOTP_CODE_INVALID", "the code is wrong or expired")
+    static let totpCodeInvalid = DomainError(.unauthenticated, .totpCodeInvalid, "the code is wrong or expired")
     static let totpCodeReused = DomainError(
-        .unauthenticated, "TOTP_CODE_REUSED", "this code was used already; wait for the next one")
+        .unauthenticated, .totpCodeReused, "this code was used already; wait for the next one")
     static let recoveryCodeInvalid = DomainError(
-        .unauthenticated, "RECOVERY_CODE_INVALID", "the recovery code is wrong or was used already")
+        .unauthenticated, .recoveryCodeInvalid, "the recovery code is wrong or was used already")
     static let challengeInvalid = DomainError(
-        .unauthenticated, "CHALLENGE_INVALID", "the sign-in challenge is unknown, used or expired; sign in again")
+        .unauthenticated, .challengeInvalid, "the sign-in challenge is unknown, used or expired; sign in again")
     static let twoFactorNotEnabled = DomainError(
-        .failedPrecondition, "TWO_FACTOR_NOT_ENABLED", "two-factor authentication is not on")
+        .failedPrecondition, .twoFactorNotEnabled, "two-factor authentication is not on")
     static func twoFactorLocked(retryAfter seconds: Int64) -> DomainError {
         DomainError(
-            .resourceExhausted, "TWO_FACTOR_LOCKED", "too many wrong codes; try again in \(seconds) s",
+            .resourceExhausted, .twoFactorLocked, "too many wrong codes; try again in \(seconds) s",
             details: ["retry_after_seconds": "\(seconds)"])
     }
 }
@@ -104,7 +104,7 @@ extension AccountService {
         let uri = TOTP.keyURI(issuer: tenant.name, account: user.email, secret: secret)
         let qrCode: QRCode
         do { qrCode = try QRCode.encode(uri, level: .medium) } catch {
-            throw DomainError(.invalidArgument, "QR_CODE_TOO_LONG", "the tenant name and email are too long for a QR code")
+            throw DomainError(.invalidArgument, .qrCodeTooLong, "the tenant name and email are too long for a QR code")
         }
         try await store.write { writer in
             guard try writer.user(tenant: tenant.id, id: user.id)?.status == .active else { throw DomainError.sessionInvalid }
@@ -130,11 +130,11 @@ extension AccountService {
             (try reader.pendingTwoFactor(tenant: tenant.id, user: user.id), try reader.twoFactor(tenant: tenant.id, user: user.id))
         }
         guard let pending else {
-            throw DomainError(.failedPrecondition, "ENROLLMENT_NOT_STARTED", "no enrolment is pending; begin one first")
+            throw DomainError(.failedPrecondition, .enrollmentNotStarted, "no enrolment is pending; begin one first")
         }
         let now = clock.now()
         guard now < pending.expiresAt else {
-            throw DomainError(.failedPrecondition, "ENROLLMENT_EXPIRED", "the enrolment expired; begin a new one")
+            throw DomainError(.failedPrecondition, .enrollmentExpired, "the enrolment expired; begin a new one")
         }
         let secret = try secrets.openTOTPSecret(pending.sealedSecret, tenant: tenant.id, user: user.id)
         guard let step = try TOTP(secret: secret).verify(Self.cleanedCode(code), at: now.seconds, skew: configuration.twoFactor.skewSteps)
@@ -143,15 +143,18 @@ extension AccountService {
         let credential = TwoFactorCredential(
             tenantID: tenant.id, userID: user.id, sealedSecret: pending.sealedSecret, enabledAt: now,
             lastUsedStep: Int64(clamping: step))
-        defer { sessionCache.invalidate(user: user.id) }
         try await store.write { writer in
             guard var current = try writer.user(tenant: tenant.id, id: user.id), current.status == .active else {
                 throw DomainError.sessionInvalid
             }
             // The pending secret must still be the one the code was checked
             // against (a concurrent BeginEnrollment replaces it).
-            guard try writer.pendingTwoFactor(tenant: tenant.id, user: user.id) == pending else {
-                throw DomainError(.failedPrecondition, "ENROLLMENT_NOT_STARTED", "the enrolment was replaced; confirm the new one")
+            // (A key rotation re-sealing it meanwhile changes the box, not the secret.)
+            guard let stored = try writer.pendingTwoFactor(tenant: tenant.id, user: user.id),
+                stored.createdAt == pending.createdAt,
+                self.secrets.sealSameTOTPSecret(stored.sealedSecret, pending.sealedSecret, tenant: tenant.id, user: user.id)
+            else {
+                throw DomainError(.failedPrecondition, .enrollmentNotStarted, "the enrolment was replaced; confirm the new one")
             }
             try writer.setTwoFactor(credential)
             try writer.deletePendingTwoFactor(tenant: tenant.id, user: user.id)
@@ -189,9 +192,8 @@ extension AccountService {
                 try self.disableWritten(writer: writer, tenant: tenant, user: user, method: method, client: client)
             }
         default:
-            throw DomainError.invalid("CODE_OR_PASSWORD_REQUIRED", "give either a current code or the password")
+            throw DomainError.invalid(.codeOrPasswordRequired, "give either a current code or the password")
         }
-        sessionCache.invalidate(user: user.id)
     }
 
     private func disableWritten(
@@ -236,7 +238,7 @@ extension AccountService {
     {
         let (_, user) = try await authenticate(tenant: tenant.id, token: token)
         let client = Self.bounded(client)
-        guard !code.isEmpty else { throw DomainError.invalid("CODE_REQUIRED", "a current code is required") }
+        guard !code.isEmpty else { throw DomainError.invalid(.codeRequired, "a current code is required") }
         let (codes, hashed) = try await makeRecoveryCodes(tenant: tenant.id, user: user.id)
         try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) { writer, _ in
             let now = self.clock.now()
@@ -255,7 +257,7 @@ extension AccountService {
     /// sensitive action). Replay and lockout rules as at sign-in.
     public func verifyTwoFactor(tenant: Tenant, token: String, code: String, client: ClientDetails) async throws {
         let (_, user) = try await authenticate(tenant: tenant.id, token: token)
-        guard !code.isEmpty else { throw DomainError.invalid("CODE_REQUIRED", "a current code is required") }
+        guard !code.isEmpty else { throw DomainError.invalid(.codeRequired, "a current code is required") }
         try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: Self.bounded(client)) {
             _, _ in
         }
@@ -284,7 +286,6 @@ extension AccountService {
         let client = pending.client
         let policy = tenant.policy
         let token = OpaqueToken.make()
-        defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let session = try await withSecondFactor(
             tenant: tenant, user: user, code: code, recoveryCode: recoveryCode, client: client
         ) { writer, proof -> Session in
@@ -367,13 +368,16 @@ extension AccountService {
                     let current = try writer.twoFactor(tenant: tenant.id, user: user.id)
                     switch proof {
                     case .totp(let step):
-                        guard current?.sealedSecret == checked.secret else { throw DomainError.totpCodeInvalid }
+                        guard let stored = current?.sealedSecret,
+                            self.secrets.sealSameTOTPSecret(stored, checked.secret, tenant: tenant.id, user: user.id)
+                        else { throw DomainError.totpCodeInvalid }
                         guard try writer.advanceTwoFactorStep(tenant: tenant.id, user: user.id, step: step) else {
                             throw DomainError.totpCodeReused
                         }
                     case .recoveryCode(let slot, let remaining):
                         let now = self.clock.now()
-                        guard current?.sealedSecret == checked.secret,
+                        guard let stored = current?.sealedSecret,
+                            self.secrets.sealSameTOTPSecret(stored, checked.secret, tenant: tenant.id, user: user.id),
                             try writer.recoveryCodes(tenant: tenant.id, user: user.id)
                                 .first(where: { $0.slot == slot })?.codeHash == checked.codeHash,
                             try writer.useRecoveryCode(tenant: tenant.id, user: user.id, slot: slot, at: now)
@@ -405,7 +409,7 @@ extension AccountService {
         tenant: Tenant, user: User, code: String, recoveryCode: String, client: ClientDetails
     ) async throws -> (SecondFactorProof, (secret: SealedSecret, codeHash: String?)) {
         guard code.isEmpty != recoveryCode.isEmpty else {
-            throw DomainError.invalid("CODE_REQUIRED", "give exactly one of a code or a recovery code")
+            throw DomainError.invalid(.codeRequired, "give exactly one of a code or a recovery code")
         }
         let now = clock.now()
         let (credential, codes) = try await store.read { reader in
@@ -538,7 +542,7 @@ extension AccountService {
                 try await hasher.verify(candidate, against: fresh.passwordHash)
             else {
                 try await recordFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password on \(action)")
-                throw DomainError(.unauthenticated, "INVALID_CREDENTIALS", "the password is wrong")
+                throw DomainError(.unauthenticated, .invalidCredentials, "the password is wrong")
             }
         }
     }

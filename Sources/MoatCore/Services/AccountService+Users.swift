@@ -19,7 +19,7 @@ extension AccountService {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
         if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
         guard role <= actor.role else {
-            throw DomainError(.permissionDenied, "ROLE_REQUIRED", "only an owner may create an owner")
+            throw DomainError(.permissionDenied, .roleRequired, "only an owner may create an owner")
         }
         let email = try EmailAddress.normalize(email)
         try PasswordRules.check(password, minimumLength: tenant.policy.minPasswordLength, email: email)
@@ -61,23 +61,20 @@ extension AccountService {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
         guard let id = UserID(id) else { throw DomainError.userNotFound }
         guard actor.userID != id else {
-            throw DomainError(.failedPrecondition, "CANNOT_DISABLE_SELF", "you cannot disable or enable yourself")
+            throw DomainError(.failedPrecondition, .cannotDisableSelf, "you cannot disable or enable yourself")
         }
         let now = clock.now()
         let actorRole = actor.role
-        // Revocations are visible to the next Validate: drop the cache after
-        // the write (also if it failed; dropping is always safe).
-        defer { sessionCache.invalidate(user: id) }
         return try await store.write { writer in
             guard var user = try writer.user(tenant: tenant.id, id: id) else { throw DomainError.userNotFound }
             guard user.role <= actorRole else {
-                throw DomainError(.permissionDenied, "ROLE_REQUIRED", "only an owner may disable or enable an owner")
+                throw DomainError(.permissionDenied, .roleRequired, "only an owner may disable or enable an owner")
             }
             switch (enabled, user.status) {
             case (false, .active):
                 user.status = .disabled
                 try writer.update(user)
-                _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: id, at: now, reason: "user_disabled")
+                _ = try writer.revokeSessionsAnnouncing(tenant: tenant.id, user: id, at: now, reason: SessionRevocationReason.userDisabled.rawValue)
                 try writer.append(.userDisabled(userID: id, email: user.email), tenant: tenant.id, at: now)
                 try writer.append(
                     SecurityLogEntry(
@@ -95,7 +92,7 @@ extension AccountService {
                         createdAt: now))
             case (_, .pendingDeletion):
                 throw DomainError(
-                    .failedPrecondition, "ACCOUNT_PENDING_DELETION", "the account is scheduled for deletion")
+                    .failedPrecondition, .accountPendingDeletion, "the account is scheduled for deletion")
             default:
                 break  // already in the asked state
             }
@@ -115,7 +112,7 @@ extension AccountService {
         switch try await beginSignIn(tenant: tenant, email: email, password: password, client: client) {
         case .signedIn(let result): return result
         case .secondFactorRequired:
-            throw DomainError(.failedPrecondition, "SECOND_FACTOR_REQUIRED", "the account needs a second factor")
+            throw DomainError(.failedPrecondition, .secondFactorRequired, "the account needs a second factor")
         }
     }
 
@@ -143,11 +140,11 @@ extension AccountService {
     static func candidatePassword(_ password: String) throws(DomainError) -> [UInt8] {
         // A cheap bound first: nothing this long normalizes to 1024 characters.
         guard password.utf8.count <= PasswordRules.maximumLength * 18 else {
-            throw .invalid("PASSWORD_TOO_LONG", "the password is longer than any valid password")
+            throw .invalid(.passwordTooLong, "the password is longer than any valid password")
         }
         let normalized = password.precomposedStringWithCanonicalMapping
         guard normalized.unicodeScalars.count <= PasswordRules.maximumLength else {
-            throw .invalid("PASSWORD_TOO_LONG", "the password is longer than any valid password")
+            throw .invalid(.passwordTooLong, "the password is longer than any valid password")
         }
         return Array(normalized.utf8)
     }
@@ -160,7 +157,7 @@ extension AccountService {
         switch user.status {
         case .active: break
         case .disabled:
-            throw DomainError(.failedPrecondition, "ACCOUNT_DISABLED", "the account is disabled")
+            throw DomainError(.failedPrecondition, .accountDisabled, "the account is disabled")
         case .pendingDeletion:
             throw DomainError.accountPendingDeletion(purgeAfter: user.purgeAfter ?? clock.now())
         }
@@ -178,7 +175,6 @@ extension AccountService {
             id: .random(), tenantID: tenant.id, userID: user.id, tokenHash: OpaqueToken.hash(token), client: client,
             createdAt: now, lastActiveAt: now, absoluteExpiresAt: now.adding(seconds: policy.sessionAbsoluteLifetimeSeconds),
             idleTimeoutSeconds: policy.sessionIdleTimeoutSeconds, secondFactorSatisfied: false)
-        defer { if policy.maxSessionsPerUser > 0 { sessionCache.invalidate(user: user.id) } }
         let signedIn = try await store.write { writer -> User in
             let current = try Self.passwordAccepted(
                 writer, tenant: tenant.id, user: user, rehashed: rehashed, twoFactorEnabled: false)
@@ -284,9 +280,9 @@ extension AccountService {
         let excess = others.count + 1 - cap
         guard excess > 0 else { return }
         for session in others.prefix(excess) {
-            if try writer.revokeSession(tenant: tenant.id, id: session.id, at: now, reason: "session_cap") {
+            if try writer.revokeSession(tenant: tenant.id, id: session.id, at: now, reason: SessionRevocationReason.sessionCap.rawValue) {
                 try writer.append(
-                    .sessionRevoked(sessionID: session.id, userID: user, reason: "session_cap"), tenant: tenant.id, at: now)
+                    .sessionRevoked(sessionID: session.id, userID: user, reason: SessionRevocationReason.sessionCap.rawValue), tenant: tenant.id, at: now)
             }
         }
     }
@@ -295,13 +291,12 @@ extension AccountService {
     public func signOut(tenant: Tenant, token: String) async throws {
         let (session, user) = try await authenticate(tenant: tenant.id, token: token)
         let now = clock.now()
-        defer { sessionCache.invalidate(user: user.id) }
         try await store.write { writer in
-            guard try writer.revokeSession(tenant: tenant.id, id: session.id, at: now, reason: "sign_out") else {
+            guard try writer.revokeSession(tenant: tenant.id, id: session.id, at: now, reason: SessionRevocationReason.signOut.rawValue) else {
                 throw DomainError.sessionInvalid
             }
             try writer.append(
-                .sessionRevoked(sessionID: session.id, userID: user.id, reason: "sign_out"), tenant: tenant.id, at: now)
+                .sessionRevoked(sessionID: session.id, userID: user.id, reason: SessionRevocationReason.signOut.rawValue), tenant: tenant.id, at: now)
             try writer.append(
                 SecurityLogEntry(
                     tenantID: tenant.id, userID: user.id, kind: .signedOut, ip: session.client.ip,

@@ -71,11 +71,12 @@ public final class AccountService: Sendable {
     let unknownEmails: UnknownEmailThrottle
     /// Sign-in attempts per (tenant, email), one at a time.
     let signInQueue = KeyedSerializer<String>()
-    /// Live sessions for Validate, by token hash.
-    public let sessionCache: SessionCache
-    /// Tenants by id and slug, so the hot path resolves its tenant without
-    /// the store. Refreshed by every tenant change.
-    let tenants = TenantDirectory()
+    /// The owner of session validity: the session cache, the tenant
+    /// directory and the liveness rule. Store writes invalidate it through
+    /// their validity marks; no method here invalidates by hand.
+    public let authority: SessionAuthority
+    /// Live sessions for Validate, by token hash (the authority's).
+    public var sessionCache: SessionCache { authority.cache }
     /// Seals and opens TOTP secrets.
     let secrets: SecretKeyring
 
@@ -85,7 +86,7 @@ public final class AccountService: Sendable {
         configuration: AccountConfiguration = AccountConfiguration(), sessionCache: SessionCache = SessionCache(),
         secrets: SecretKeyring = .ephemeral()
     ) {
-        self.sessionCache = sessionCache
+        self.authority = SessionAuthority(store: store, clock: clock, cache: sessionCache)
         self.secrets = secrets
         self.store = store
         self.hasher = hasher
@@ -98,49 +99,18 @@ public final class AccountService: Sendable {
 
     /// The tenant a request names, by id or slug; NOT_FOUND if none.
     public func tenant(reference: String) async throws -> Tenant {
-        if let cached = try cachedTenant(reference: reference) { return cached }
-        let reference = reference.trimmingCharacters(in: .whitespaces).lowercased()
-        let epoch = tenants.epoch
-        let tenant = try await store.read { reader in
-            if let id = TenantID(reference) { return try reader.tenant(id: id) }
-            return try reader.tenant(slug: reference)
-        }
-        guard let tenant else { throw DomainError.tenantNotFound }
-        tenants.insert(tenant, loadedAt: epoch)
-        return tenant
+        try await authority.tenant(reference: reference)
     }
 
     /// The tenant from the directory, without the store; nil if not cached.
     func cachedTenant(reference: String) throws(DomainError) -> Tenant? {
-        guard !reference.isEmpty, reference.contains(where: { !$0.isWhitespace }) else { throw DomainError.tenantRequired }
-        guard reference.utf8.count <= 128 else { throw DomainError.tenantNotFound }
-        return tenants.lookup(reference)
+        try authority.cachedTenant(reference: reference)
     }
 
-    /// The live session and active user behind a token, in a tenant.
-    /// Anything wrong (unknown, revoked, expired, other tenant, disabled
-    /// user) is the same UNAUTHENTICATED `SESSION_INVALID`. Judges idle
-    /// expiry with the activity not yet flushed, exactly as Validate does,
-    /// and records this call as activity.
+    /// The live session and active user behind a token, in a tenant (see
+    /// ``SessionAuthority/authenticate(tenant:token:)``).
     public func authenticate(tenant: TenantID, token: String) async throws -> (Session, User) {
-        guard Self.plausibleToken(token) else { throw DomainError.sessionInvalid }
-        let hash = OpaqueToken.hash(token)
-        let found = try await store.read { reader -> (Session, User)? in
-            guard let session = try reader.session(tenant: tenant, tokenHash: hash), session.revokedAt == nil,
-                let user = try reader.user(tenant: tenant, id: session.userID), user.status == .active
-            else { return nil }
-            return (session, user)
-        }
-        let now = clock.now()
-        guard let (foundSession, user) = found else { throw DomainError.sessionInvalid }
-        var session = foundSession
-        if let pending = sessionCache.pendingLastActive(session.id), pending > session.lastActiveAt {
-            session.lastActiveAt = pending
-        }
-        guard session.isLive(at: now) else { throw DomainError.sessionInvalid }
-        sessionCache.touch(tenant: tenant, session: session.id, at: now)
-        session.lastActiveAt = max(session.lastActiveAt, now)
-        return (session, user)
+        try await authority.authenticate(tenant: tenant, token: token)
     }
 
     /// The actor of a user-management call: the session's user if a token
@@ -158,14 +128,14 @@ public final class AccountService: Sendable {
 
     static func pageSize(_ requested: Int) throws(DomainError) -> Int {
         if requested == 0 { return 50 }
-        guard (1...500).contains(requested) else { throw .invalid("PAGE_SIZE_INVALID", "page_size must be 1 to 500") }
+        guard (1...500).contains(requested) else { throw .invalid(.pageSizeInvalid, "page_size must be 1 to 500") }
         return requested
     }
 
     static func decodePageToken(_ token: String) throws(DomainError) -> String? {
         guard !token.isEmpty else { return nil }
         guard token.utf8.count <= 400, let data = Data(base64Encoded: token), let key = String(data: data, encoding: .utf8)
-        else { throw .invalid("PAGE_TOKEN_INVALID", "page_token is not one this server made") }
+        else { throw .invalid(.pageTokenInvalid, "page_token is not one this server made") }
         return key
     }
 

@@ -72,7 +72,7 @@ public final class EventStream: Sendable {
         try Self.validate(consumerName: name)
         let limit = try Self.batchSize(maxEvents)
         guard typePrefix.utf8.count <= 128 else {
-            throw DomainError.invalid("TYPE_PREFIX_INVALID", "type_prefix is at most 128 bytes")
+            throw DomainError.invalid(.typePrefixInvalid, "type_prefix is at most 128 bytes")
         }
         let tenant = try await resolveTenant(tenantReference)
         let wait = waitDuration(requested: waitMilliseconds, budget: budget)
@@ -264,21 +264,21 @@ public final class EventStream: Sendable {
                 || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
         }
         guard (1...64).contains(name.utf8.count), allowed else {
-            throw .invalid("CONSUMER_NAME_INVALID", "a consumer name is 1 to 64 characters of a-z, 0-9, '.', '_', '-'")
+            throw .invalid(.consumerNameInvalid, "a consumer name is 1 to 64 characters of a-z, 0-9, '.', '_', '-'")
         }
     }
 
     static func batchSize(_ requested: Int) throws(DomainError) -> Int {
         if requested == 0 { return 100 }
-        guard (1...1000).contains(requested) else { throw .invalid("MAX_EVENTS_INVALID", "max_events must be 1 to 1000") }
+        guard (1...1000).contains(requested) else { throw .invalid(.maxEventsInvalid, "max_events must be 1 to 1000") }
         return requested
     }
 }
 
 extension DomainError {
     /// Ack or DeleteConsumer named a consumer that is not registered.
-    static let consumerNotFound = DomainError(.notFound, "CONSUMER_NOT_FOUND", "no such event consumer")
+    static let consumerNotFound = DomainError(.notFound, .consumerNotFound, "no such event consumer")
     /// Ack beyond the newest event, or below 0.
     static let sequenceInvalid = DomainError(
-        .invalidArgument, "SEQUENCE_INVALID", "the sequence is beyond the newest event or negative")
+        .invalidArgument, .sequenceInvalid, "the sequence is beyond the newest event or negative")
 }

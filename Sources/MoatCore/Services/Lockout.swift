@@ -31,7 +31,7 @@ public struct Lockout: Sendable, Equatable {
     /// The error a locked sign-in gets.
     public static func lockedError(retryAfter seconds: Int64) -> DomainError {
         DomainError(
-            .resourceExhausted, "SIGN_IN_LOCKED", "too many failed sign-ins; try again in \(seconds) s",
+            .resourceExhausted, .signInLocked, "too many failed sign-ins; try again in \(seconds) s",
             details: ["retry_after_seconds": "\(seconds)"])
     }
 }

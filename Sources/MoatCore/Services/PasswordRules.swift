@@ -21,20 +21,20 @@ public enum PasswordRules {
         let minimum = max(minimumLength, TenantPolicy.passwordFloor)
         guard length >= minimum else {
             throw DomainError(
-                .invalidArgument, "PASSWORD_TOO_SHORT", "the password must have at least \(minimum) characters",
+                .invalidArgument, .passwordTooShort, "the password must have at least \(minimum) characters",
                 details: ["min_length": "\(minimum)"])
         }
         guard length <= maximumLength else {
             throw DomainError(
-                .invalidArgument, "PASSWORD_TOO_LONG", "the password must have at most \(maximumLength) characters",
+                .invalidArgument, .passwordTooLong, "the password must have at most \(maximumLength) characters",
                 details: ["max_length": "\(maximumLength)"])
         }
         let lowered = password.lowercased()
         guard !CommonPasswords.contains(lowered) else {
-            throw DomainError(.invalidArgument, "PASSWORD_TOO_COMMON", "the password is on the list of common passwords")
+            throw DomainError(.invalidArgument, .passwordTooCommon, "the password is on the list of common passwords")
         }
         guard lowered != email.lowercased() else {
-            throw DomainError(.invalidArgument, "PASSWORD_IS_EMAIL", "the password must not be the email address")
+            throw DomainError(.invalidArgument, .passwordIsEmail, "the password must not be the email address")
         }
     }
 }
@@ -71,16 +71,16 @@ public enum EmailAddress {
         // every store (SQLite compares bytes).
         let normalized = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
             .precomposedStringWithCanonicalMapping
-        guard !normalized.isEmpty else { throw .invalid("EMAIL_INVALID", "the email is empty") }
+        guard !normalized.isEmpty else { throw .invalid(.emailInvalid, "the email is empty") }
         guard normalized.utf8.count <= maximumLength else {
-            throw .invalid("EMAIL_INVALID", "the email is longer than \(maximumLength) bytes")
+            throw .invalid(.emailInvalid, "the email is longer than \(maximumLength) bytes")
         }
         let parts = normalized.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."),
             !parts[1].hasSuffix("."),
             !normalized.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F })
         else {
-            throw .invalid("EMAIL_INVALID", "the email is not of the form name@domain")
+            throw .invalid(.emailInvalid, "the email is not of the form name@domain")
         }
         return normalized
     }

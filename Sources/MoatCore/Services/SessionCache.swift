@@ -7,12 +7,18 @@ public struct ValidatedSession: Sendable, Equatable {
     public var email: String
     public var role: TenantRole
     public var twoFactorEnabled: Bool
+    /// The user's status when loaded (only active users' sessions are
+    /// cached; a status change marks the user and drops them).
+    public var userStatus: UserStatus
 
-    public init(session: Session, email: String, role: TenantRole, twoFactorEnabled: Bool) {
+    public init(
+        session: Session, email: String, role: TenantRole, twoFactorEnabled: Bool, userStatus: UserStatus = .active
+    ) {
         self.session = session
         self.email = email
         self.role = role
         self.twoFactorEnabled = twoFactorEnabled
+        self.userStatus = userStatus
     }
 }
 
@@ -20,11 +26,12 @@ public struct ValidatedSession: Sendable, Equatable {
 /// memory until a background flush writes them.
 ///
 /// Correctness rule: a revocation is visible to every Validate that starts
-/// after the revoking call returned. Every path that revokes a session or
-/// changes what Validate reports calls ``invalidate(user:)`` after its
-/// write committed and before it returns. A load that raced with such an
-/// invalidation is not cached: each invalidation bumps an epoch, and
-/// ``insert(_:loadedAt:)`` drops entries loaded under an older epoch.
+/// after the revoking call returned. The cache is owned by the
+/// ``SessionAuthority``, which calls ``invalidate(user:)`` with the
+/// ``ValidityMarks`` of every committed write, before that write returns.
+/// A load that raced with such an invalidation is not cached: each
+/// invalidation bumps an epoch, and ``insert(_:loadedAt:)`` drops entries
+/// loaded under an older epoch. Liveness is judged by ``SessionLiveness``.
 public final class SessionCache: Sendable {
     /// A token hash as a dictionary key (the first 16 bytes of the SHA-256
     /// are plenty to tell live sessions apart; a full compare follows).
@@ -89,7 +96,12 @@ public final class SessionCache: Sendable {
     }
 
     /// Looks a token up and, on a hit, records the activity.
-    public func validate(tenant: TenantID, tokenHash: [UInt8], now: Timestamp) -> Lookup {
+    ///
+    /// - Parameter tenantStatus: the status of the tenant the call names,
+    ///   as the tenant directory has it.
+    public func validate(
+        tenant: TenantID, tenantStatus: TenantStatus = .active, tokenHash: [UInt8], now: Timestamp
+    ) -> Lookup {
         let key = Key(tokenHash)
         return state.withLock { state in
             guard var entry = state.entries[key], entry.session.tokenHash == tokenHash else {
@@ -97,8 +109,16 @@ public final class SessionCache: Sendable {
                 return .miss(epoch: state.epoch)
             }
             state.hits += 1
-            guard entry.session.tenantID == tenant else { return .invalid }
-            guard entry.session.isLive(at: now) else {
+            switch SessionLiveness.verdict(
+                session: entry.session, userStatus: entry.userStatus, tenant: tenant, tenantStatus: tenantStatus,
+                at: now)
+            {
+            case .live:
+                break
+            case .otherTenant:
+                // Another tenant's token says nothing about its own validity.
+                return .invalid
+            default:
                 state.remove(key, of: entry.session.userID)
                 return .invalid
             }
@@ -141,8 +161,8 @@ public final class SessionCache: Sendable {
         }
     }
 
-    /// Drops every cached session of a user. Call after any write that
-    /// revokes a session or changes the user, before returning.
+    /// Drops every cached session of a user (the authority applies a
+    /// write's marks with it).
     public func invalidate(user: UserID) {
         state.withLock { state in
             state.epoch &+= 1

@@ -1,8 +1,9 @@
 import Synchronization
 
 /// Tenants by id and by slug, in memory. Tenants are few and change
-/// rarely; every change calls ``invalidate(_:)`` after it committed, and
-/// loads racing with a change are not kept (epoch, as in ``SessionCache``).
+/// rarely; the ``SessionAuthority`` calls ``invalidate(_:)`` with the marks
+/// of every committed tenant change, and loads racing with a change are not
+/// kept (epoch, as in ``SessionCache``).
 final class TenantDirectory: Sendable {
     private struct State {
         var byReference: [String: Tenant] = [:]
@@ -33,6 +34,13 @@ final class TenantDirectory: Sendable {
         state.withLock { state in
             state.epoch &+= 1
             state.byReference = state.byReference.filter { $0.value.id != tenant }
+        }
+    }
+
+    func invalidateAll() {
+        state.withLock { state in
+            state.epoch &+= 1
+            state.byReference.removeAll()
         }
     }
 }

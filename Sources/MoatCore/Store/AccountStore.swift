@@ -14,6 +14,10 @@ public protocol AccountStore: Sendable {
     func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T
     /// Runs a write transaction. If the body throws, nothing it did is kept.
     func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T
+    /// Where each write's ``ValidityMarks`` go after its commit (also after
+    /// a failed write: dropping a cache entry is always safe), before
+    /// `write` returns.
+    var validityMarks: ValidityMarkRelay { get }
 }
 
 /// Queries, inside a transaction.
@@ -45,6 +49,12 @@ public protocol AccountStoreReader: TwoFactorStoreReader, DeletionStoreReader, E
 }
 
 /// Changes, inside a write transaction.
+///
+/// A method that can make a cached Validate answer wrong (it revokes a
+/// session, changes a user's status, role, email or 2FA state, or changes a
+/// tenant) records ``ValidityMarks`` for what it touched; the store applies
+/// them after the commit. `ValidityMarkTests` classifies every method of
+/// these protocols and fails for one it does not know.
 public protocol AccountStoreWriter:
     AccountStoreReader, TwoFactorStoreWriter, DeletionStoreWriter, EventStoreWriter, TeamStoreWriter
 {
@@ -88,9 +98,9 @@ public protocol AccountStoreWriter:
 
 extension DomainError {
     /// The store's answer to a duplicate slug.
-    public static let slugTaken = DomainError(.alreadyExists, "SLUG_TAKEN", "a tenant with this slug exists")
+    public static let slugTaken = DomainError(.alreadyExists, .slugTaken, "a tenant with this slug exists")
     /// The store's answer to a duplicate email in a tenant.
-    public static let emailTaken = DomainError(.alreadyExists, "EMAIL_TAKEN", "a user with this email exists")
+    public static let emailTaken = DomainError(.alreadyExists, .emailTaken, "a user with this email exists")
 }
 
 extension AccountStoreWriter {

@@ -27,6 +27,7 @@ extension MemoryTransaction {
     func deleteUser(tenant: TenantID, id: UserID) -> Bool {
         guard user(tenant: tenant, id: id) != nil else { return false }
         removeUserRows { $0 == id }
+        marks.user(id)
         return true
     }
 
@@ -38,6 +39,9 @@ extension MemoryTransaction {
         state.teams = state.teams.filter { !teams.contains($0.key) }
         state.teamMembers = state.teamMembers.filter { !teams.contains($0.key.team) }
         state.teamInvitations = state.teamInvitations.filter { !teams.contains($0.value.teamID) }
+        // Every session and user of the tenant went: drop everything.
+        marks.tenant(id)
+        marks.everything()
         return true
     }
 
@@ -65,6 +69,7 @@ extension MemoryTransaction {
             state.sessions[id]?.revokedAt = at
             state.sessions[id]?.revokeReason = reason
             revoked.append((id, session.userID))
+            marks.user(session.userID)
         }
         return revoked.sorted { $0.0.rawValue < $1.0.rawValue }
     }

@@ -21,6 +21,7 @@ extension MemoryTransaction {
     func setTwoFactor(_ credential: TwoFactorCredential) {
         guard self.user(tenant: credential.tenantID, id: credential.userID) != nil else { return }
         state.twoFactor[credential.userID] = credential
+        marks.user(credential.userID)
     }
 
     func deleteTwoFactor(tenant: TenantID, user: UserID) -> Bool {
@@ -28,6 +29,7 @@ extension MemoryTransaction {
         let existed = state.twoFactor.removeValue(forKey: user) != nil
         state.recoveryCodes.removeValue(forKey: user)
         deletePendingTwoFactor(tenant: tenant, user: user)
+        if existed { marks.user(user) }
         return existed
     }
 

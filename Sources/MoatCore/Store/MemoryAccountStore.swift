@@ -29,6 +29,8 @@ public final class MemoryAccountStore: AccountStore {
     private let encoder: any EventEncoder
     /// Signalled after each write that appended events has returned.
     public let eventSignal = EventSignal()
+    /// Receives each write's validity marks, after it is published.
+    public let validityMarks = ValidityMarkRelay()
 
     /// Creates an empty store.
     public init(encoder: any EventEncoder) {
@@ -41,14 +43,18 @@ public final class MemoryAccountStore: AccountStore {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
+        let marker = ValidityMarker()
+        // After the change is published (or dropped: a failed body's marks
+        // are applied too, dropping cache entries is always safe), before
+        // returning.
+        defer { validityMarks.publish(marker.marks) }
         let (result, appended) = try state.withLock { state in
-            let transaction = MemoryTransaction(state: state, encoder: encoder)
+            let transaction = MemoryTransaction(state: state, encoder: encoder, marks: marker)
             let result = try body(transaction)
             let appended = transaction.state.nextSequence != state.nextSequence
             state = transaction.state
             return (result, appended)
         }
-        // After the change is published, never before.
         if appended { eventSignal.signal() }
         return result
     }
@@ -63,10 +69,13 @@ public final class MemoryAccountStore: AccountStore {
 final class MemoryTransaction: AccountStoreWriter {
     var state: MemoryAccountStore.State
     let encoder: any EventEncoder
+    /// What this write changed that cached Validate answers depend on.
+    let marks: ValidityMarker
 
-    init(state: MemoryAccountStore.State, encoder: any EventEncoder) {
+    init(state: MemoryAccountStore.State, encoder: any EventEncoder, marks: ValidityMarker = ValidityMarker()) {
         self.state = state
         self.encoder = encoder
+        self.marks = marks
     }
 
     func tenant(id: TenantID) -> Tenant? { state.tenants[id] }
@@ -127,6 +136,7 @@ final class MemoryTransaction: AccountStoreWriter {
         guard let existing = state.tenants[tenant.id] else { return }
         if existing.slug != tenant.slug, self.tenant(slug: tenant.slug) != nil { throw DomainError.slugTaken }
         state.tenants[tenant.id] = tenant
+        marks.tenant(tenant.id)
     }
 
     func insert(_ user: User) throws {
@@ -141,6 +151,7 @@ final class MemoryTransaction: AccountStoreWriter {
             throw DomainError.emailTaken
         }
         state.users[user.id] = user
+        if !existing.validatesLike(user) { marks.user(user.id) }
     }
 
     func insert(_ session: Session) { state.sessions[session.id] = session }
@@ -150,6 +161,7 @@ final class MemoryTransaction: AccountStoreWriter {
         session.revokedAt = at
         session.revokeReason = reason
         state.sessions[id] = session
+        marks.user(session.userID)
         return true
     }
 
@@ -161,6 +173,7 @@ final class MemoryTransaction: AccountStoreWriter {
             state.sessions[id]?.revokeReason = reason
             revoked.append(id)
         }
+        if !revoked.isEmpty { marks.user(user) }
         return revoked.sorted { $0.rawValue < $1.rawValue }
     }
 
@@ -175,8 +188,7 @@ final class MemoryTransaction: AccountStoreWriter {
 
     func deleteEndedSessions(tenant: TenantID, endedBefore: Timestamp) -> Int {
         let ended = state.sessions.values.filter { session in
-            session.tenantID == tenant
-                && ((session.revokedAt.map { $0 < endedBefore } ?? false) || session.expiresAt() < endedBefore)
+            session.tenantID == tenant && SessionLiveness.hasEnded(session, before: endedBefore)
         }
         for session in ended { state.sessions.removeValue(forKey: session.id) }
         return ended.count

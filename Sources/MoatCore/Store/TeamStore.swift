@@ -50,5 +50,5 @@ public protocol TeamStoreWriter: TeamStoreReader {
 
 extension DomainError {
     /// The store's answer to adding a member twice.
-    public static let alreadyMember = DomainError(.alreadyExists, "ALREADY_MEMBER", "the user is already a member of the team")
+    public static let alreadyMember = DomainError(.alreadyExists, .alreadyMember, "the user is already a member of the team")
 }

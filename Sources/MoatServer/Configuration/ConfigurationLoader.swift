@@ -174,6 +174,7 @@ public enum ConfigurationLoader {
             }
             if let value = try hashing.int("workers", in: 1...256) { configuration.hashing.workers = value }
             if let value = try hashing.int("queue", in: 0...100_000) { configuration.hashing.queueCapacity = value }
+            if let value = try hashing.bool("allow_weak") { configuration.allowWeakHashing = value }
             try hashing.finish()
         }
 
@@ -221,6 +222,27 @@ public enum ConfigurationLoader {
             try events.finish()
         }
 
+        if var metrics = try root.table("metrics") {
+            if let value = try metrics.string("listen") {
+                if value.isEmpty {
+                    configuration.metrics.listen = nil
+                } else if let address = MetricsAddress.parse(value) {
+                    configuration.metrics.listen = address
+                } else {
+                    throw ConfigurationError(
+                        "metrics.listen: expected \"unix:/path\" or \"127.0.0.1:PORT\" (or \"\" for off), got \"\(value)\"")
+                }
+            }
+            try metrics.finish()
+        }
+
+        if var keys = try root.table("keys") {
+            if let value = try keys.int("rotation_batch_size", in: 1...10_000) {
+                configuration.keys.rotationBatchSize = value
+            }
+            try keys.finish()
+        }
+
         if var log = try root.table("log") {
             if let level = try log.string("level") { configuration.log.level = try parseLevel(level, key: "log.level") }
             if let format = try log.string("format") {
@@ -242,6 +264,7 @@ public enum ConfigurationLoader {
         guard configuration.limits.defaultDeadline <= configuration.limits.maxDeadline else {
             throw ConfigurationError("limits.default_deadline_ms: larger than limits.max_deadline_ms")
         }
+        try validateHashing(configuration)
     }
 
     /// Whether a libpq URI carries a password (`user:secret@`, or `password=`).
@@ -335,6 +358,7 @@ public enum ConfigurationLoader {
             parallelism = \(configuration.hashing.parameters.parallelism)
             workers = \(configuration.hashing.workers)
             queue = \(configuration.hashing.queueCapacity)
+            allow_weak = \(configuration.allowWeakHashing)
 
             [accounts]
             reset_token_lifetime_seconds = \(configuration.accounts.resetTokenLifetimeSeconds)
@@ -353,6 +377,12 @@ public enum ConfigurationLoader {
             retention_days = \(configuration.events.retentionDays)
             prune_interval_seconds = \(configuration.events.pruneIntervalSeconds)
             max_poll_wait_seconds = \(configuration.events.maxPollWaitSeconds)
+
+            [metrics]
+            listen = \(quote(configuration.metrics.listen?.description ?? ""))
+
+            [keys]
+            rotation_batch_size = \(configuration.keys.rotationBatchSize)
 
             [log]
             level = \(quote(configuration.log.level.rawValue))
@@ -393,6 +423,13 @@ struct TableReader {
         return int
     }
 
+    mutating func bool(_ key: String) throws -> Bool? {
+        used.insert(key)
+        guard let value = table[key] else { return nil }
+        guard case .boolean(let bool) = value else { throw ConfigurationError("\(name(key)): expected true or false") }
+        return bool
+    }
+
     mutating func ids(_ key: String) throws -> [UInt32]? {
         used.insert(key)
         guard let value = table[key] else { return nil }
@@ -412,10 +449,17 @@ struct TableReader {
         return TableReader(path: name(key), table: inner)
     }
 
+    /// Throws for the keys no lookup asked for, naming each in full and, when
+    /// one setting of this table is close, the one probably meant.
     func finish() throws {
         let unknown = table.keys.filter { !used.contains($0) }.sorted()
         guard unknown.isEmpty else {
-            throw ConfigurationError("unknown setting\(unknown.count > 1 ? "s" : ""): \(unknown.map(name).joined(separator: ", "))")
+            // "KEY: reason" (ConfigurationError.key reads the key back),
+            // with the setting probably meant when one is close.
+            let hints = unknown.compactMap { key in TOMLPath.closest(to: key, in: used).map { "did you mean \(name($0))?" } }
+            throw ConfigurationError(
+                "\(unknown.map(name).joined(separator: ", ")): unknown setting\(unknown.count > 1 ? "s" : "")"
+                    + (hints.isEmpty ? "" : " (\(hints.joined(separator: "; ")))"))
         }
     }
 }

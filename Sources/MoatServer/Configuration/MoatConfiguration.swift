@@ -28,6 +28,11 @@ public struct MoatConfiguration: Sendable, Equatable {
     /// Password hashing.
     public var hashing = HashingConfiguration()
 
+    /// `hashing.allow_weak`: accept Argon2id parameters below OWASP's
+    /// minimum (benchmarks only; moatd logs a warning on every start).
+    /// Default false.
+    public var allowWeakHashing = false
+
     /// Account rules that are not per-tenant policy.
     public var accounts = AccountConfiguration()
 
@@ -36,6 +41,28 @@ public struct MoatConfiguration: Sendable, Equatable {
 
     /// The event stream: long polls and retention.
     public var events = Events()
+
+    /// Master-key rotation.
+    public var keys = Keys()
+
+    /// The metrics listener.
+    public var metrics = MetricsSettings()
+
+    /// Metrics settings.
+    public struct MetricsSettings: Sendable, Equatable {
+        /// `metrics.listen`: where `GET /metrics` is served, `unix:/path` or
+        /// `127.0.0.1:PORT`; nil (the default, `""`) serves no HTTP at all.
+        public var listen: MetricsAddress?
+        public init() {}
+    }
+
+    /// Master-key settings.
+    public struct Keys: Sendable, Equatable {
+        /// Secrets re-sealed per write transaction during a rotation.
+        /// Default 100.
+        public var rotationBatchSize = 100
+        public init() {}
+    }
 
     /// Event-stream settings.
     public struct Events: Sendable, Equatable {
@@ -109,6 +136,10 @@ public struct MoatConfiguration: Sendable, Equatable {
         public var path: String?
         /// The socket file's mode. Default 0660.
         public var mode: UInt32 = 0o660
+        /// A listening socket systemd passed (`LISTEN_FDS`); not a setting:
+        /// moatd fills it in at start. When set, moatd serves it and never
+        /// creates, chmods or removes the socket file.
+        public var inheritedDescriptor: Int32?
         public init() {}
     }
 

@@ -38,7 +38,7 @@ public enum TOMLValue: Sendable, Equatable {
     }
 }
 
-/// A parse or lookup error, located in the source text.
+/// A parse error, located in the source text.
 public struct TOMLError: Error, CustomStringConvertible, Sendable, Equatable {
     /// 1-based line of the problem; 0 when no location is known.
     public var line: Int
@@ -63,205 +63,11 @@ public struct TOMLError: Error, CustomStringConvertible, Sendable, Equatable {
 
 /// Entry points for parsing a whole document.
 public enum TOMLDocument {
-    /// Parses a TOML document into its root table's values.
+    /// Parses a TOML document into its root table's values. Errors carry the
+    /// line and column of the problem.
     public static func parse(_ text: String) throws(TOMLError) -> [String: TOMLValue] {
-        try TOMLTable(parsing: text).values
-    }
-}
-
-/// A parsed table with typed, located lookups for the configuration loader.
-///
-/// Paths are dotted (`"server.socket.path"`) and split on every `.`, so a key that
-/// itself contains a dot can only be reached through `values` or the subscript.
-/// Lookups return `nil` when the key is absent and throw a `TOMLError` naming the
-/// key, the expected type and the line where the key was written when it has the
-/// wrong type.
-public struct TOMLTable: Sendable, Equatable {
-    /// The table's entries.
-    public let values: [String: TOMLValue]
-    /// Where this table sits in the document, for messages.
-    let path: [TOMLPathComponent]
-    /// Where every key of the document was defined (shared by all sub-tables).
-    let locations: [[TOMLPathComponent]: TOMLLocation]
-
-    init(values: [String: TOMLValue], path: [TOMLPathComponent], locations: [[TOMLPathComponent]: TOMLLocation]) {
-        self.values = values
-        self.path = path
-        self.locations = locations
-    }
-
-    /// Parses a TOML document; the result is its root table.
-    public init(parsing text: String) throws(TOMLError) {
         var parser = TOMLParser(text)
-        self = try parser.parseDocument()
-    }
-
-    /// The table's keys, sorted.
-    public var keys: [String] { values.keys.sorted() }
-
-    /// The dotted name of this table in the document (`""` for the root,
-    /// `"listeners[1]"` for an element of an array of tables).
-    public var name: String { TOMLPath.display(path) }
-
-    /// The value of a direct key (no dotted-path splitting).
-    public subscript(key: String) -> TOMLValue? { values[key] }
-
-    /// Where a key (dotted path relative to this table) was defined.
-    public func location(of path: String) -> (line: Int, column: Int)? {
-        guard let loc = locations[self.path + TOMLPath.split(path)] else { return nil }
-        return (loc.line, loc.column)
-    }
-
-    /// The value at a dotted path, or `nil` if any part is absent. Throws if an
-    /// intermediate part exists but is not a table.
-    public func value(_ path: String) throws(TOMLError) -> TOMLValue? {
-        try lookup(path)?.value
-    }
-
-    /// A string, or `nil` if absent.
-    public func string(_ path: String) throws(TOMLError) -> String? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        guard case .string(let s) = value else { throw typeError(full, value, expected: "a string") }
-        return s
-    }
-
-    /// An integer, or `nil` if absent.
-    public func int(_ path: String) throws(TOMLError) -> Int? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        guard case .integer(let i) = value else { throw typeError(full, value, expected: "an integer") }
-        guard let result = Int(exactly: i) else {
-            throw error(at: full, "'\(TOMLPath.display(full))' is out of range for this platform")
-        }
-        return result
-    }
-
-    /// An integer within `range`, or `nil` if absent.
-    public func int(_ path: String, in range: ClosedRange<Int>) throws(TOMLError) -> Int? {
-        guard let result = try int(path) else { return nil }
-        guard range.contains(result) else {
-            let full = self.path + TOMLPath.split(path)
-            throw error(at: full, "'\(TOMLPath.display(full))' must be between \(range.lowerBound) and \(range.upperBound), found \(result)")
-        }
-        return result
-    }
-
-    /// A boolean, or `nil` if absent.
-    public func bool(_ path: String) throws(TOMLError) -> Bool? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        guard case .boolean(let b) = value else { throw typeError(full, value, expected: "a boolean") }
-        return b
-    }
-
-    /// A float, or `nil` if absent. An integer is accepted and converted, so
-    /// `timeout = 5` works where `5.0` is meant.
-    public func double(_ path: String) throws(TOMLError) -> Double? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        switch value {
-        case .float(let d): return d
-        case .integer(let i): return Double(i)
-        default: throw typeError(full, value, expected: "a number")
-        }
-    }
-
-    /// An array of strings, or `nil` if absent.
-    public func stringArray(_ path: String) throws(TOMLError) -> [String]? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        guard case .array(let items) = value else { throw typeError(full, value, expected: "an array of strings") }
-        var result: [String] = []
-        result.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
-            guard case .string(let s) = item else {
-                throw error(at: full, "'\(TOMLPath.display(full))' must be an array of strings, but element \(index) is \(item.typeDescription)")
-            }
-            result.append(s)
-        }
-        return result
-    }
-
-    /// An array of integers, or `nil` if absent.
-    public func intArray(_ path: String) throws(TOMLError) -> [Int]? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        guard case .array(let items) = value else { throw typeError(full, value, expected: "an array of integers") }
-        var result: [Int] = []
-        result.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
-            guard case .integer(let i) = item, let n = Int(exactly: i) else {
-                throw error(at: full, "'\(TOMLPath.display(full))' must be an array of integers, but element \(index) is \(item.typeDescription)")
-            }
-            result.append(n)
-        }
-        return result
-    }
-
-    /// A sub-table, or `nil` if absent.
-    public func table(_ path: String) throws(TOMLError) -> TOMLTable? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        guard case .table(let t) = value else { throw typeError(full, value, expected: "a table") }
-        return TOMLTable(values: t, path: full, locations: locations)
-    }
-
-    /// An array of tables (`[[name]]` or an array of inline tables), or `nil` if absent.
-    public func tableArray(_ path: String) throws(TOMLError) -> [TOMLTable]? {
-        guard let (value, full) = try lookup(path) else { return nil }
-        guard case .array(let items) = value else { throw typeError(full, value, expected: "an array of tables") }
-        var result: [TOMLTable] = []
-        result.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
-            guard case .table(let t) = item else {
-                throw error(at: full, "'\(TOMLPath.display(full))' must be an array of tables, but element \(index) is \(item.typeDescription)")
-            }
-            result.append(TOMLTable(values: t, path: full + [.index(index)], locations: locations))
-        }
-        return result
-    }
-
-    /// Throws for the first key of this table (in source order) that is not in
-    /// `allowed`, naming it and, when one is close, the key that was probably meant.
-    /// Only this table's direct keys are checked; check sub-tables separately.
-    public func rejectUnknownKeys(allowed: Set<String>) throws(TOMLError) {
-        let unknown = values.keys.filter { !allowed.contains($0) }
-        guard !unknown.isEmpty else { return }
-        let first = unknown.min { a, b in
-            let la = locations[path + [.key(a)]] ?? TOMLLocation(line: .max, column: 0)
-            let lb = locations[path + [.key(b)]] ?? TOMLLocation(line: .max, column: 0)
-            return (la.line, la.column, a) < (lb.line, lb.column, b)
-        } ?? unknown[0]
-        let full = path + [.key(first)]
-        var message = "unknown key '\(TOMLPath.display(full))'"
-        if let suggestion = TOMLPath.closest(to: first, in: allowed) {
-            message += "; did you mean '\(suggestion)'?"
-        }
-        throw error(at: full, message)
-    }
-
-    // MARK: Lookup internals
-
-    private func lookup(_ path: String) throws(TOMLError) -> (value: TOMLValue, path: [TOMLPathComponent])? {
-        let parts = TOMLPath.split(path)
-        guard let last = parts.last, case .key(let lastKey) = last else { return nil }
-        var current = values
-        var full = self.path
-        for part in parts.dropLast() {
-            guard case .key(let key) = part else { return nil }
-            full.append(part)
-            guard let next = current[key] else { return nil }
-            guard case .table(let t) = next else {
-                throw error(at: full, "'\(TOMLPath.display(full))' is \(next.typeDescription), not a table, so '\(TOMLPath.display(self.path + parts))' cannot be looked up")
-            }
-            current = t
-        }
-        full.append(last)
-        guard let value = current[lastKey] else { return nil }
-        return (value, full)
-    }
-
-    private func typeError(_ full: [TOMLPathComponent], _ value: TOMLValue, expected: String) -> TOMLError {
-        error(at: full, "'\(TOMLPath.display(full))' must be \(expected), but it is \(value.typeDescription)")
-    }
-
-    private func error(at full: [TOMLPathComponent], _ message: String) -> TOMLError {
-        let loc = locations[full] ?? TOMLLocation(line: 0, column: 0)
-        return TOMLError(line: loc.line, column: loc.column, message: message)
+        return try parser.parseDocument()
     }
 }
 
@@ -280,10 +86,6 @@ struct TOMLLocation: Hashable, Sendable {
 }
 
 enum TOMLPath {
-    static func split(_ path: String) -> [TOMLPathComponent] {
-        path.split(separator: ".", omittingEmptySubsequences: false).map { .key(String($0)) }
-    }
-
     /// `server.listeners[1]."odd key"`.
     static func display(_ path: [TOMLPathComponent]) -> String {
         var out = ""
@@ -438,7 +240,7 @@ struct TOMLParser {
 
     // MARK: Document
 
-    mutating func parseDocument() throws(TOMLError) -> TOMLTable {
+    mutating func parseDocument() throws(TOMLError) -> [String: TOMLValue] {
         let root = TOMLNode(kind: .root)
         var current = root
         var currentPath: [TOMLPathComponent] = []
@@ -460,7 +262,7 @@ struct TOMLParser {
                 try expectLineEnd(after: "value")
             }
         }
-        return TOMLTable(values: root.toValues(), path: [], locations: locations)
+        return root.toValues()
     }
 
     /// After an expression: optional whitespace and comment, then a newline or the end.

@@ -9,42 +9,36 @@ struct EventsHandler: Moat_V1_EventsService {
     let events: EventStream
 
     func poll(request: Moat_V1_PollRequest, context: RequestContext) async throws -> Moat_V1_PollResponse {
-        try await translatingErrors {
-            let batch = try await events.poll(
-                consumer: request.consumer, maxEvents: Int(request.maxEvents),
-                waitMilliseconds: Int64(request.waitMs), typePrefix: request.typePrefix, tenant: request.tenant,
-                budget: context.deadline - ContinuousClock.now)
-            return .with {
-                $0.events = batch.events.map(Moat_V1_Event.init)
-                $0.lastSequenceScanned = batch.lastSequenceScanned
-                $0.cursor = batch.cursor
-            }
+        let batch = try await events.poll(
+            consumer: request.consumer, maxEvents: Int(request.maxEvents),
+            waitMilliseconds: Int64(request.waitMs), typePrefix: request.typePrefix, tenant: request.tenant,
+            budget: context.deadline - ContinuousClock.now)
+        return .with {
+            $0.events = batch.events.map(Moat_V1_Event.init)
+            $0.lastSequenceScanned = batch.lastSequenceScanned
+            $0.cursor = batch.cursor
         }
     }
 
     func ack(request: Moat_V1_AckRequest, context: RequestContext) async throws -> Moat_V1_AckResponse {
-        try await translatingErrors {
-            let cursor = try await events.ack(consumer: request.consumer, sequence: request.sequence)
-            return .with { $0.cursor = cursor }
-        }
+        let cursor = try await events.ack(consumer: request.consumer, sequence: request.sequence)
+        return .with { $0.cursor = cursor }
     }
 
     func listConsumers(request: Moat_V1_ListConsumersRequest, context: RequestContext) async throws
         -> Moat_V1_ListConsumersResponse
     {
-        try await translatingErrors {
-            let (consumers, newest) = try await events.consumers()
-            return .with {
-                $0.newestSequence = newest
-                $0.consumers = consumers.map { status in
-                    .with {
-                        $0.name = status.consumer.name
-                        $0.cursor = status.consumer.cursor
-                        $0.lag = status.lag
-                        $0.createdAtUnix = status.consumer.createdAt.seconds
-                        $0.lastPollAtUnix = status.consumer.lastPolledAt?.seconds ?? 0
-                        $0.lastAckAtUnix = status.consumer.lastAckedAt?.seconds ?? 0
-                    }
+        let (consumers, newest) = try await events.consumers()
+        return .with {
+            $0.newestSequence = newest
+            $0.consumers = consumers.map { status in
+                .with {
+                    $0.name = status.consumer.name
+                    $0.cursor = status.consumer.cursor
+                    $0.lag = status.lag
+                    $0.createdAtUnix = status.consumer.createdAt.seconds
+                    $0.lastPollAtUnix = status.consumer.lastPolledAt?.seconds ?? 0
+                    $0.lastAckAtUnix = status.consumer.lastAckedAt?.seconds ?? 0
                 }
             }
         }
@@ -53,10 +47,8 @@ struct EventsHandler: Moat_V1_EventsService {
     func deleteConsumer(request: Moat_V1_DeleteConsumerRequest, context: RequestContext) async throws
         -> Moat_V1_DeleteConsumerResponse
     {
-        try await translatingErrors {
-            try await events.deleteConsumer(request.consumer)
-            return Moat_V1_DeleteConsumerResponse()
-        }
+        try await events.deleteConsumer(request.consumer)
+        return Moat_V1_DeleteConsumerResponse()
     }
 }
 

@@ -1,4 +1,4 @@
-import MoatCore
+public import MoatCore
 import MoatProto
 import SwiftProtobuf
 

@@ -17,7 +17,7 @@ struct SessionsHandler: Moat_V1_SessionsService {
                 switch accounts.validateCached(tenantReference: context.tenant, token: request.token) {
                 case nil: return nil
                 case .success(let (validated, tenant)): return Self.response(validated, tenant)
-                case .failure(let error): throw RPCError(error)
+                case .failure(let error): throw error
                 }
             },
             handler: { request, context in
@@ -26,10 +26,8 @@ struct SessionsHandler: Moat_V1_SessionsService {
     }
 
     func validate(request: Moat_V1_ValidateRequest, context: RequestContext) async throws -> Moat_V1_ValidateResponse {
-        try await translatingErrors {
-            let (validated, tenant) = try await accounts.validate(tenantReference: context.tenant, token: request.token)
-            return Self.response(validated, tenant)
-        }
+        let (validated, tenant) = try await accounts.validate(tenantReference: context.tenant, token: request.token)
+        return Self.response(validated, tenant)
     }
 
     static func response(_ validated: ValidatedSession, _ tenant: Tenant) -> Moat_V1_ValidateResponse {
@@ -48,12 +46,10 @@ struct SessionsHandler: Moat_V1_SessionsService {
     }
 
     func list(request: Moat_V1_ListSessionsRequest, context: RequestContext) async throws -> Moat_V1_ListSessionsResponse {
-        try await translatingErrors {
-            let listings = try await accounts.listSessions(tenant: try await accounts.tenant(context), token: context.authorization)
-            return .with {
-                $0.sessions = listings.map {
-                    Moat_V1_Session($0.session, current: $0.current, lastActive: $0.lastActiveAt)
-                }
+        let listings = try await accounts.listSessions(tenant: try await accounts.tenant(context), token: context.authorization)
+        return .with {
+            $0.sessions = listings.map {
+                Moat_V1_Session($0.session, current: $0.current, lastActive: $0.lastActiveAt)
             }
         }
     }
@@ -61,41 +57,33 @@ struct SessionsHandler: Moat_V1_SessionsService {
     func revoke(request: Moat_V1_RevokeSessionRequest, context: RequestContext) async throws
         -> Moat_V1_RevokeSessionResponse
     {
-        try await translatingErrors {
-            try await accounts.revokeSession(
-                tenant: try await accounts.tenant(context), token: context.authorization, sessionID: request.sessionID,
-                client: context.clientDetails)
-            return Moat_V1_RevokeSessionResponse()
-        }
+        try await accounts.revokeSession(
+            tenant: try await accounts.tenant(context), token: context.authorization, sessionID: request.sessionID,
+            client: context.clientDetails)
+        return Moat_V1_RevokeSessionResponse()
     }
 
     func revokeOthers(request: Moat_V1_RevokeOthersRequest, context: RequestContext) async throws
         -> Moat_V1_RevokeSessionsResponse
     {
-        try await translatingErrors {
-            let revoked = try await accounts.revokeOtherSessions(
-                tenant: try await accounts.tenant(context), token: context.authorization, client: context.clientDetails)
-            return .with { $0.revoked = UInt32(clamping: revoked) }
-        }
+        let revoked = try await accounts.revokeOtherSessions(
+            tenant: try await accounts.tenant(context), token: context.authorization, client: context.clientDetails)
+        return .with { $0.revoked = UInt32(clamping: revoked) }
     }
 
     func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
-        try await translatingErrors {
-            try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
-            return Moat_V1_SignOutResponse()
-        }
+        try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
+        return Moat_V1_SignOutResponse()
     }
 
     func revokeAllForUser(request: Moat_V1_RevokeAllForUserRequest, context: RequestContext) async throws
         -> Moat_V1_RevokeSessionsResponse
     {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            let actor = try await accounts.actor(
-                tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
-            let revoked = try await accounts.revokeAllSessions(
-                tenant: tenant, actor: actor, userID: request.userID, client: context.clientDetails)
-            return .with { $0.revoked = UInt32(clamping: revoked) }
-        }
+        let tenant = try await accounts.tenant(context)
+        let actor = try await accounts.actor(
+            tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
+        let revoked = try await accounts.revokeAllSessions(
+            tenant: tenant, actor: actor, userID: request.userID, client: context.clientDetails)
+        return .with { $0.revoked = UInt32(clamping: revoked) }
     }
 }

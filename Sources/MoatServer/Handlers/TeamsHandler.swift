@@ -15,162 +15,132 @@ struct TeamsHandler: Moat_V1_TeamsService {
     }
 
     func create(request: Moat_V1_CreateTeamRequest, context: RequestContext) async throws -> Moat_V1_Team {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            return Moat_V1_Team(
-                try await accounts.createTeam(
-                    tenant: tenant, actor: actor, name: request.name, ownerUserID: request.ownerUserID))
-        }
+        let (tenant, actor) = try await resolve(context)
+        return Moat_V1_Team(
+            try await accounts.createTeam(
+                tenant: tenant, actor: actor, name: request.name, ownerUserID: request.ownerUserID))
     }
 
     func get(request: Moat_V1_GetTeamRequest, context: RequestContext) async throws -> Moat_V1_Team {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            return Moat_V1_Team(try await accounts.team(tenant: tenant, actor: actor, id: request.teamID))
-        }
+        let (tenant, actor) = try await resolve(context)
+        return Moat_V1_Team(try await accounts.team(tenant: tenant, actor: actor, id: request.teamID))
     }
 
     func list(request: Moat_V1_ListTeamsRequest, context: RequestContext) async throws -> Moat_V1_ListTeamsResponse {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            let page = try await accounts.listTeams(
-                tenant: tenant, actor: actor, pageSize: Int(request.pageSize), pageToken: request.pageToken)
-            return .with {
-                $0.teams = page.teams.map(Moat_V1_Team.init)
-                $0.nextPageToken = page.nextPageToken
-            }
+        let (tenant, actor) = try await resolve(context)
+        let page = try await accounts.listTeams(
+            tenant: tenant, actor: actor, pageSize: Int(request.pageSize), pageToken: request.pageToken)
+        return .with {
+            $0.teams = page.teams.map(Moat_V1_Team.init)
+            $0.nextPageToken = page.nextPageToken
         }
     }
 
     func rename(request: Moat_V1_RenameTeamRequest, context: RequestContext) async throws -> Moat_V1_Team {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            return Moat_V1_Team(
-                try await accounts.renameTeam(tenant: tenant, actor: actor, id: request.teamID, name: request.name))
-        }
+        let (tenant, actor) = try await resolve(context)
+        return Moat_V1_Team(
+            try await accounts.renameTeam(tenant: tenant, actor: actor, id: request.teamID, name: request.name))
     }
 
     func delete(request: Moat_V1_DeleteTeamRequest, context: RequestContext) async throws -> Moat_V1_DeleteTeamResponse {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            try await accounts.deleteTeam(tenant: tenant, actor: actor, id: request.teamID)
-            return Moat_V1_DeleteTeamResponse()
-        }
+        let (tenant, actor) = try await resolve(context)
+        try await accounts.deleteTeam(tenant: tenant, actor: actor, id: request.teamID)
+        return Moat_V1_DeleteTeamResponse()
     }
 
     func invite(request: Moat_V1_InviteRequest, context: RequestContext) async throws -> Moat_V1_TeamInvitation {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            let role = try request.role.domain(default: .member)
-            return Moat_V1_TeamInvitation(
-                try await accounts.invite(
-                    tenant: tenant, actor: actor, teamID: request.teamID, email: request.email, role: role))
-        }
+        let (tenant, actor) = try await resolve(context)
+        let role = try request.role.domain(default: .member)
+        return Moat_V1_TeamInvitation(
+            try await accounts.invite(
+                tenant: tenant, actor: actor, teamID: request.teamID, email: request.email, role: role))
     }
 
     func listInvitations(request: Moat_V1_ListInvitationsRequest, context: RequestContext) async throws
         -> Moat_V1_ListInvitationsResponse
     {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            let invitations = try await accounts.listInvitations(tenant: tenant, actor: actor, teamID: request.teamID)
-            return .with { $0.invitations = invitations.map(Moat_V1_TeamInvitation.init) }
-        }
+        let (tenant, actor) = try await resolve(context)
+        let invitations = try await accounts.listInvitations(tenant: tenant, actor: actor, teamID: request.teamID)
+        return .with { $0.invitations = invitations.map(Moat_V1_TeamInvitation.init) }
     }
 
     func revokeInvitation(request: Moat_V1_RevokeInvitationRequest, context: RequestContext) async throws
         -> Moat_V1_RevokeInvitationResponse
     {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            try await accounts.revokeInvitation(tenant: tenant, actor: actor, id: request.invitationID)
-            return Moat_V1_RevokeInvitationResponse()
-        }
+        let (tenant, actor) = try await resolve(context)
+        try await accounts.revokeInvitation(tenant: tenant, actor: actor, id: request.invitationID)
+        return Moat_V1_RevokeInvitationResponse()
     }
 
     func acceptInvitation(request: Moat_V1_AcceptInvitationRequest, context: RequestContext) async throws
         -> Moat_V1_AcceptInvitationResponse
     {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            let accepted = try await accounts.acceptInvitation(
-                tenant: tenant, token: request.token, sessionToken: context.authorization, password: request.password)
-            return .with {
-                $0.team = Moat_V1_Team(
-                    TeamAccess(team: accepted.team, role: accepted.member.role, isMember: true))
-                $0.userID = accepted.member.userID.rawValue
-                $0.role = Moat_V1_TeamRole(accepted.member.role)
-                $0.createdAccount = accepted.createdAccount
-            }
+        let tenant = try await accounts.tenant(context)
+        let accepted = try await accounts.acceptInvitation(
+            tenant: tenant, token: request.token, sessionToken: context.authorization, password: request.password)
+        return .with {
+            $0.team = Moat_V1_Team(
+                TeamAccess(team: accepted.team, role: accepted.member.role, isMember: true))
+            $0.userID = accepted.member.userID.rawValue
+            $0.role = Moat_V1_TeamRole(accepted.member.role)
+            $0.createdAccount = accepted.createdAccount
         }
     }
 
     func listMembers(request: Moat_V1_ListTeamMembersRequest, context: RequestContext) async throws
         -> Moat_V1_ListTeamMembersResponse
     {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            let members = try await accounts.listTeamMembers(tenant: tenant, actor: actor, teamID: request.teamID)
-            return .with { $0.members = members.map { Moat_V1_TeamMember($0.member, email: $0.email) } }
-        }
+        let (tenant, actor) = try await resolve(context)
+        let members = try await accounts.listTeamMembers(tenant: tenant, actor: actor, teamID: request.teamID)
+        return .with { $0.members = members.map { Moat_V1_TeamMember($0.member, email: $0.email) } }
     }
 
     func changeRole(request: Moat_V1_ChangeTeamRoleRequest, context: RequestContext) async throws -> Moat_V1_TeamMember {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            guard request.role != .unspecified else {
-                throw DomainError(.invalidArgument, "TEAM_ROLE_INVALID", "name the new role")
-            }
-            let role = try request.role.domain(default: .member)
-            let changed = try await accounts.changeTeamRole(
-                tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID, role: role)
-            return Moat_V1_TeamMember(changed.member, email: changed.email)
+        let (tenant, actor) = try await resolve(context)
+        guard request.role != .unspecified else {
+            throw DomainError(.invalidArgument, .teamRoleInvalid, "name the new role")
         }
+        let role = try request.role.domain(default: .member)
+        let changed = try await accounts.changeTeamRole(
+            tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID, role: role)
+        return Moat_V1_TeamMember(changed.member, email: changed.email)
     }
 
     func removeMember(request: Moat_V1_RemoveTeamMemberRequest, context: RequestContext) async throws
         -> Moat_V1_RemoveTeamMemberResponse
     {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            try await accounts.removeTeamMember(tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID)
-            return Moat_V1_RemoveTeamMemberResponse()
-        }
+        let (tenant, actor) = try await resolve(context)
+        try await accounts.removeTeamMember(tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID)
+        return Moat_V1_RemoveTeamMemberResponse()
     }
 
     func leave(request: Moat_V1_LeaveTeamRequest, context: RequestContext) async throws -> Moat_V1_LeaveTeamResponse {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            try await accounts.leaveTeam(tenant: tenant, actor: actor, teamID: request.teamID)
-            return Moat_V1_LeaveTeamResponse()
-        }
+        let (tenant, actor) = try await resolve(context)
+        try await accounts.leaveTeam(tenant: tenant, actor: actor, teamID: request.teamID)
+        return Moat_V1_LeaveTeamResponse()
     }
 
     func transferOwnership(request: Moat_V1_TransferOwnershipRequest, context: RequestContext) async throws
         -> Moat_V1_TransferOwnershipResponse
     {
-        try await translatingErrors {
-            let (tenant, actor) = try await resolve(context)
-            try await accounts.transferTeamOwnership(
-                tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID)
-            return Moat_V1_TransferOwnershipResponse()
-        }
+        let (tenant, actor) = try await resolve(context)
+        try await accounts.transferTeamOwnership(
+            tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID)
+        return Moat_V1_TransferOwnershipResponse()
     }
 
     func checkPermission(request: Moat_V1_CheckTeamPermissionRequest, context: RequestContext) async throws
         -> Moat_V1_CheckTeamPermissionResponse
     {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            guard let action = request.action.domain else {
-                throw DomainError(.invalidArgument, "TEAM_ACTION_INVALID", "unknown or missing action")
-            }
-            let answer = try await accounts.checkTeamPermission(
-                tenant: tenant, sessionToken: context.authorization, teamID: request.teamID, action: action)
-            return .with {
-                $0.allowed = answer.allowed
-                $0.role = answer.role.map(Moat_V1_TeamRole.init) ?? .unspecified
-            }
+        let tenant = try await accounts.tenant(context)
+        guard let action = request.action.domain else {
+            throw DomainError(.invalidArgument, .teamActionInvalid, "unknown or missing action")
+        }
+        let answer = try await accounts.checkTeamPermission(
+            tenant: tenant, sessionToken: context.authorization, teamID: request.teamID, action: action)
+        return .with {
+            $0.allowed = answer.allowed
+            $0.role = answer.role.map(Moat_V1_TeamRole.init) ?? .unspecified
         }
     }
 }
@@ -192,7 +162,7 @@ extension Moat_V1_TeamRole {
         case .member: .member
         case .admin: .admin
         case .owner: .owner
-        case .UNRECOGNIZED: throw DomainError(.invalidArgument, "TEAM_ROLE_INVALID", "unknown team role")
+        case .UNRECOGNIZED: throw DomainError(.invalidArgument, .teamRoleInvalid, "unknown team role")
         }
     }
 }

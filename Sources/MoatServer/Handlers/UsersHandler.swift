@@ -12,34 +12,28 @@ struct UsersHandler: Moat_V1_UsersService {
     }
 
     func create(request: Moat_V1_CreateUserRequest, context: RequestContext) async throws -> Moat_V1_User {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            guard let role = request.role.domain else { throw DomainError(.invalidArgument, "ROLE_INVALID", "unknown role") }
-            let user = try await accounts.createUser(
-                tenant: tenant, actor: try await actor(tenant, context), email: request.email,
-                password: request.password, role: role)
-            return Moat_V1_User(user)
-        }
+        let tenant = try await accounts.tenant(context)
+        guard let role = request.role.domain else { throw DomainError(.invalidArgument, .roleInvalid, "unknown role") }
+        let user = try await accounts.createUser(
+            tenant: tenant, actor: try await actor(tenant, context), email: request.email,
+            password: request.password, role: role)
+        return Moat_V1_User(user)
     }
 
     func get(request: Moat_V1_GetUserRequest, context: RequestContext) async throws -> Moat_V1_User {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            return Moat_V1_User(
-                try await accounts.user(tenant: tenant, actor: try await actor(tenant, context), id: request.userID))
-        }
+        let tenant = try await accounts.tenant(context)
+        return Moat_V1_User(
+            try await accounts.user(tenant: tenant, actor: try await actor(tenant, context), id: request.userID))
     }
 
     func list(request: Moat_V1_ListUsersRequest, context: RequestContext) async throws -> Moat_V1_ListUsersResponse {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            let page = try await accounts.listUsers(
-                tenant: tenant, actor: try await actor(tenant, context), pageSize: Int(request.pageSize),
-                pageToken: request.pageToken)
-            return .with {
-                $0.users = page.users.map(Moat_V1_User.init)
-                $0.nextPageToken = page.nextPageToken
-            }
+        let tenant = try await accounts.tenant(context)
+        let page = try await accounts.listUsers(
+            tenant: tenant, actor: try await actor(tenant, context), pageSize: Int(request.pageSize),
+            pageToken: request.pageToken)
+        return .with {
+            $0.users = page.users.map(Moat_V1_User.init)
+            $0.nextPageToken = page.nextPageToken
         }
     }
 
@@ -54,30 +48,26 @@ struct UsersHandler: Moat_V1_UsersService {
     private func setEnabled(_ enabled: Bool, request: Moat_V1_SetUserEnabledRequest, context: RequestContext)
         async throws -> Moat_V1_User
     {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            return Moat_V1_User(
-                try await accounts.setUserEnabled(
-                    tenant: tenant, actor: try await actor(tenant, context), id: request.userID, enabled: enabled))
-        }
+        let tenant = try await accounts.tenant(context)
+        return Moat_V1_User(
+            try await accounts.setUserEnabled(
+                tenant: tenant, actor: try await actor(tenant, context), id: request.userID, enabled: enabled))
     }
 
     func signIn(request: Moat_V1_SignInRequest, context: RequestContext) async throws -> Moat_V1_SignInResponse {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            let outcome = try await accounts.beginSignIn(
-                tenant: tenant, email: request.email, password: request.password,
-                client: ClientDetails(request.client, metadata: context.metadata))
-            switch outcome {
-            case .signedIn(let result):
-                return Self.signedIn(result, tenant: tenant)
-            case .secondFactorRequired(let challenge):
-                return .with {
-                    $0.secondFactorRequired = true
-                    $0.challenge = challenge.token
-                    $0.challengeExpiresAtUnix = challenge.expiresAt.seconds
-                    $0.user = Moat_V1_User(challenge.user)
-                }
+        let tenant = try await accounts.tenant(context)
+        let outcome = try await accounts.beginSignIn(
+            tenant: tenant, email: request.email, password: request.password,
+            client: ClientDetails(request.client, metadata: context.metadata))
+        switch outcome {
+        case .signedIn(let result):
+            return Self.signedIn(result, tenant: tenant)
+        case .secondFactorRequired(let challenge):
+            return .with {
+                $0.secondFactorRequired = true
+                $0.challenge = challenge.token
+                $0.challengeExpiresAtUnix = challenge.expiresAt.seconds
+                $0.user = Moat_V1_User(challenge.user)
             }
         }
     }
@@ -85,13 +75,11 @@ struct UsersHandler: Moat_V1_UsersService {
     func completeSignIn(request: Moat_V1_CompleteSignInRequest, context: RequestContext) async throws
         -> Moat_V1_SignInResponse
     {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            let result = try await accounts.completeSignIn(
-                tenant: tenant, challenge: request.challenge, code: request.code, recoveryCode: request.recoveryCode,
-                client: context.clientDetails)
-            return Self.signedIn(result, tenant: tenant)
-        }
+        let tenant = try await accounts.tenant(context)
+        let result = try await accounts.completeSignIn(
+            tenant: tenant, challenge: request.challenge, code: request.code, recoveryCode: request.recoveryCode,
+            client: context.clientDetails)
+        return Self.signedIn(result, tenant: tenant)
     }
 
     private static func signedIn(_ result: SignInResult, tenant: Tenant) -> Moat_V1_SignInResponse {
@@ -104,79 +92,65 @@ struct UsersHandler: Moat_V1_UsersService {
     }
 
     func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
-        try await translatingErrors {
-            try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
-            return Moat_V1_SignOutResponse()
-        }
+        try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
+        return Moat_V1_SignOutResponse()
     }
 
     func changePassword(request: Moat_V1_ChangePasswordRequest, context: RequestContext) async throws
         -> Moat_V1_ChangePasswordResponse
     {
-        try await translatingErrors {
-            let revoked = try await accounts.changePassword(
-                tenant: try await accounts.tenant(context), token: context.authorization,
-                currentPassword: request.currentPassword, newPassword: request.newPassword,
-                revokeOtherSessions: request.revokeOtherSessions,
-                client: context.clientDetails)
-            return .with { $0.revokedSessions = UInt32(clamping: revoked) }
-        }
+        let revoked = try await accounts.changePassword(
+            tenant: try await accounts.tenant(context), token: context.authorization,
+            currentPassword: request.currentPassword, newPassword: request.newPassword,
+            revokeOtherSessions: request.revokeOtherSessions,
+            client: context.clientDetails)
+        return .with { $0.revokedSessions = UInt32(clamping: revoked) }
     }
 
     func requestPasswordReset(request: Moat_V1_RequestPasswordResetRequest, context: RequestContext) async throws
         -> Moat_V1_RequestPasswordResetResponse
     {
-        try await translatingErrors {
-            try await accounts.requestPasswordReset(
-                tenant: try await accounts.tenant(context), email: request.email,
-                client: ClientDetails(request.client, metadata: context.metadata))
-            return Moat_V1_RequestPasswordResetResponse()
-        }
+        try await accounts.requestPasswordReset(
+            tenant: try await accounts.tenant(context), email: request.email,
+            client: ClientDetails(request.client, metadata: context.metadata))
+        return Moat_V1_RequestPasswordResetResponse()
     }
 
     func resetPassword(request: Moat_V1_ResetPasswordRequest, context: RequestContext) async throws
         -> Moat_V1_ResetPasswordResponse
     {
-        try await translatingErrors {
-            let revoked = try await accounts.resetPassword(
-                tenant: try await accounts.tenant(context), token: request.token, newPassword: request.newPassword)
-            return .with { $0.revokedSessions = UInt32(clamping: revoked) }
-        }
+        let revoked = try await accounts.resetPassword(
+            tenant: try await accounts.tenant(context), token: request.token, newPassword: request.newPassword)
+        return .with { $0.revokedSessions = UInt32(clamping: revoked) }
     }
 
     func requestDeletion(request: Moat_V1_RequestAccountDeletionRequest, context: RequestContext) async throws
         -> Moat_V1_User
     {
-        try await translatingErrors {
-            Moat_V1_User(
-                try await accounts.requestAccountDeletion(
-                    tenant: try await accounts.tenant(context), token: context.authorization,
-                    confirmation: request.confirmation, password: request.password, code: request.code,
-                    client: context.clientDetails))
-        }
+        Moat_V1_User(
+            try await accounts.requestAccountDeletion(
+                tenant: try await accounts.tenant(context), token: context.authorization,
+                confirmation: request.confirmation, password: request.password, code: request.code,
+                client: context.clientDetails))
     }
 
     func restoreAccount(request: Moat_V1_RestoreAccountRequest, context: RequestContext) async throws -> Moat_V1_User {
-        try await translatingErrors {
-            Moat_V1_User(
-                try await accounts.restoreAccount(
-                    tenant: try await accounts.tenant(context), email: request.email, password: request.password,
-                    code: request.code, client: ClientDetails(request.client, metadata: context.metadata)))
-        }
+        Moat_V1_User(
+            try await accounts.restoreAccount(
+                tenant: try await accounts.tenant(context), email: request.email, password: request.password,
+                code: request.code, client: ClientDetails(request.client, metadata: context.metadata)))
     }
 
     func listSecurityEvents(request: Moat_V1_ListSecurityEventsRequest, context: RequestContext) async throws
         -> Moat_V1_ListSecurityEventsResponse
     {
-        try await translatingErrors {
-            let tenant = try await accounts.tenant(context)
-            let page = try await accounts.securityLog(
-                tenant: tenant, actor: try await actor(tenant, context), userID: request.userID,
-                pageSize: Int(request.pageSize), pageToken: request.pageToken)
-            return .with {
-                $0.events = page.entries.map(Moat_V1_SecurityEvent.init)
-                $0.nextPageToken = page.nextPageToken
-            }
+        let tenant = try await accounts.tenant(context)
+        let page = try await accounts.securityLog(
+            tenant: tenant, actor: try await actor(tenant, context), userID: request.userID,
+            pageSize: Int(request.pageSize), pageToken: request.pageToken)
+        return .with {
+            $0.events = page.entries.map(Moat_V1_SecurityEvent.init)
+            $0.nextPageToken = page.nextPageToken
         }
     }
 }

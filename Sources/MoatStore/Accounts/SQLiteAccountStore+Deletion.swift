@@ -40,11 +40,18 @@ extension SQLiteAccountReading {
 extension SQLiteAccountWriting {
     func deleteUser(tenant: TenantID, id: UserID) throws -> Bool {
         // Every row that references the user goes with it (ON DELETE CASCADE).
-        try db.execute("DELETE FROM users WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue]) == 1
+        guard try db.execute("DELETE FROM users WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue]) == 1
+        else { return false }
+        marks.user(id)
+        return true
     }
 
     func deleteTenant(id: TenantID) throws -> Bool {
-        try db.execute("DELETE FROM tenants WHERE id = ?", [id.rawValue]) == 1
+        guard try db.execute("DELETE FROM tenants WHERE id = ?", [id.rawValue]) == 1 else { return false }
+        // Every session and user of the tenant went: drop everything.
+        marks.tenant(id)
+        marks.everything()
+        return true
     }
 
     func revokeTenantSessions(tenant: TenantID, at: Timestamp, reason: String) throws -> [(SessionID, UserID)] {
@@ -61,6 +68,7 @@ extension SQLiteAccountWriting {
                 try RowDecoder.id(UserID.self, row, "user_id", table: "sessions")
             )
         }
+        for (_, user) in rows { marks.user(user) }
         return rows.sorted { $0.0.rawValue < $1.0.rawValue }
     }
 }

@@ -45,13 +45,18 @@ extension SQLiteAccountWriting {
                 credential.enabledAt.milliseconds, credential.lastUsedStep, credential.failedAttempts,
                 credential.lockedUntil?.milliseconds,
             ])
+        marks.user(credential.userID)
     }
 
     func deleteTwoFactor(tenant: TenantID, user: UserID) throws -> Bool {
         let bindings: [any SQLiteBindable] = [tenant.rawValue, user.rawValue]
         try db.execute("DELETE FROM two_factor_pending WHERE tenant_id = ? AND user_id = ?", bindings)
         try db.execute("DELETE FROM recovery_codes WHERE tenant_id = ? AND user_id = ?", bindings)
-        return try db.execute("DELETE FROM two_factor WHERE tenant_id = ? AND user_id = ?", bindings) > 0
+        guard try db.execute("DELETE FROM two_factor WHERE tenant_id = ? AND user_id = ?", bindings) > 0 else {
+            return false
+        }
+        marks.user(user)
+        return true
     }
 
     func advanceTwoFactorStep(tenant: TenantID, user: UserID, step: Int64) throws -> Bool {

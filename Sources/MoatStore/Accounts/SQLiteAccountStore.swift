@@ -1,5 +1,5 @@
-import Logging
-import MoatCore
+public import Logging
+public import MoatCore
 
 /// The account store on SQLite: MoatCore's `AccountStore` over a
 /// ``Database`` with the ``AccountSchema`` migrations.
@@ -28,6 +28,9 @@ public final class SQLiteAccountStore: AccountStore {
     public let database: Database
     /// Signalled after each write that appended events has committed.
     public let eventSignal = EventSignal()
+    /// Receives each write's validity marks once it has committed (or
+    /// failed), before `write` returns.
+    public let validityMarks = ValidityMarkRelay()
     private let encoder: any EventEncoder
 
     private init(database: Database, encoder: any EventEncoder) {
@@ -81,10 +84,14 @@ public final class SQLiteAccountStore: AccountStore {
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
         let encoder = self.encoder
         let appended = EventAppendMarker()
+        let marks = ValidityMarker()
+        // `database.write` returned: the changes are committed and visible
+        // (or rolled back: a failed write's marks are applied too, dropping
+        // cache entries is always safe).
+        defer { validityMarks.publish(marks.marks) }
         let result = try await database.write { transaction in
-            try body(SQLiteAccountWriter(db: transaction, encoder: encoder, appended: appended))
+            try body(SQLiteAccountWriter(db: transaction, encoder: encoder, appended: appended, marks: marks))
         }
-        // `database.write` returned: the events are committed and visible.
         if appended.isSet { eventSignal.signal() }
         return result
     }
@@ -236,6 +243,8 @@ protocol SQLiteAccountWriting: SQLiteAccountReading, AccountStoreWriter {
     var encoder: any EventEncoder { get }
     /// Set when the body appends an event (the store then wakes long polls).
     var appended: EventAppendMarker? { get }
+    /// Records what the body changed that cached Validate answers depend on.
+    var marks: ValidityMarker { get }
 }
 
 /// A write transaction's view.
@@ -244,6 +253,9 @@ struct SQLiteAccountWriter: SQLiteAccountWriting {
     let encoder: any EventEncoder
     /// Set when the body appends an event (the store then wakes long polls).
     var appended: EventAppendMarker? = nil
+    /// What the body changed that cached Validate answers depend on (the
+    /// store applies it after the commit).
+    var marks = ValidityMarker()
 }
 
 extension SQLiteAccountWriting {
@@ -282,6 +294,7 @@ extension SQLiteAccountWriting {
             if try slugExists(tenant.slug, except: tenant.id) { throw DomainError.slugTaken }
             throw error
         }
+        marks.tenant(tenant.id)
     }
 
     func insert(_ user: User) throws {
@@ -301,6 +314,14 @@ extension SQLiteAccountWriting {
     }
 
     func update(_ user: User) throws {
+        // What Validate reports before the change, to mark only changes that
+        // matter (sign-in counters change often and do not).
+        let before = try db.queryFirst(
+            "SELECT email, role, status, two_factor_enabled FROM users WHERE tenant_id = ? AND id = ?",
+            [user.tenantID.rawValue, user.id.rawValue]
+        ) { row in
+            (try row.string("email"), try row.string("role"), try row.string("status"), try row.bool("two_factor_enabled"))
+        }
         do {
             try db.execute(
                 """
@@ -321,6 +342,11 @@ extension SQLiteAccountWriting {
             }
             throw error
         }
+        if let before,
+            before != (user.email, user.role.rawValue, user.status.rawValue, user.twoFactorEnabled)
+        {
+            marks.user(user.id)
+        }
     }
 
     func insert(_ session: Session) throws {
@@ -336,13 +362,17 @@ extension SQLiteAccountWriting {
     }
 
     func revokeSession(tenant: TenantID, id: SessionID, at: Timestamp, reason: String) throws -> Bool {
-        let changed = try db.execute(
+        let owner = try db.queryFirst(
             """
             UPDATE sessions SET revoked_at = ?, revoke_reason = ?
             WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL
+            RETURNING user_id
             """,
-            [at.milliseconds, reason, tenant.rawValue, id.rawValue])
-        return changed > 0
+            [at.milliseconds, reason, tenant.rawValue, id.rawValue]
+        ) { row in try RowDecoder.id(UserID.self, row, "user_id", table: "sessions") }
+        guard let owner else { return false }
+        marks.user(owner)
+        return true
     }
 
     func revokeSessions(tenant: TenantID, user: UserID, except: SessionID?, at: Timestamp, reason: String) throws
@@ -356,6 +386,7 @@ extension SQLiteAccountWriting {
             """,
             [at.milliseconds, reason, tenant.rawValue, user.rawValue, except?.rawValue, except?.rawValue]
         ) { row in try RowDecoder.id(SessionID.self, row, "id", table: "sessions") }
+        if !revoked.isEmpty { marks.user(user) }
         // RETURNING has no defined order; the reference sorts by id.
         return revoked.sorted { $0.rawValue < $1.rawValue }
     }

@@ -1,6 +1,6 @@
 import Foundation
-import Logging
-import MoatCore
+public import Logging
+public import MoatCore
 import Synchronization
 
 /// The account store on PostgreSQL: MoatCore's `AccountStore` over a
@@ -15,8 +15,9 @@ import Synchronization
 ///
 /// Writes are serializable and retried on conflicts (see
 /// ``PostgresDatabase``); a failure that outlasts the retries reaches the
-/// caller as `DomainError` UNAVAILABLE `STORE_UNAVAILABLE`, never as an
-/// internal error, and nothing of the write is kept.
+/// caller as `StoreError` `STORE_UNAVAILABLE` or `SERIALIZATION_FAILURE`
+/// (UNAVAILABLE on the wire), never as an internal error, and nothing of
+/// the write is kept.
 ///
 /// ```swift
 /// let store = try await PostgresAccountStore.open(
@@ -29,6 +30,10 @@ public final class PostgresAccountStore: AccountStore {
     /// Signalled after each write that appended events has committed, here
     /// or (through LISTEN/NOTIFY) on any other instance on the database.
     public let eventSignal: EventSignal
+    /// Receives each write's validity marks after it has committed (or
+    /// failed), before `write` returns. Per instance: another moatd on the
+    /// same database does not see them (see the README).
+    public let validityMarks = ValidityMarkRelay()
     private let encoder: any EventEncoder
     private let listener: PostgresEventListener
 
@@ -65,9 +70,7 @@ public final class PostgresAccountStore: AccountStore {
 
     /// Runs a read-only transaction on one consistent snapshot.
     public func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T {
-        try await Self.translating {
-            try await database.read { db in try body(PostgresAccountReader(db: db)) }
-        }
+        try await database.read { db in try body(PostgresAccountReader(db: db)) }
     }
 
     /// Runs a serializable write transaction (its body possibly more than
@@ -76,10 +79,14 @@ public final class PostgresAccountStore: AccountStore {
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
         let encoder = self.encoder
         let appended = EventAppendMarker()
-        let result = try await Self.translating {
-            try await database.write { db in
-                try body(PostgresAccountWriter(db: db, encoder: encoder, appended: appended))
-            }
+        // One marker for every attempt of a retried body: the marks handed
+        // over are the union of all attempts' (a superset of the committed
+        // one's; dropping a cache entry too many is harmless, one too few is
+        // not, and a commit whose outcome was lost may be retried).
+        let marks = ValidityMarker()
+        defer { validityMarks.publish(marks.marks) }
+        let result = try await database.write { db in
+            try body(PostgresAccountWriter(db: db, encoder: encoder, appended: appended, marks: marks))
         }
         if appended.isSet { eventSignal.signal() }
         return result
@@ -87,10 +94,8 @@ public final class PostgresAccountStore: AccountStore {
 
     /// A daemon-wide fact (e.g. the key file's fingerprint), or nil if unset.
     public func meta(_ key: String) async throws -> [UInt8]? {
-        try await Self.translating {
-            try await database.read { db in
-                try db.queryFirst("SELECT value FROM meta WHERE key = ?", [key]) { try $0.blob("value") }
-            }
+        try await database.read { db in
+            try db.queryFirst("SELECT value FROM meta WHERE key = ?", [key]) { try $0.blob("value") }
         }
     }
 
@@ -98,42 +103,18 @@ public final class PostgresAccountStore: AccountStore {
     /// recorded: of instances starting together with different values, one
     /// wins and the others see its value.
     public func setMetaIfAbsent(_ key: String, _ value: [UInt8]) async throws -> [UInt8] {
-        try await Self.translating {
-            try await database.write { db in
-                try db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [key, value])
-                return try db.queryFirst("SELECT value FROM meta WHERE key = ?", [key]) { try $0.blob("value") } ?? value
-            }
+        try await database.write { db in
+            try db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [key, value])
+            return try db.queryFirst("SELECT value FROM meta WHERE key = ?", [key]) { try $0.blob("value") } ?? value
         }
     }
 
     /// Sets (or replaces) a daemon-wide fact, durably.
     public func setMeta(_ key: String, _ value: [UInt8]) async throws {
-        _ = try await Self.translating {
-            try await database.write { db in
-                try db.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [key, value])
-            }
-        }
-    }
-
-    /// The domain's answer when PostgreSQL stays away: UNAVAILABLE with a
-    /// stable reason, and no internals in the message.
-    public static let unavailable = DomainError(
-        .unavailable, "STORE_UNAVAILABLE", "the database is unavailable; try again")
-
-    /// The domain's answer to text PostgreSQL cannot store (a NUL
-    /// character, which SQLite would keep): a bad argument, not a failure.
-    public static let invalidText = DomainError(
-        .invalidArgument, "INVALID_TEXT", "a text value contains a NUL character")
-
-    private static func translating<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as StoreError where error.reason == .unavailable || error.reason == .serializationFailure {
-            throw unavailable
-        } catch let error as StoreError where error.reason == .invalidText {
-            throw invalidText
+        _ = try await database.write { db in
+            try db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value])
         }
     }
 }
@@ -154,6 +135,7 @@ struct PostgresAccountWriter: SQLiteAccountWriting {
     let db: PostgresQuerying
     let encoder: any EventEncoder
     let appended: EventAppendMarker?
+    let marks: ValidityMarker
 
     func newestEventSequence() throws -> Int64 {
         try PostgresEventSQL.newestSequence(db)

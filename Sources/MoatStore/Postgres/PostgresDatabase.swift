@@ -1,6 +1,6 @@
 import CPostgres
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 /// How a ``PostgresDatabase`` connects.

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import MoatCore
+@testable import MoatServer
 
 /// One real user agent and what the sessions page should show for it.
 struct UserAgentCase: CustomTestStringConvertible, Sendable {

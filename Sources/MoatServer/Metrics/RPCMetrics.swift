@@ -1,0 +1,138 @@
+import Foundation
+import Metrics
+import MoatProto
+import MoatRPC
+
+/// Records every dispatched call through swift-metrics: calls by method and
+/// code, latency by method, calls in flight, and the outcomes of sign-ins
+/// and second-factor checks. Labels carry only method paths, codes and
+/// fixed outcome words: never a tenant, user, email, token or address.
+enum RPCMetrics {
+    static let requests = "moat_rpc_requests_total"
+    static let duration = "moat_rpc_request_duration_seconds"
+    static let inFlight = "moat_rpc_calls_in_flight"
+    static let signIns = "moat_sign_ins_total"
+    static let twoFactor = "moat_two_factor_verifications_total"
+
+    /// The router with every method wrapped to record its calls.
+    /// Each wrapper is a declared replacement of the method it wraps.
+    static func instrument(_ router: Router) throws(Router.RegistrationError) -> Router {
+        var instrumented = router
+        for path in router.paths {
+            guard let method = router.method(for: path) else { continue }
+            try instrumented.replace(instrument(method))
+        }
+        return instrumented
+    }
+
+    /// Methods whose answer is a second-factor check.
+    static let twoFactorMethods: Set<String> = [
+        "/moat.v1.Users/CompleteSignIn", "/moat.v1.TwoFactor/Verify", "/moat.v1.TwoFactor/ConfirmEnrollment",
+        "/moat.v1.TwoFactor/Disable", "/moat.v1.TwoFactor/RegenerateRecoveryCodes",
+    ]
+
+    static func instrument(_ method: ServerMethod) -> ServerMethod {
+        let path = method.descriptor.path
+        let instruments = Instruments(path: path)
+        let handler = method.handler
+        let fastPath = method.fastPath.map { fastPath in
+            { @Sendable (payload: Data, context: RequestContext) throws -> Data? in
+                let started = ContinuousClock.now
+                do {
+                    guard let response = try fastPath(payload, context) else { return nil }
+                    instruments.finished(started: started, payload: response, error: nil)
+                    return response
+                } catch {
+                    instruments.finished(started: started, payload: nil, error: error)
+                    throw error
+                }
+            }
+        }
+        return ServerMethod(descriptor: method.descriptor, fastPath: fastPath) { payload, context in
+            let started = ContinuousClock.now
+            instruments.inFlight.increment()
+            defer { instruments.inFlight.decrement() }
+            do {
+                let response = try await handler(payload, context)
+                instruments.finished(started: started, payload: response, error: nil)
+                return response
+            } catch {
+                instruments.finished(started: started, payload: nil, error: error)
+                throw error
+            }
+        }
+    }
+
+    /// The metric handles of one method, made once.
+    struct Instruments: Sendable {
+        let path: String
+        let ok: Counter
+        let timer: Metrics.Timer
+        let inFlight: Meter
+
+        init(path: String) {
+            self.path = path
+            ok = Counter(label: RPCMetrics.requests, dimensions: [("method", path), ("code", "OK")])
+            timer = Metrics.Timer(label: RPCMetrics.duration, dimensions: [("method", path)])
+            inFlight = Meter(label: RPCMetrics.inFlight)
+        }
+
+        func finished(started: ContinuousClock.Instant, payload: Data?, error: (any Error)?) {
+            timer.recordInterval(since: started)
+            let code: String
+            let reason: String
+            if let error = error as? RPCError {
+                code = "\(error.code)"
+                reason = error.reason
+            } else if error is CancellationError {
+                (code, reason) = ("CANCELLED", "")
+            } else if error != nil {
+                (code, reason) = ("INTERNAL", "")
+            } else {
+                (code, reason) = ("OK", "")
+            }
+            if error == nil {
+                ok.increment()
+            } else {
+                Counter(label: RPCMetrics.requests, dimensions: [("method", path), ("code", code)]).increment()
+            }
+            if path == "/moat.v1.Users/SignIn" {
+                Counter(label: RPCMetrics.signIns, dimensions: [("outcome", signInOutcome(payload, reason: reason))])
+                    .increment()
+            } else if RPCMetrics.twoFactorMethods.contains(path) {
+                Counter(label: RPCMetrics.twoFactor, dimensions: [("outcome", twoFactorOutcome(error == nil, reason))])
+                    .increment()
+            }
+        }
+
+        private func signInOutcome(_ payload: Data?, reason: String) -> String {
+            if let payload {
+                let response = try? Moat_V1_SignInResponse(serializedBytes: payload)
+                return response?.secondFactorRequired == true ? "second_factor_required" : "ok"
+            }
+            switch reason {
+            case "INVALID_CREDENTIALS": return "wrong_password"
+            case "SIGN_IN_LOCKED": return "locked"
+            default: return "refused"
+            }
+        }
+
+        private func twoFactorOutcome(_ succeeded: Bool, _ reason: String) -> String {
+            if succeeded { return "ok" }
+            switch reason {
+            case "TOTP_CODE_INVALID", "RECOVERY_CODE_INVALID": return "invalid"
+            case "TOTP_CODE_REUSED": return "reused"
+            case "TWO_FACTOR_LOCKED": return "locked"
+            default: return "refused"
+            }
+        }
+    }
+}
+
+extension Metrics.Timer {
+    /// Records the time since `start`.
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}
