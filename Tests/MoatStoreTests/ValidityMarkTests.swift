@@ -316,7 +316,7 @@ final class ValidityMarkTests: XCTestCase {
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, 2 * writerMethodClasses.values.filter { if case .marks = $0 { true } else { false } }.count)
+        XCTAssertEqual(checked, StoreKind.allCases.count * writerMethodClasses.values.filter { if case .marks = $0 { true } else { false } }.count)
         XCTAssertGreaterThanOrEqual(checked, 18)
     }
 

@@ -93,7 +93,7 @@ def settings(data_dir):
         "--set", "store.postgres_url=%s" % URL,
         "--set", "store.postgres_password_file=%s" % PASSWORD_FILE,
         "--set", "store.postgres_connections=3",
-        "--set", "hashing.memory_kib=64", "--set", "hashing.iterations=1",
+        "--set", "hashing.memory_kib=64", "--set", "hashing.iterations=1", "--set", "hashing.allow_weak=true",
     ]
 
 
