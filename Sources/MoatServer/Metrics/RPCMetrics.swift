@@ -81,13 +81,12 @@ enum RPCMetrics {
             timer.recordInterval(since: started)
             let code: String
             let reason: String
-            if let error = error as? RPCError {
-                code = "\(error.code)"
-                reason = error.reason
-            } else if error is CancellationError {
-                (code, reason) = ("CANCELLED", "")
-            } else if error != nil {
-                (code, reason) = ("INTERNAL", "")
+            if let error {
+                // What the caller is answered: handlers throw domain and
+                // store errors as they are, and the transport converts them.
+                let answered = RPCError(answering: error)
+                code = "\(answered.code)"
+                reason = answered.reason
             } else {
                 (code, reason) = ("OK", "")
             }
