@@ -28,8 +28,15 @@ public final class MoatDaemon: Sendable {
     public let server: UnixSocketServer
     /// The account domain (exposed for tests and embedding).
     public let accounts: AccountService
-    /// The account store.
-    public let store: SQLiteAccountStore
+    /// The account store (SQLite or PostgreSQL, per `store.backend`).
+    public let store: any AccountStore
+    private let backend: StoreBackend
+    /// Signalled after each committed write that appended events.
+    public var eventSignal: EventSignal { backend.eventSignal }
+    /// The SQLite store, when `store.backend` is `sqlite` (tests, embedding).
+    public var sqliteStore: SQLiteAccountStore? {
+        if case .sqlite(let store) = backend { store } else { nil }
+    }
     /// The event stream (exposed for tests and embedding).
     public let events: EventStream
     private let hashingPool: HashingThreadPool
@@ -54,12 +61,9 @@ public final class MoatDaemon: Sendable {
         extraServices: [any RPCService] = []
     ) async throws -> MoatDaemon {
         try prepareDataDirectory(configuration.dataDirectory)
-        let path = (configuration.dataDirectory as NSString).appendingPathComponent(databaseFileName)
-        let store = try await SQLiteAccountStore.open(
-            path: path, synchronous: configuration.store.synchronous == .full ? .full : .normal,
-            readerCount: configuration.store.readers, encoder: ProtobufEventEncoder(), logger: logger)
+        let store = try await StoreBackend.open(configuration: configuration, logger: logger)
         do {
-            let keys = try await MasterKeys.load(directory: configuration.dataDirectory, store: store, logger: logger)
+            let keys = try await MasterKeys.load(directory: configuration.dataDirectory, store: store.keyStore, logger: logger)
             let hashingPool = HashingThreadPool(configuration: configuration.hashing)
             let hasher: PasswordHasher
             do {
@@ -81,24 +85,33 @@ public final class MoatDaemon: Sendable {
     static let keyFingerprintKey = MasterKeys.currentKey
 
     private init(
-        configuration: MoatConfiguration, store: SQLiteAccountStore, hasher: PasswordHasher,
+        configuration: MoatConfiguration, store backend: StoreBackend, hasher: PasswordHasher,
         hashingPool: HashingThreadPool, secrets: SecretKeyring, retiringKey: String?, clock: any WallClock,
         logger: Logger, extraServices: [any RPCService]
     ) throws {
         self.configuration = configuration
         self.logger = logger
+        self.backend = backend
+        let store = backend.store
         self.store = store
         self.hashingPool = hashingPool
+        // Per-address sign-in failures: in the SQLite file (they survive a
+        // restart); on PostgreSQL per instance, in memory, for now.
+        let addressFailures: any AddressFailureCounter =
+            switch backend {
+            case .sqlite(let sqlite): SQLiteAddressFailureCounter(store: sqlite)
+            case .postgres: MemoryAddressFailureCounter()
+            }
         let accounts = AccountService(
             store: store, hasher: hasher, clock: clock, configuration: configuration.accounts,
             sessionCache: SessionCache(
                 capacity: configuration.sessions.cacheEntries,
                 touchGranularityMilliseconds: Int64(configuration.sessions.lastActiveGranularitySeconds) * 1000),
-            secrets: secrets, addressFailures: SQLiteAddressFailureCounter(store: store),
+            secrets: secrets, addressFailures: addressFailures,
             deviceFamily: DeviceFamily.parsed)
         self.accounts = accounts
         let events = EventStream(
-            store: store, signal: store.eventSignal, clock: clock, configuration: configuration.events.stream)
+            store: store, signal: backend.eventSignal, clock: clock, configuration: configuration.events.stream)
         self.events = events
 
         let serving = ServingState()
@@ -106,15 +119,15 @@ public final class MoatDaemon: Sendable {
         // Metrics are exported when the process bootstrapped the backend
         // (moatd does, first thing); embedders may not.
         let exporter = MetricsExporter.bootstrappedRegistry.map {
-            MetricsExporter(registry: $0, accounts: accounts, events: events, store: store)
+            MetricsExporter(registry: $0, accounts: accounts, events: events, store: backend)
         }
         let rotation = KeyRotation(
-            directory: configuration.dataDirectory, store: store, keyring: secrets, retiring: retiringKey, logger: logger,
+            directory: configuration.dataDirectory, store: backend.keyStore, keyring: secrets, retiring: retiringKey, logger: logger,
             batchSize: configuration.keys.rotationBatchSize)
         self.keyRotation = rotation
         let router = try ServiceRouter.make(
             accounts: accounts, events: events, serving: serving,
-            operatorServices: [OperationsHandler(store: store, keyRotation: rotation, metrics: exporter)],
+            operatorServices: [OperationsHandler(store: backend, keyRotation: rotation, metrics: exporter)],
             extraServices: extraServices)
 
         var serverConfiguration = UnixSocketServer.Configuration(
@@ -144,7 +157,7 @@ public final class MoatDaemon: Sendable {
             [.init(
                 service: SystemdNotifyService(
                     notifier: notifier, watchdogInterval: SystemdNotifier.watchdogInterval(),
-                    eventLoops: MultiThreadedEventLoopGroup.singleton, database: store.database, server: server,
+                    eventLoops: MultiThreadedEventLoopGroup.singleton, store: backend, server: server,
                     socketDescription: Self.socketDescription(configuration), logger: logger),
                 successTerminationBehavior: .ignore)]
         } ?? []
@@ -202,7 +215,7 @@ public final class MoatDaemon: Sendable {
 
     /// Closes the store and stops the hashing threads.
     private func close() async {
-        await store.close()
+        await backend.close()
         await hashingPool.shutdown()
     }
 

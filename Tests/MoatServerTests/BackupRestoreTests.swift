@@ -46,7 +46,7 @@ final class BackupRestoreTests: XCTestCase {
     }
 
     private func emails(_ daemon: MoatDaemon) async throws -> Set<String> {
-        Set(try await daemon.store.database.read { connection in
+        Set(try await XCTUnwrap(daemon.sqliteStore).database.read { connection in
             try connection.query("SELECT email FROM users") { try $0.string("email") }
         })
     }
@@ -127,7 +127,7 @@ final class BackupRestoreTests: XCTestCase {
         let inRestored = try await emails(again.0)
         XCTAssertTrue(beforeBackup.isSubset(of: inRestored), "missing: \(beforeBackup.subtracting(inRestored).sorted().prefix(5))")
         XCTAssertTrue(inRestored.isSubset(of: everything), "nothing that was never written")
-        let newest = try await again.0.store.database.read { connection in
+        let newest = try await XCTUnwrap(again.0.sqliteStore).database.read { connection in
             try connection.queryFirst("SELECT MAX(sequence) FROM events") { try $0.int64(at: 0) }
         }
         XCTAssertEqual(newest, backup.lastEventSequence)

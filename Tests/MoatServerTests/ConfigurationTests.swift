@@ -63,6 +63,43 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.accounts.invitationLifetimeSeconds, 86_400)
     }
 
+    /// The store backend settings: defaults, `--set` for each, and errors
+    /// that name the key (never quoting a password).
+    func testStoreBackendSettings() throws {
+        let defaults = try ConfigurationLoader.load(file: nil)
+        XCTAssertEqual(defaults.store.backend, .sqlite)
+        XCTAssertNil(defaults.store.postgresURL)
+        XCTAssertNil(defaults.store.postgresPasswordFile)
+        XCTAssertEqual(defaults.store.postgresConnections, 8)
+        let postgres = try ConfigurationLoader.load(
+            file: nil,
+            overrides: [
+                "store.backend=postgres", "store.postgres_url=postgresql://moat@db.internal/moat?sslmode=require",
+                "store.postgres_password_file=/etc/moat/pg-password", "store.postgres_connections=16",
+            ])
+        XCTAssertEqual(postgres.store.backend, .postgres)
+        XCTAssertEqual(postgres.store.postgresURL, "postgresql://moat@db.internal/moat?sslmode=require")
+        XCTAssertEqual(postgres.store.postgresPasswordFile, "/etc/moat/pg-password")
+        XCTAssertEqual(postgres.store.postgresConnections, 16)
+        let reloaded = try ConfigurationLoader.load(file: try write(ConfigurationLoader.render(postgres)))
+        XCTAssertEqual(reloaded.store, postgres.store, "--print-config output loads back")
+        for (override, key) in [
+            ("store.backend=mysql", "store.backend"),
+            ("store.backend=postgres", "store.postgres_url"),
+            ("store.postgres_url=mysql://x", "store.postgres_url"),
+            ("store.postgres_url=postgresql://moat:hunter2@db/moat", "store.postgres_url"),
+            ("store.postgres_url=postgresql:///moat?password=hunter2", "store.postgres_url"),
+            ("store.postgres_connections=0", "store.postgres_connections"),
+            ("store.postgres_connections=257", "store.postgres_connections"),
+            ("store.postgres_pool=3", "store.postgres_pool"),
+        ] {
+            XCTAssertThrowsError(try ConfigurationLoader.load(file: nil, overrides: [override]), override) { error in
+                XCTAssertTrue("\(error)".contains(key), "\(error)")
+                XCTAssertFalse("\(error)".contains("hunter2"), "a password in an error: \(error)")
+            }
+        }
+    }
+
     func testUnknownKeysAreErrors() throws {
         let file = try write("[limits]\nmax_conections = 5\n")
         XCTAssertThrowsError(try ConfigurationLoader.load(file: file)) { error in

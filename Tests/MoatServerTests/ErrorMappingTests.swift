@@ -23,6 +23,9 @@ final class ErrorMappingTests: XCTestCase {
             (.transactionAborted, .unavailable, "STORE_TRANSACTION_ABORTED"),
             (.full, .resourceExhausted, "STORE_FULL"),
             (.noMemory, .resourceExhausted, "STORE_NO_MEMORY"),
+            (.unavailable, .unavailable, "STORE_UNAVAILABLE"),
+            (.serializationFailure, .unavailable, "SERIALIZATION_FAILURE"),
+            (.invalidText, .invalidArgument, "INVALID_TEXT"),
         ]
         XCTAssertEqual(Set(table.map(\.2)), Set(StoreFailureReason.allCases.map(\.rawValue)), "one row per reason")
         for (reason, code, wire) in table {
@@ -111,7 +114,8 @@ final class ErrorMappingTests: XCTestCase {
         let before = try await client.tenants.list(.init())
         XCTAssertEqual(before.tenants.count, 0)
 
-        await daemon.store.close()
+        let sqlite = try XCTUnwrap(daemon.sqliteStore)
+        await sqlite.close()
         do {
             _ = try await client.tenants.list(.init())
             XCTFail("a closed store answered")

@@ -102,7 +102,7 @@ final class EventsEndToEndTests: XCTestCase {
             $0.consumer = "mail"
             $0.sequence = start.lastSequenceScanned
         })
-        let signal = moat.daemon.store.eventSignal
+        let signal = moat.daemon.eventSignal
 
         let waiting = Task {
             try await events.poll(

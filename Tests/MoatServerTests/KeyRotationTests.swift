@@ -117,7 +117,7 @@ final class KeyRotationTests: XCTestCase {
     }
 
     private func sealedRows(_ daemon: MoatDaemon) async throws -> [(tenant: String, user: String, key: String, box: [UInt8])] {
-        try await daemon.store.database.read { connection in
+        try await XCTUnwrap(daemon.sqliteStore).database.read { connection in
             try connection.query("SELECT tenant_id, user_id, key_id, secret FROM two_factor ORDER BY user_id") { row in
                 (try row.string("tenant_id"), try row.string("user_id"), try row.string("key_id"), try row.blob("secret"))
             }
@@ -182,7 +182,7 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertEqual(newID, started.status.currentKeyID)
         XCTAssertEqual(after.sealedUnderCurrent, 24)
         XCTAssertEqual(after.retiredKeyIDs, [oldID])
-        let counts = try await moat.daemon.store.sealedSecretCounts()
+        let counts = try await XCTUnwrap(moat.daemon.sqliteStore).sealedSecretCounts()
         XCTAssertEqual(counts, [newID: 24], "no row names the old key")
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/master.\(oldID).key"), "old key deleted")
         let keyAttributes = try FileManager.default.attributesOfItem(atPath: directory + "/master.key")
@@ -240,7 +240,7 @@ final class KeyRotationTests: XCTestCase {
         XCTAssertEqual(resumed.currentKeyID, started.currentKeyID)
         let finished = try await waitUntilRetired(moat)
         XCTAssertEqual(finished.sealedUnderCurrent, 20)
-        let resealed = try await moat.daemon.store.sealedSecretCounts()
+        let resealed = try await XCTUnwrap(moat.daemon.sqliteStore).sealedSecretCounts()
         XCTAssertEqual(resealed, [started.currentKeyID: 20])
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/master.\(oldID).key"))
         try await moat.stop()
@@ -263,7 +263,7 @@ final class KeyRotationTests: XCTestCase {
         let finished = try await waitUntilRetired(moat)
         XCTAssertEqual(finished.currentKeyID, staged.fingerprint)
         XCTAssertEqual(try KeyFile.load(directory: directory, mayCreate: false).fingerprint, staged.fingerprint)
-        let resealed = try await moat.daemon.store.sealedSecretCounts()
+        let resealed = try await XCTUnwrap(moat.daemon.sqliteStore).sealedSecretCounts()
         XCTAssertEqual(resealed, [staged.fingerprint: 2])
         try await moat.stop()
     }

@@ -290,6 +290,59 @@ final class DeletionStoreTests: XCTestCase {
     }
 }
 
+// MARK: - The purge on two instances of one PostgreSQL
+
+final class PostgresPurgeTests: XCTestCase {
+    /// Two instances (two stores and services on one database) purging at
+    /// the same time, several rounds each, purge every due account exactly
+    /// once: one `account.purged` per account, and no purge fails. (The
+    /// purge re-reads the account in its serializable transaction, so the
+    /// loser of a race finds it gone.)
+    func testTwoInstancesPurgeEachAccountOnce() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let storeA = try await schema.openStore(encoder: DeletionJSONEncoder(), connections: 3)
+        let storeB = try await schema.openStore(encoder: DeletionJSONEncoder(), connections: 3)
+        let a = try DeletionWorld(store: storeA)
+        let b = try DeletionWorld(store: storeB)
+        let (tenant, _) = try await a.accounts.createTenant(
+            slug: "acme", name: "Acme", ownerEmail: "owner@acme.test", ownerPassword: "owner-pass-7741-ok")
+        var members: [UserID] = []
+        for index in 0..<6 {
+            let email = "member\(index)@acme.test"
+            _ = try await a.accounts.createUser(
+                tenant: tenant, actor: .administrator, email: email, password: "member-pass-2209-ok", role: .member)
+            let session = try await a.accounts.signIn(
+                tenant: tenant, email: email, password: "member-pass-2209-ok", client: client)
+            _ = try await a.accounts.requestAccountDeletion(
+                tenant: tenant, token: session.token, confirmation: "DELETE", password: "member-pass-2209-ok", code: "",
+                client: client)
+            members.append(session.user.id)
+        }
+        let sequence = try await a.lastSequence()
+        for world in [a, b] { world.clock.advance(seconds: thirtyDays + 1) }
+
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for world in [a, b, a, b] {
+                group.addTask { try await world.accounts.purgeDueDeletions().accounts }
+            }
+            var total = 0
+            for try await purged in group { total += purged }
+            return total
+        }
+        XCTAssertEqual(counts, members.count, "each account purged by exactly one of the runs")
+        let purged = try await a.events(after: sequence).compactMap { record, event -> UserID? in
+            if case .accountPurged(let user, _, _) = event { return user }
+            return nil
+        }
+        XCTAssertEqual(purged.sorted { $0.rawValue < $1.rawValue }, members.sorted { $0.rawValue < $1.rawValue })
+        let left = try await storeB.read { try $0.userCount(tenant: tenant.id) }
+        XCTAssertEqual(left, 1, "only the owner remains")
+        await storeA.close()
+        await storeB.close()
+        await schema.drop()
+    }
+}
+
 // MARK: - The deletion queries, memory and SQLite alike
 
 final class DeletionQueryParityTests: XCTestCase {
@@ -420,6 +473,14 @@ final class DeletionQueryParityTests: XCTestCase {
             path: directory.path(), readerCount: 2, encoder: DeletionJSONEncoder(), logger: testLogger)
         let fromSQL = try await answers(sqlite)
         await sqlite.close()
+        var fromPostgres: Answers?
+        if testPostgresURL != nil {
+            let schema = try await PostgresTestSchema.create()
+            let postgres = try await schema.openStore(encoder: DeletionJSONEncoder())
+            fromPostgres = try await answers(postgres)
+            await postgres.close()
+            await schema.drop()
+        }
 
         // The expected answers, spelled out once; both stores must give them.
         let expected = Answers(
@@ -436,6 +497,7 @@ final class DeletionQueryParityTests: XCTestCase {
             revokedAgain: 0)
         XCTAssertEqual(memory, expected, "memory")
         XCTAssertEqual(fromSQL, expected, "sqlite")
+        if let fromPostgres { XCTAssertEqual(fromPostgres, expected, "postgres") }
     }
 
     func testDeletingAUserOrTenantThatIsNotThereIsFalse() async throws {
@@ -443,7 +505,11 @@ final class DeletionQueryParityTests: XCTestCase {
         defer { directory.remove() }
         let sqlite = try await SQLiteAccountStore.open(
             path: directory.path(), readerCount: 2, encoder: DeletionJSONEncoder(), logger: testLogger)
-        for store in [MemoryAccountStore(encoder: DeletionJSONEncoder()), sqlite] as [any AccountStore] {
+        var stores: [any AccountStore] = [MemoryAccountStore(encoder: DeletionJSONEncoder()), sqlite]
+        let schema = testPostgresURL != nil ? try await PostgresTestSchema.create() : nil
+        let postgres = try await schema?.openStore(encoder: DeletionJSONEncoder())
+        if let postgres { stores.append(postgres) }
+        for store in stores {
             let t1 = Tenant(id: .random(), slug: "one", name: "One", policy: TenantPolicy(), createdAt: ms(1))
             let t2 = Tenant(id: .random(), slug: "two", name: "Two", policy: TenantPolicy(), createdAt: ms(1))
             let member = user(t1.id, "m@one.test", role: .member, status: .active, purgeAfter: nil)
@@ -464,5 +530,7 @@ final class DeletionQueryParityTests: XCTestCase {
             XCTAssertEqual(outcomes, [false, false, false, true, false], "\(type(of: store))")
         }
         await sqlite.close()
+        await postgres?.close()
+        await schema?.drop()
     }
 }

@@ -146,241 +146,236 @@ final class SQLiteAccountStoreTests: XCTestCase {
     // MARK: Round trips
 
     func testTenantsRoundTripInSlugOrder() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let beta = makeTenant(1, slug: "beta")
-        let alpha = makeTenant(2, slug: "alpha")
-        let gamma = makeTenant(3, slug: "gamma")
-        try await store.write { writer in
-            for tenant in [beta, alpha, gamma] { try writer.insert(tenant) }
-        }
-        let (byID, bySlug, firstPage, secondPage, absent) = try await store.read { reader in
-            (
-                try reader.tenant(id: beta.id), try reader.tenant(slug: "gamma"),
-                try reader.tenants(afterSlug: nil, limit: 2), try reader.tenants(afterSlug: "alpha", limit: 10),
-                try reader.tenant(slug: "delta")
-            )
-        }
-        XCTAssertEqual(byID, beta)
-        XCTAssertEqual(bySlug, gamma)
-        XCTAssertEqual(firstPage, [alpha, beta])
-        XCTAssertEqual(secondPage, [beta, gamma])
-        XCTAssertNil(absent)
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let beta = makeTenant(1, slug: "beta")
+            let alpha = makeTenant(2, slug: "alpha")
+            let gamma = makeTenant(3, slug: "gamma")
+            try await store.write { writer in
+                for tenant in [beta, alpha, gamma] { try writer.insert(tenant) }
+            }
+            let (byID, bySlug, firstPage, secondPage, absent) = try await store.read { reader in
+                (
+                    try reader.tenant(id: beta.id), try reader.tenant(slug: "gamma"),
+                    try reader.tenants(afterSlug: nil, limit: 2), try reader.tenants(afterSlug: "alpha", limit: 10),
+                    try reader.tenant(slug: "delta")
+                )
+            }
+            XCTAssertEqual(byID, beta)
+            XCTAssertEqual(bySlug, gamma)
+            XCTAssertEqual(firstPage, [alpha, beta])
+            XCTAssertEqual(secondPage, [beta, gamma])
+            XCTAssertNil(absent)
 
-        var renamed = beta
-        renamed.name = "Beta Corp"
-        renamed.slug = "beta-corp"
-        renamed.policy = TenantPolicy()
-        try await store.write { [renamed] in try $0.update(renamed) }
-        let missing = makeTenant(9, slug: "missing")
-        try await store.write { try $0.update(missing) }  // not there: no effect
-        let (updated, oldSlug, all) = try await store.read { reader in
-            (try reader.tenant(id: beta.id), try reader.tenant(slug: "beta"), try reader.tenants(afterSlug: nil, limit: 10))
+            var renamed = beta
+            renamed.name = "Beta Corp"
+            renamed.slug = "beta-corp"
+            renamed.policy = TenantPolicy()
+            try await store.write { [renamed] in try $0.update(renamed) }
+            let missing = makeTenant(9, slug: "missing")
+            try await store.write { try $0.update(missing) }  // not there: no effect
+            let (updated, oldSlug, all) = try await store.read { reader in
+                (try reader.tenant(id: beta.id), try reader.tenant(slug: "beta"), try reader.tenants(afterSlug: nil, limit: 10))
+            }
+            XCTAssertEqual(updated, renamed)
+            XCTAssertNil(oldSlug)
+            XCTAssertEqual(all.map(\.slug), ["alpha", "beta-corp", "gamma"])
+            await store.close()
         }
-        XCTAssertEqual(updated, renamed)
-        XCTAssertNil(oldSlug)
-        XCTAssertEqual(all.map(\.slug), ["alpha", "beta-corp", "gamma"])
-        await store.close()
     }
 
     func testUsersRoundTripInEmailOrder() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenant = makeTenant(1, slug: "acme")
-        var carol = makeUser(1, tenant: tenant.id, email: "carol@example.com", role: .owner)
-        carol.status = .disabled
-        carol.passwordChangedAt = ms(2_500)
-        carol.failedSignIns = 3
-        carol.lockedUntil = ms(9_000)
-        carol.twoFactorEnabled = true
-        let carolCopy = carol
-        let alice = makeUser(2, tenant: tenant.id, email: "alice@example.com", role: .admin)
-        let bob = makeUser(3, tenant: tenant.id, email: "bob@example.com")
-        try await store.write { writer in
-            try writer.insert(tenant)
-            for user in [carolCopy, alice, bob] { try writer.insert(user) }
-        }
-        let (byID, byEmail, page, after, absent) = try await store.read { reader in
-            (
-                try reader.user(tenant: tenant.id, id: carolCopy.id),
-                try reader.user(tenant: tenant.id, email: "alice@example.com"),
-                try reader.users(tenant: tenant.id, afterEmail: nil, limit: 2),
-                try reader.users(tenant: tenant.id, afterEmail: "alice@example.com", limit: 10),
-                try reader.user(tenant: tenant.id, email: "dave@example.com")
-            )
-        }
-        XCTAssertEqual(byID, carol)
-        XCTAssertEqual(byEmail, alice)
-        XCTAssertEqual(page, [alice, bob])
-        XCTAssertEqual(after, [bob, carol])
-        XCTAssertNil(absent)
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenant = makeTenant(1, slug: "acme")
+            var carol = makeUser(1, tenant: tenant.id, email: "carol@example.com", role: .owner)
+            carol.status = .disabled
+            carol.passwordChangedAt = ms(2_500)
+            carol.failedSignIns = 3
+            carol.lockedUntil = ms(9_000)
+            carol.twoFactorEnabled = true
+            let carolCopy = carol
+            let alice = makeUser(2, tenant: tenant.id, email: "alice@example.com", role: .admin)
+            let bob = makeUser(3, tenant: tenant.id, email: "bob@example.com")
+            try await store.write { writer in
+                try writer.insert(tenant)
+                for user in [carolCopy, alice, bob] { try writer.insert(user) }
+            }
+            let (byID, byEmail, page, after, absent) = try await store.read { reader in
+                (
+                    try reader.user(tenant: tenant.id, id: carolCopy.id),
+                    try reader.user(tenant: tenant.id, email: "alice@example.com"),
+                    try reader.users(tenant: tenant.id, afterEmail: nil, limit: 2),
+                    try reader.users(tenant: tenant.id, afterEmail: "alice@example.com", limit: 10),
+                    try reader.user(tenant: tenant.id, email: "dave@example.com")
+                )
+            }
+            XCTAssertEqual(byID, carol)
+            XCTAssertEqual(byEmail, alice)
+            XCTAssertEqual(page, [alice, bob])
+            XCTAssertEqual(after, [bob, carol])
+            XCTAssertNil(absent)
 
-        var changed = carol
-        changed.email = "carol.new@example.com"
-        changed.passwordHash = "$argon2id$v=19$m=65536,t=3,p=1$bmV3$bmV3"
-        changed.role = .member
-        changed.status = .pendingDeletion
-        changed.passwordChangedAt = ms(3_000)
-        changed.failedSignIns = 0
-        changed.lockedUntil = nil
-        changed.twoFactorEnabled = false
-        try await store.write { [changed] in try $0.update(changed) }
-        let (reread, oldEmail) = try await store.read { reader in
-            (try reader.user(tenant: tenant.id, id: carolCopy.id), try reader.user(tenant: tenant.id, email: "carol@example.com"))
+            var changed = carol
+            changed.email = "carol.new@example.com"
+            changed.passwordHash = "$argon2id$v=19$m=65536,t=3,p=1$bmV3$bmV3"
+            changed.role = .member
+            changed.status = .pendingDeletion
+            changed.passwordChangedAt = ms(3_000)
+            changed.failedSignIns = 0
+            changed.lockedUntil = nil
+            changed.twoFactorEnabled = false
+            try await store.write { [changed] in try $0.update(changed) }
+            let (reread, oldEmail) = try await store.read { reader in
+                (try reader.user(tenant: tenant.id, id: carolCopy.id), try reader.user(tenant: tenant.id, email: "carol@example.com"))
+            }
+            XCTAssertEqual(reread, changed)
+            XCTAssertNil(oldEmail)
+            await store.close()
         }
-        XCTAssertEqual(reread, changed)
-        XCTAssertNil(oldEmail)
-        await store.close()
     }
 
     func testSessionsRoundTripAndRevocation() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenant = makeTenant(1, slug: "acme")
-        let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
-        try await seed(store, tenant: tenant, user: user)
-        let sessions = (1...4).map { makeSession($0, tenant: tenant.id, user: user.id, token: UInt8($0), at: Int64(50 - $0)) }
-        try await store.write { writer in
-            for session in sessions { try writer.insert(session) }
-        }
-        let (byHash, byID, live, unknown) = try await store.read { reader in
-            (
-                try reader.session(tenant: tenant.id, tokenHash: token(2)), try reader.session(tenant: tenant.id, id: sessions[0].id),
-                try reader.sessions(tenant: tenant.id, user: user.id), try reader.session(tenant: tenant.id, tokenHash: token(99))
-            )
-        }
-        XCTAssertEqual(byHash, sessions[1])
-        XCTAssertEqual(byID, sessions[0])
-        XCTAssertEqual(live, Array(sessions.reversed()), "ordered by creation")
-        XCTAssertNil(unknown)
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenant = makeTenant(1, slug: "acme")
+            let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
+            try await seed(store, tenant: tenant, user: user)
+            let sessions = (1...4).map { makeSession($0, tenant: tenant.id, user: user.id, token: UInt8($0), at: Int64(50 - $0)) }
+            try await store.write { writer in
+                for session in sessions { try writer.insert(session) }
+            }
+            let (byHash, byID, live, unknown) = try await store.read { reader in
+                (
+                    try reader.session(tenant: tenant.id, tokenHash: token(2)), try reader.session(tenant: tenant.id, id: sessions[0].id),
+                    try reader.sessions(tenant: tenant.id, user: user.id), try reader.session(tenant: tenant.id, tokenHash: token(99))
+                )
+            }
+            XCTAssertEqual(byHash, sessions[1])
+            XCTAssertEqual(byID, sessions[0])
+            XCTAssertEqual(live, Array(sessions.reversed()), "ordered by creation")
+            XCTAssertNil(unknown)
 
-        let (first, second, missing) = try await store.write { writer in
-            (
-                try writer.revokeSession(tenant: tenant.id, id: sessions[1].id, at: ms(100), reason: "signed_out"),
-                try writer.revokeSession(tenant: tenant.id, id: sessions[1].id, at: ms(200), reason: "again"),
-                try writer.revokeSession(tenant: tenant.id, id: fixedID(SessionID.self, 99), at: ms(200), reason: "none")
-            )
-        }
-        XCTAssertTrue(first)
-        XCTAssertFalse(second, "a revoked session is not live")
-        XCTAssertFalse(missing)
-        let revoked = try await store.read { try $0.session(tenant: tenant.id, id: sessions[1].id) }
-        XCTAssertEqual(revoked?.revokedAt, ms(100))
-        XCTAssertEqual(revoked?.revokeReason, "signed_out")
+            let (first, second, missing) = try await store.write { writer in
+                (
+                    try writer.revokeSession(tenant: tenant.id, id: sessions[1].id, at: ms(100), reason: "signed_out"),
+                    try writer.revokeSession(tenant: tenant.id, id: sessions[1].id, at: ms(200), reason: "again"),
+                    try writer.revokeSession(tenant: tenant.id, id: fixedID(SessionID.self, 99), at: ms(200), reason: "none")
+                )
+            }
+            XCTAssertTrue(first)
+            XCTAssertFalse(second, "a revoked session is not live")
+            XCTAssertFalse(missing)
+            let revoked = try await store.read { try $0.session(tenant: tenant.id, id: sessions[1].id) }
+            XCTAssertEqual(revoked?.revokedAt, ms(100))
+            XCTAssertEqual(revoked?.revokeReason, "signed_out")
 
-        let (others, nothingLeft) = try await store.write { writer in
-            (
-                try writer.revokeSessions(tenant: tenant.id, user: user.id, except: sessions[2].id, at: ms(300), reason: "others"),
-                try writer.revokeSessions(tenant: tenant.id, user: user.id, except: sessions[2].id, at: ms(400), reason: "others")
-            )
-        }
-        XCTAssertEqual(others, [sessions[0].id, sessions[3].id])
-        XCTAssertEqual(nothingLeft, [])
-        let (remaining, firstAfter) = try await store.read { reader in
-            (try reader.sessions(tenant: tenant.id, user: user.id), try reader.session(tenant: tenant.id, id: sessions[0].id))
-        }
-        XCTAssertEqual(remaining, [sessions[2]])
-        XCTAssertEqual(firstAfter?.revokedAt, ms(300))
-        XCTAssertEqual(firstAfter?.revokeReason, "others")
+            let (others, nothingLeft) = try await store.write { writer in
+                (
+                    try writer.revokeSessions(tenant: tenant.id, user: user.id, except: sessions[2].id, at: ms(300), reason: "others"),
+                    try writer.revokeSessions(tenant: tenant.id, user: user.id, except: sessions[2].id, at: ms(400), reason: "others")
+                )
+            }
+            XCTAssertEqual(others, [sessions[0].id, sessions[3].id])
+            XCTAssertEqual(nothingLeft, [])
+            let (remaining, firstAfter) = try await store.read { reader in
+                (try reader.sessions(tenant: tenant.id, user: user.id), try reader.session(tenant: tenant.id, id: sessions[0].id))
+            }
+            XCTAssertEqual(remaining, [sessions[2]])
+            XCTAssertEqual(firstAfter?.revokedAt, ms(300))
+            XCTAssertEqual(firstAfter?.revokeReason, "others")
 
-        let all = try await store.write { writer in
-            try writer.revokeSessions(tenant: tenant.id, user: user.id, except: nil, at: ms(500), reason: "all")
+            let all = try await store.write { writer in
+                try writer.revokeSessions(tenant: tenant.id, user: user.id, except: nil, at: ms(500), reason: "all")
+            }
+            XCTAssertEqual(all, [sessions[2].id])
+            await store.close()
         }
-        XCTAssertEqual(all, [sessions[2].id])
-        await store.close()
     }
 
     func testPasswordResetsRoundTripSingleUseAndExpiry() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenant = makeTenant(1, slug: "acme")
-        let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
-        try await seed(store, tenant: tenant, user: user)
-        let live = makeReset(tenant: tenant.id, user: user.id, token: 1, at: 1_000, expires: 5_000)
-        let expiring = makeReset(tenant: tenant.id, user: user.id, token: 2, at: 1_000, expires: 2_000)
-        try await store.write { writer in
-            try writer.insert(live)
-            try writer.insert(expiring)
-        }
-        let stored = try await store.read { try $0.passwordReset(tenant: tenant.id, tokenHash: token(1)) }
-        XCTAssertEqual(stored, live)
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenant = makeTenant(1, slug: "acme")
+            let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
+            try await seed(store, tenant: tenant, user: user)
+            let live = makeReset(tenant: tenant.id, user: user.id, token: 1, at: 1_000, expires: 5_000)
+            let expiring = makeReset(tenant: tenant.id, user: user.id, token: 2, at: 1_000, expires: 2_000)
+            try await store.write { writer in
+                try writer.insert(live)
+                try writer.insert(expiring)
+            }
+            let stored = try await store.read { try $0.passwordReset(tenant: tenant.id, tokenHash: token(1)) }
+            XCTAssertEqual(stored, live)
 
-        let (used, reused, expired) = try await store.write { writer in
-            (
-                try writer.consumePasswordReset(tenant: tenant.id, tokenHash: token(1), at: ms(4_999)),
-                try writer.consumePasswordReset(tenant: tenant.id, tokenHash: token(1), at: ms(4_999)),
-                try writer.consumePasswordReset(tenant: tenant.id, tokenHash: token(2), at: ms(2_000))
-            )
+            let (used, reused, expired) = try await store.write { writer in
+                (
+                    try writer.consumePasswordReset(tenant: tenant.id, tokenHash: token(1), at: ms(4_999)),
+                    try writer.consumePasswordReset(tenant: tenant.id, tokenHash: token(1), at: ms(4_999)),
+                    try writer.consumePasswordReset(tenant: tenant.id, tokenHash: token(2), at: ms(2_000))
+                )
+            }
+            var expected = live
+            expected.usedAt = ms(4_999)
+            XCTAssertEqual(used, expected)
+            XCTAssertNil(reused, "one token, one use")
+            XCTAssertNil(expired, "refused at its expiry time")
+            let (afterUse, afterRefusal, unknown) = try await store.read { reader in
+                (
+                    try reader.passwordReset(tenant: tenant.id, tokenHash: token(1)),
+                    try reader.passwordReset(tenant: tenant.id, tokenHash: token(2)),
+                    try reader.passwordReset(tenant: tenant.id, tokenHash: token(3))
+                )
+            }
+            XCTAssertEqual(afterUse, expected)
+            XCTAssertEqual(afterRefusal, expiring, "a refused token stays unused")
+            XCTAssertNil(unknown)
+            await store.close()
         }
-        var expected = live
-        expected.usedAt = ms(4_999)
-        XCTAssertEqual(used, expected)
-        XCTAssertNil(reused, "one token, one use")
-        XCTAssertNil(expired, "refused at its expiry time")
-        let (afterUse, afterRefusal, unknown) = try await store.read { reader in
-            (
-                try reader.passwordReset(tenant: tenant.id, tokenHash: token(1)),
-                try reader.passwordReset(tenant: tenant.id, tokenHash: token(2)),
-                try reader.passwordReset(tenant: tenant.id, tokenHash: token(3))
-            )
-        }
-        XCTAssertEqual(afterUse, expected)
-        XCTAssertEqual(afterRefusal, expiring, "a refused token stays unused")
-        XCTAssertNil(unknown)
-        await store.close()
     }
 
     func testEventsAndSecurityLogRoundTrip() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenant = makeTenant(1, slug: "acme")
-        let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
-        let other = makeUser(2, tenant: tenant.id, email: "b@example.com")
-        try await seed(store, tenant: tenant, user: user)
-        let events: [DomainEvent] = [
-            .userCreated(userID: other.id, email: other.email, role: .member),
-            .userDisabled(userID: other.id, email: other.email),
-            .passwordResetUnknownEmail(email: "nobody@example.com", ip: "192.0.2.9"),
-        ]
-        try await store.write { writer in
-            try writer.insert(other)
-            for (offset, event) in events.enumerated() { try writer.append(event, tenant: tenant.id, at: ms(10 + Int64(offset))) }
-            for (offset, kind) in [SecurityEventKind.signInFailed, .signInSucceeded, .passwordChanged].enumerated() {
-                try writer.append(makeLogEntry(tenant: tenant.id, user: user.id, kind: kind, detail: "#\(offset)", at: 20 + Int64(offset)))
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenant = makeTenant(1, slug: "acme")
+            let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
+            let other = makeUser(2, tenant: tenant.id, email: "b@example.com")
+            try await seed(store, tenant: tenant, user: user)
+            let events: [DomainEvent] = [
+                .userCreated(userID: other.id, email: other.email, role: .member),
+                .userDisabled(userID: other.id, email: other.email),
+                .passwordResetUnknownEmail(email: "nobody@example.com", ip: "192.0.2.9"),
+            ]
+            try await store.write { writer in
+                try writer.insert(other)
+                for (offset, event) in events.enumerated() { try writer.append(event, tenant: tenant.id, at: ms(10 + Int64(offset))) }
+                for (offset, kind) in [SecurityEventKind.signInFailed, .signInSucceeded, .passwordChanged].enumerated() {
+                    try writer.append(makeLogEntry(tenant: tenant.id, user: user.id, kind: kind, detail: "#\(offset)", at: 20 + Int64(offset)))
+                }
+                try writer.append(makeLogEntry(tenant: tenant.id, user: other.id, kind: .userDisabled, detail: "other", at: 30))
             }
-            try writer.append(makeLogEntry(tenant: tenant.id, user: other.id, kind: .userDisabled, detail: "other", at: 30))
+            let (all, page, log, older, otherLog) = try await store.read { reader in
+                (
+                    try reader.events(after: 0, limit: 10), try reader.events(after: 1, limit: 1),
+                    try reader.securityLog(tenant: tenant.id, user: user.id, beforeID: nil, limit: 10),
+                    try reader.securityLog(tenant: tenant.id, user: user.id, beforeID: 3, limit: 1),
+                    try reader.securityLog(tenant: tenant.id, user: other.id, beforeID: nil, limit: 10)
+                )
+            }
+            XCTAssertEqual(
+                all,
+                events.enumerated().map { offset, event in
+                    EventRecord(
+                        sequence: Int64(offset + 1), tenantID: tenant.id, type: event.type, subject: event.subject,
+                        payload: Array(event.type.utf8), createdAt: ms(10 + Int64(offset)))
+                })
+            XCTAssertEqual(page.map(\.sequence), [2])
+            XCTAssertEqual(log.map(\.id), [3, 2, 1], "newest first")
+            XCTAssertEqual(log.map(\.kind), [.passwordChanged, .signInSucceeded, .signInFailed])
+            XCTAssertEqual(
+                log.last,
+                SecurityLogEntry(
+                    id: 1, tenantID: tenant.id, userID: user.id, kind: .signInFailed, ip: "192.0.2.1", userAgent: "curl/8",
+                    detail: "#0", createdAt: ms(20)))
+            XCTAssertEqual(older.map(\.id), [2])
+            XCTAssertEqual(otherLog.map(\.detail), ["other"])
+            await store.close()
         }
-        let (all, page, log, older, otherLog) = try await store.read { reader in
-            (
-                try reader.events(after: 0, limit: 10), try reader.events(after: 1, limit: 1),
-                try reader.securityLog(tenant: tenant.id, user: user.id, beforeID: nil, limit: 10),
-                try reader.securityLog(tenant: tenant.id, user: user.id, beforeID: 3, limit: 1),
-                try reader.securityLog(tenant: tenant.id, user: other.id, beforeID: nil, limit: 10)
-            )
-        }
-        XCTAssertEqual(
-            all,
-            events.enumerated().map { offset, event in
-                EventRecord(
-                    sequence: Int64(offset + 1), tenantID: tenant.id, type: event.type, subject: event.subject,
-                    payload: Array(event.type.utf8), createdAt: ms(10 + Int64(offset)))
-            })
-        XCTAssertEqual(page.map(\.sequence), [2])
-        XCTAssertEqual(log.map(\.id), [3, 2, 1], "newest first")
-        XCTAssertEqual(log.map(\.kind), [.passwordChanged, .signInSucceeded, .signInFailed])
-        XCTAssertEqual(
-            log.last,
-            SecurityLogEntry(
-                id: 1, tenantID: tenant.id, userID: user.id, kind: .signInFailed, ip: "192.0.2.1", userAgent: "curl/8",
-                detail: "#0", createdAt: ms(20)))
-        XCTAssertEqual(older.map(\.id), [2])
-        XCTAssertEqual(otherLog.map(\.detail), ["other"])
-        await store.close()
     }
 
     // MARK: Tenant scoping
@@ -388,78 +383,77 @@ final class SQLiteAccountStoreTests: XCTestCase {
     /// Tenant A's rows are invisible and unchangeable through tenant B, by
     /// every method that takes a tenant.
     func testEveryMethodIsScopedByTenant() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenantA = makeTenant(1, slug: "tenant-a")
-        let tenantB = makeTenant(2, slug: "tenant-b")
-        let userA = makeUser(1, tenant: tenantA.id, email: "same@example.com")
-        let userB = makeUser(2, tenant: tenantB.id, email: "b@example.com")
-        let sessionA = makeSession(1, tenant: tenantA.id, user: userA.id, token: 1, at: 10)
-        let resetA = makeReset(tenant: tenantA.id, user: userA.id, token: 2, at: 10, expires: 10_000)
-        try await store.write { writer in
-            try writer.insert(tenantA)
-            try writer.insert(tenantB)
-            try writer.insert(userA)
-            try writer.insert(userB)
-            try writer.insert(sessionA)
-            try writer.insert(resetA)
-            try writer.append(makeLogEntry(tenant: tenantA.id, user: userA.id, kind: .signInSucceeded, detail: "a", at: 10))
-        }
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenantA = makeTenant(1, slug: "tenant-a")
+            let tenantB = makeTenant(2, slug: "tenant-b")
+            let userA = makeUser(1, tenant: tenantA.id, email: "same@example.com")
+            let userB = makeUser(2, tenant: tenantB.id, email: "b@example.com")
+            let sessionA = makeSession(1, tenant: tenantA.id, user: userA.id, token: 1, at: 10)
+            let resetA = makeReset(tenant: tenantA.id, user: userA.id, token: 2, at: 10, expires: 10_000)
+            try await store.write { writer in
+                try writer.insert(tenantA)
+                try writer.insert(tenantB)
+                try writer.insert(userA)
+                try writer.insert(userB)
+                try writer.insert(sessionA)
+                try writer.insert(resetA)
+                try writer.append(makeLogEntry(tenant: tenantA.id, user: userA.id, kind: .signInSucceeded, detail: "a", at: 10))
+            }
 
-        let seen = try await store.read { reader in
-            [
-                try reader.user(tenant: tenantB.id, id: userA.id) != nil,
-                try reader.user(tenant: tenantB.id, email: userA.email) != nil,
-                try !reader.users(tenant: tenantB.id, afterEmail: nil, limit: 10).filter { $0.id == userA.id }.isEmpty,
-                try reader.session(tenant: tenantB.id, tokenHash: sessionA.tokenHash) != nil,
-                try reader.session(tenant: tenantB.id, id: sessionA.id) != nil,
-                try !reader.sessions(tenant: tenantB.id, user: userA.id).isEmpty,
-                try reader.passwordReset(tenant: tenantB.id, tokenHash: resetA.tokenHash) != nil,
-                try !reader.securityLog(tenant: tenantB.id, user: userA.id, beforeID: nil, limit: 10).isEmpty,
-            ]
-        }
-        XCTAssertEqual(seen, Array(repeating: false, count: seen.count), "tenant B saw tenant A's rows: \(seen)")
+            let seen = try await store.read { reader in
+                [
+                    try reader.user(tenant: tenantB.id, id: userA.id) != nil,
+                    try reader.user(tenant: tenantB.id, email: userA.email) != nil,
+                    try !reader.users(tenant: tenantB.id, afterEmail: nil, limit: 10).filter { $0.id == userA.id }.isEmpty,
+                    try reader.session(tenant: tenantB.id, tokenHash: sessionA.tokenHash) != nil,
+                    try reader.session(tenant: tenantB.id, id: sessionA.id) != nil,
+                    try !reader.sessions(tenant: tenantB.id, user: userA.id).isEmpty,
+                    try reader.passwordReset(tenant: tenantB.id, tokenHash: resetA.tokenHash) != nil,
+                    try !reader.securityLog(tenant: tenantB.id, user: userA.id, beforeID: nil, limit: 10).isEmpty,
+                ]
+            }
+            XCTAssertEqual(seen, Array(repeating: false, count: seen.count), "tenant B saw tenant A's rows: \(seen)")
 
-        var hijacked = userA
-        hijacked.tenantID = tenantB.id
-        hijacked.role = .owner
-        hijacked.passwordHash = "attacker"
-        let (revokedOne, revokedAll, consumed) = try await store.write { [hijacked] writer in
-            try writer.update(hijacked)
-            return (
-                try writer.revokeSession(tenant: tenantB.id, id: sessionA.id, at: ms(20), reason: "x"),
-                try writer.revokeSessions(tenant: tenantB.id, user: userA.id, except: nil, at: ms(20), reason: "x"),
-                try writer.consumePasswordReset(tenant: tenantB.id, tokenHash: resetA.tokenHash, at: ms(20))
-            )
-        }
-        XCTAssertFalse(revokedOne)
-        XCTAssertEqual(revokedAll, [])
-        XCTAssertNil(consumed)
+            var hijacked = userA
+            hijacked.tenantID = tenantB.id
+            hijacked.role = .owner
+            hijacked.passwordHash = "attacker"
+            let (revokedOne, revokedAll, consumed) = try await store.write { [hijacked] writer in
+                try writer.update(hijacked)
+                return (
+                    try writer.revokeSession(tenant: tenantB.id, id: sessionA.id, at: ms(20), reason: "x"),
+                    try writer.revokeSessions(tenant: tenantB.id, user: userA.id, except: nil, at: ms(20), reason: "x"),
+                    try writer.consumePasswordReset(tenant: tenantB.id, tokenHash: resetA.tokenHash, at: ms(20))
+                )
+            }
+            XCTAssertFalse(revokedOne)
+            XCTAssertEqual(revokedAll, [])
+            XCTAssertNil(consumed)
 
-        // Tenant A's rows are untouched.
-        let (user, session, reset, log) = try await store.read { reader in
-            (
-                try reader.user(tenant: tenantA.id, id: userA.id), try reader.session(tenant: tenantA.id, id: sessionA.id),
-                try reader.passwordReset(tenant: tenantA.id, tokenHash: resetA.tokenHash),
-                try reader.securityLog(tenant: tenantA.id, user: userA.id, beforeID: nil, limit: 10)
-            )
-        }
-        XCTAssertEqual(user, userA)
-        XCTAssertEqual(session, sessionA)
-        XCTAssertEqual(reset, resetA)
-        XCTAssertEqual(log.map(\.detail), ["a"])
-        let consumedByOwner = try await store.write {
-            try $0.consumePasswordReset(tenant: tenantA.id, tokenHash: resetA.tokenHash, at: ms(20))
-        }
-        XCTAssertNotNil(consumedByOwner)
+            // Tenant A's rows are untouched.
+            let (user, session, reset, log) = try await store.read { reader in
+                (
+                    try reader.user(tenant: tenantA.id, id: userA.id), try reader.session(tenant: tenantA.id, id: sessionA.id),
+                    try reader.passwordReset(tenant: tenantA.id, tokenHash: resetA.tokenHash),
+                    try reader.securityLog(tenant: tenantA.id, user: userA.id, beforeID: nil, limit: 10)
+                )
+            }
+            XCTAssertEqual(user, userA)
+            XCTAssertEqual(session, sessionA)
+            XCTAssertEqual(reset, resetA)
+            XCTAssertEqual(log.map(\.detail), ["a"])
+            let consumedByOwner = try await store.write {
+                try $0.consumePasswordReset(tenant: tenantA.id, tokenHash: resetA.tokenHash, at: ms(20))
+            }
+            XCTAssertNotNil(consumedByOwner)
 
-        // The same email is free in another tenant.
-        let twin = makeUser(3, tenant: tenantB.id, email: userA.email)
-        try await store.write { try $0.insert(twin) }
-        let found = try await store.read { try $0.user(tenant: tenantB.id, email: userA.email) }
-        XCTAssertEqual(found, twin)
-        await store.close()
+            // The same email is free in another tenant.
+            let twin = makeUser(3, tenant: tenantB.id, email: userA.email)
+            try await store.write { try $0.insert(twin) }
+            let found = try await store.read { try $0.user(tenant: tenantB.id, email: userA.email) }
+            XCTAssertEqual(found, twin)
+            await store.close()
+        }
     }
 
     /// The schema refuses rows pointing at another tenant's user (or at no
@@ -514,121 +508,119 @@ final class SQLiteAccountStoreTests: XCTestCase {
     // MARK: Errors and atomicity
 
     func testDuplicateSlugAndEmailAreDomainErrors() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenant = makeTenant(1, slug: "acme")
-        let other = makeTenant(2, slug: "other")
-        let alice = makeUser(1, tenant: tenant.id, email: "alice@example.com")
-        let bob = makeUser(2, tenant: tenant.id, email: "bob@example.com")
-        try await store.write { writer in
-            try writer.insert(tenant)
-            try writer.insert(other)
-            try writer.insert(alice)
-            try writer.insert(bob)
-        }
-
-        let slugInsert = await thrownError { try await store.write { try $0.insert(makeTenant(3, slug: "acme")) } }
-        XCTAssertEqual(slugInsert as? DomainError, .slugTaken)
-        var renamed = other
-        renamed.slug = "acme"
-        let slugUpdate = await thrownError { try await store.write { [renamed] in try $0.update(renamed) } }
-        XCTAssertEqual(slugUpdate as? DomainError, .slugTaken)
-
-        let emailInsert = await thrownError {
-            try await store.write { try $0.insert(makeUser(3, tenant: tenant.id, email: "alice@example.com")) }
-        }
-        XCTAssertEqual(emailInsert as? DomainError, .emailTaken)
-        var moved = bob
-        moved.email = "alice@example.com"
-        let emailUpdate = await thrownError { try await store.write { [moved] in try $0.update(moved) } }
-        XCTAssertEqual(emailUpdate as? DomainError, .emailTaken)
-
-        // Other UNIQUE violations are not mapped.
-        let duplicateID = await thrownError {
-            try await store.write { try $0.insert(makeUser(1, tenant: tenant.id, email: "carol@example.com")) }
-        }
-        XCTAssertEqual((duplicateID as? StoreError)?.reason, .constraintUnique)
-        try await store.write { try $0.insert(makeSession(1, tenant: tenant.id, user: alice.id, token: 1, at: 1)) }
-        let duplicateToken = await thrownError {
-            try await store.write { try $0.insert(makeSession(2, tenant: tenant.id, user: alice.id, token: 1, at: 1)) }
-        }
-        XCTAssertEqual((duplicateToken as? StoreError)?.reason, .constraintUnique)
-
-        // A body that catches the domain error goes on; its other work commits.
-        let recovered = try await store.write { writer -> Bool in
-            try writer.insert(makeUser(4, tenant: tenant.id, email: "dave@example.com"))
-            do {
-                try writer.insert(makeUser(5, tenant: tenant.id, email: "bob@example.com"))
-                return false
-            } catch let error as DomainError where error == .emailTaken {
-                try writer.insert(makeUser(5, tenant: tenant.id, email: "bob2@example.com"))
-                return true
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenant = makeTenant(1, slug: "acme")
+            let other = makeTenant(2, slug: "other")
+            let alice = makeUser(1, tenant: tenant.id, email: "alice@example.com")
+            let bob = makeUser(2, tenant: tenant.id, email: "bob@example.com")
+            try await store.write { writer in
+                try writer.insert(tenant)
+                try writer.insert(other)
+                try writer.insert(alice)
+                try writer.insert(bob)
             }
+
+            let slugInsert = await thrownError { try await store.write { try $0.insert(makeTenant(3, slug: "acme")) } }
+            XCTAssertEqual(slugInsert as? DomainError, .slugTaken)
+            var renamed = other
+            renamed.slug = "acme"
+            let slugUpdate = await thrownError { try await store.write { [renamed] in try $0.update(renamed) } }
+            XCTAssertEqual(slugUpdate as? DomainError, .slugTaken)
+
+            let emailInsert = await thrownError {
+                try await store.write { try $0.insert(makeUser(3, tenant: tenant.id, email: "alice@example.com")) }
+            }
+            XCTAssertEqual(emailInsert as? DomainError, .emailTaken)
+            var moved = bob
+            moved.email = "alice@example.com"
+            let emailUpdate = await thrownError { try await store.write { [moved] in try $0.update(moved) } }
+            XCTAssertEqual(emailUpdate as? DomainError, .emailTaken)
+
+            // Other UNIQUE violations are not mapped.
+            let duplicateID = await thrownError {
+                try await store.write { try $0.insert(makeUser(1, tenant: tenant.id, email: "carol@example.com")) }
+            }
+            XCTAssertEqual((duplicateID as? StoreError)?.reason, .constraintUnique)
+            try await store.write { try $0.insert(makeSession(1, tenant: tenant.id, user: alice.id, token: 1, at: 1)) }
+            let duplicateToken = await thrownError {
+                try await store.write { try $0.insert(makeSession(2, tenant: tenant.id, user: alice.id, token: 1, at: 1)) }
+            }
+            XCTAssertEqual((duplicateToken as? StoreError)?.reason, .constraintUnique)
+
+            // A body that catches the domain error goes on; its other work commits.
+            let recovered = try await store.write { writer -> Bool in
+                try writer.insert(makeUser(4, tenant: tenant.id, email: "dave@example.com"))
+                do {
+                    try writer.insert(makeUser(5, tenant: tenant.id, email: "bob@example.com"))
+                    return false
+                } catch let error as DomainError where error == .emailTaken {
+                    try writer.insert(makeUser(5, tenant: tenant.id, email: "bob2@example.com"))
+                    return true
+                }
+            }
+            XCTAssertTrue(recovered)
+            let emails = try await store.read { try $0.users(tenant: tenant.id, afterEmail: nil, limit: 10).map(\.email) }
+            XCTAssertEqual(emails, ["alice@example.com", "bob2@example.com", "bob@example.com", "dave@example.com"])
+            await store.close()
         }
-        XCTAssertTrue(recovered)
-        let emails = try await store.read { try $0.users(tenant: tenant.id, afterEmail: nil, limit: 10).map(\.email) }
-        XCTAssertEqual(emails, ["alice@example.com", "bob2@example.com", "bob@example.com", "dave@example.com"])
-        await store.close()
     }
 
     /// A throwing body leaves nothing behind, and its error (a DomainError
     /// included) reaches the caller unchanged.
     func testThrowingWriteLeavesNothingBehind() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenant = makeTenant(1, slug: "acme")
-        try await store.write { try $0.insert(tenant) }
-        let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenant = makeTenant(1, slug: "acme")
+            try await store.write { try $0.insert(tenant) }
+            let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
 
-        let intentional = await thrownError {
-            try await store.write { writer in
-                try writer.insert(user)
-                try writer.append(.userCreated(userID: user.id, email: user.email, role: .member), tenant: tenant.id, at: ms(1))
-                throw IntentionalError()
-            }
-        }
-        XCTAssertEqual(intentional as? IntentionalError, IntentionalError())
-        let rule = DomainError(.failedPrecondition, .lastOwner, "a rule said no", details: ["k": "v"])
-        let domain = await thrownError {
-            try await store.write { writer in
-                try writer.insert(user)
-                try writer.append(.userCreated(userID: user.id, email: user.email, role: .member), tenant: tenant.id, at: ms(1))
-                try writer.append(makeLogEntry(tenant: tenant.id, user: user.id, kind: .signInSucceeded, detail: "", at: 1))
-                throw rule
-            }
-        }
-        XCTAssertEqual(domain as? DomainError, rule)
-        let (found, events, log) = try await store.read { reader in
-            (
-                try reader.user(tenant: tenant.id, id: user.id), try reader.events(after: 0, limit: 10),
-                try reader.securityLog(tenant: tenant.id, user: user.id, beforeID: nil, limit: 10)
-            )
-        }
-        XCTAssertNil(found)
-        XCTAssertEqual(events, [])
-        XCTAssertEqual(log, [])
-
-        // Concurrent writes batched together: the throwing ones alone are lost.
-        let results = await withTaskGroup(of: (Int, Bool).self) { group in
-            for number in 0..<20 {
-                group.addTask {
-                    let error = await thrownError {
-                        try await store.write { writer in
-                            try writer.insert(makeUser(100 + number, tenant: tenant.id, email: "u\(number)@example.com"))
-                            if number % 2 == 1 { throw IntentionalError() }
-                        }
-                    }
-                    return (number, error == nil)
+            let intentional = await thrownError {
+                try await store.write { writer in
+                    try writer.insert(user)
+                    try writer.append(.userCreated(userID: user.id, email: user.email, role: .member), tenant: tenant.id, at: ms(1))
+                    throw IntentionalError()
                 }
             }
-            return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            XCTAssertEqual(intentional as? IntentionalError, IntentionalError())
+            let rule = DomainError(.failedPrecondition, .lastOwner, "a rule said no", details: ["k": "v"])
+            let domain = await thrownError {
+                try await store.write { writer in
+                    try writer.insert(user)
+                    try writer.append(.userCreated(userID: user.id, email: user.email, role: .member), tenant: tenant.id, at: ms(1))
+                    try writer.append(makeLogEntry(tenant: tenant.id, user: user.id, kind: .signInSucceeded, detail: "", at: 1))
+                    throw rule
+                }
+            }
+            XCTAssertEqual(domain as? DomainError, rule)
+            let (found, events, log) = try await store.read { reader in
+                (
+                    try reader.user(tenant: tenant.id, id: user.id), try reader.events(after: 0, limit: 10),
+                    try reader.securityLog(tenant: tenant.id, user: user.id, beforeID: nil, limit: 10)
+                )
+            }
+            XCTAssertNil(found)
+            XCTAssertEqual(events, [])
+            XCTAssertEqual(log, [])
+
+            // Concurrent writes batched together: the throwing ones alone are lost.
+            let results = await withTaskGroup(of: (Int, Bool).self) { group in
+                for number in 0..<20 {
+                    group.addTask {
+                        let error = await thrownError {
+                            try await store.write { writer in
+                                try writer.insert(makeUser(100 + number, tenant: tenant.id, email: "u\(number)@example.com"))
+                                if number % 2 == 1 { throw IntentionalError() }
+                            }
+                        }
+                        return (number, error == nil)
+                    }
+                }
+                return await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            XCTAssertEqual(results.filter(\.value).keys.sorted(), Array(stride(from: 0, to: 20, by: 2)))
+            let emails = try await store.read { try Set($0.users(tenant: tenant.id, afterEmail: nil, limit: 100).map(\.email)) }
+            XCTAssertEqual(emails, Set(stride(from: 0, to: 20, by: 2).map { "u\($0)@example.com" }))
+            await store.close()
         }
-        XCTAssertEqual(results.filter(\.value).keys.sorted(), Array(stride(from: 0, to: 20, by: 2)))
-        let emails = try await store.read { try Set($0.users(tenant: tenant.id, afterEmail: nil, limit: 100).map(\.email)) }
-        XCTAssertEqual(emails, Set(stride(from: 0, to: 20, by: 2).map { "u\($0)@example.com" }))
-        await store.close()
     }
 
     /// Rows the model cannot hold fail with INVALID_ROW instead of trapping.
@@ -736,33 +728,32 @@ final class SQLiteAccountStoreTests: XCTestCase {
 
     /// 20 concurrent attempts on one reset token: exactly one wins.
     func testConsumePasswordResetIsSingleUseUnderConcurrency() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let tenant = makeTenant(1, slug: "acme")
-        let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
-        try await seed(store, tenant: tenant, user: user)
-        let reset = makeReset(tenant: tenant.id, user: user.id, token: 7, at: 0, expires: 3_600_000)
-        try await store.write { try $0.insert(reset) }
-        let winners = try await withThrowingTaskGroup(of: Timestamp?.self) { group in
-            for attempt in 0..<20 {
-                group.addTask {
-                    try await store.write { writer in
-                        try writer.consumePasswordReset(tenant: tenant.id, tokenHash: reset.tokenHash, at: ms(1_000 + Int64(attempt)))
-                    }?.usedAt
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let tenant = makeTenant(1, slug: "acme")
+            let user = makeUser(1, tenant: tenant.id, email: "a@example.com")
+            try await seed(store, tenant: tenant, user: user)
+            let reset = makeReset(tenant: tenant.id, user: user.id, token: 7, at: 0, expires: 3_600_000)
+            try await store.write { try $0.insert(reset) }
+            let winners = try await withThrowingTaskGroup(of: Timestamp?.self) { group in
+                for attempt in 0..<20 {
+                    group.addTask {
+                        try await store.write { writer in
+                            try writer.consumePasswordReset(tenant: tenant.id, tokenHash: reset.tokenHash, at: ms(1_000 + Int64(attempt)))
+                        }?.usedAt
+                    }
                 }
+                return try await group.reduce(into: [Timestamp]()) { if let usedAt = $1 { $0.append(usedAt) } }
             }
-            return try await group.reduce(into: [Timestamp]()) { if let usedAt = $1 { $0.append(usedAt) } }
-        }
-        XCTAssertEqual(winners.count, 1, "exactly one attempt wins")
-        let stored = try await store.read { try $0.passwordReset(tenant: tenant.id, tokenHash: reset.tokenHash) }
-        XCTAssertEqual(stored?.usedAt, winners.first)
+            XCTAssertEqual(winners.count, 1, "exactly one attempt wins")
+            let stored = try await store.read { try $0.passwordReset(tenant: tenant.id, tokenHash: reset.tokenHash) }
+            XCTAssertEqual(stored?.usedAt, winners.first)
 
-        let late = makeReset(tenant: tenant.id, user: user.id, token: 8, at: 0, expires: 1_000)
-        try await store.write { try $0.insert(late) }
-        let refused = try await store.write { try $0.consumePasswordReset(tenant: tenant.id, tokenHash: late.tokenHash, at: ms(1_001)) }
-        XCTAssertNil(refused, "expired")
-        await store.close()
+            let late = makeReset(tenant: tenant.id, user: user.id, token: 8, at: 0, expires: 1_000)
+            try await store.write { try $0.insert(late) }
+            let refused = try await store.write { try $0.consumePasswordReset(tenant: tenant.id, tokenHash: late.tokenHash, at: ms(1_001)) }
+            XCTAssertNil(refused, "expired")
+            await store.close()
+        }
     }
 
     // MARK: Durability and meta
@@ -809,20 +800,19 @@ final class SQLiteAccountStoreTests: XCTestCase {
     }
 
     func testMetaGetAndSet() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
-        let missing = try await store.meta("absent")
-        XCTAssertNil(missing)
-        try await store.setMeta("fingerprint", [0, 255, 0, 7])
-        try await store.setMeta("empty", [])
-        let first = try await store.meta("fingerprint")
-        XCTAssertEqual(first, [0, 255, 0, 7])
-        try await store.setMeta("fingerprint", [9])
-        let (replaced, empty) = (try await store.meta("fingerprint"), try await store.meta("empty"))
-        XCTAssertEqual(replaced, [9])
-        XCTAssertEqual(empty, [])
-        await store.close()
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, backend in
+            let missing = try await store.meta("absent")
+            XCTAssertNil(missing)
+            try await store.setMeta("fingerprint", [0, 255, 0, 7])
+            try await store.setMeta("empty", [])
+            let first = try await store.meta("fingerprint")
+            XCTAssertEqual(first, [0, 255, 0, 7])
+            try await store.setMeta("fingerprint", [9])
+            let (replaced, empty) = (try await store.meta("fingerprint"), try await store.meta("empty"))
+            XCTAssertEqual(replaced, [9])
+            XCTAssertEqual(empty, [])
+            await store.close()
+        }
     }
 
     // MARK: Conformance
@@ -841,6 +831,44 @@ final class SQLiteAccountStoreTests: XCTestCase {
             XCTAssertEqual(reference, observed, reference.label)
         }
         XCTAssertGreaterThan(memory.count, 30)
+    }
+
+    /// The same scenario on PostgreSQL gives the reference's observations.
+    /// Security-log ids are compared by rank: a PostgreSQL identity value
+    /// is not transactional, so the rolled-back write leaves a gap (paging
+    /// depends only on the order).
+    func testPostgresConformsToTheMemoryStore() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let memory = normalizingLogIDs(try await runConformanceScenario(MemoryAccountStore(encoder: TypeEventEncoder())))
+        let store = try await schema.openStore(encoder: TypeEventEncoder())
+        let postgres = normalizingLogIDs(try await runConformanceScenario(store))
+        await store.close()
+        await schema.drop()
+        XCTAssertEqual(memory.count, postgres.count)
+        for (reference, observed) in zip(memory, postgres) {
+            XCTAssertEqual(reference, observed, reference.label)
+        }
+        XCTAssertGreaterThan(memory.count, 30)
+    }
+}
+
+/// The observations with every security-log id replaced by its rank among
+/// all ids observed.
+private func normalizingLogIDs(_ observations: [Observation]) -> [Observation] {
+    var ids = Set<Int64>()
+    for observation in observations {
+        if case .log(let entries) = observation.value { ids.formUnion(entries.map(\.id)) }
+    }
+    let rank = Dictionary(uniqueKeysWithValues: ids.sorted().enumerated().map { ($1, Int64($0 + 1)) })
+    return observations.map { observation in
+        guard case .log(let entries) = observation.value else { return observation }
+        var copy = observation
+        copy.value = .log(entries.map { entry in
+            var entry = entry
+            entry.id = rank[entry.id] ?? entry.id
+            return entry
+        })
+        return copy
     }
 }
 

@@ -33,6 +33,79 @@ final class SQLiteEventStoreTests: XCTestCase {
         XCTAssertGreaterThan(memory.count, 15)
     }
 
+    /// The consumer scenario on PostgreSQL gives the reference's observations.
+    func testPostgresConsumersConformToTheMemoryStore() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let memory = try await runConsumerScenario(MemoryAccountStore(encoder: EventTypeEncoder()))
+        let store = try await schema.openStore(encoder: EventTypeEncoder())
+        let postgres = try await runConsumerScenario(store)
+        await store.close()
+        await schema.drop()
+        XCTAssertEqual(memory.count, postgres.count)
+        for (reference, observed) in zip(memory, postgres) {
+            XCTAssertEqual(reference.value, observed.value, reference.label)
+        }
+    }
+
+    /// On PostgreSQL too: cursors and the newest sequence survive a reopen
+    /// and pruning; the signal fires only after a commit that appended; a
+    /// long poll is woken by a commit.
+    func testPostgresCursorsSignalAndLongPoll() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let store = try await schema.openStore(encoder: EventTypeEncoder())
+        let stream = EventStream(store: store, signal: store.eventSignal)
+        for _ in 0..<3 {
+            try await store.write { try $0.append(.tenantPolicyUpdated(tenantID: tenant), tenant: tenant, at: ms(1)) }
+        }
+        _ = try await stream.poll(consumer: "mail")
+        _ = try await stream.ack(consumer: "mail", sequence: 2)
+        await store.close()
+
+        let reopened = try await schema.openStore(encoder: EventTypeEncoder())
+        let again = EventStream(store: reopened, signal: reopened.eventSignal)
+        let batch = try await again.poll(consumer: "mail")
+        XCTAssertEqual(batch.cursor, 2)
+        XCTAssertEqual(batch.events.map(\.sequence), [3])
+        _ = try await again.ack(consumer: "mail", sequence: 3)
+        let pruned = try await again.prune()
+        XCTAssertEqual(pruned, 3)
+        let newest = try await reopened.read { try $0.newestEventSequence() }
+        XCTAssertEqual(newest, 3, "event_sequence remembers the newest sequence after pruning")
+
+        let signal = reopened.eventSignal
+        let start = signal.generation
+        let during = try await reopened.write { writer -> UInt64 in
+            try writer.append(.tenantPolicyUpdated(tenantID: tenant), tenant: tenant, at: ms(2))
+            return signal.generation
+        }
+        XCTAssertEqual(during, start, "not before the commit")
+        XCTAssertGreaterThanOrEqual(signal.generation, start + 1, "after the commit")
+        // The commit's NOTIFY comes back through the listener too: let it land.
+        try await Task.sleep(for: .milliseconds(300))
+        let settled = signal.generation
+        do {
+            try await reopened.write { writer in
+                try writer.append(.tenantPolicyUpdated(tenantID: tenant), tenant: tenant, at: ms(3))
+                throw IntentionalError()
+            }
+            XCTFail("the write should throw")
+        } catch {}
+        try await Task.sleep(for: .milliseconds(300))
+        XCTAssertEqual(signal.generation, settled, "rolled back: no signal, local or notified")
+        let newestAfterRollback = try await reopened.read { try $0.newestEventSequence() }
+        XCTAssertEqual(newestAfterRollback, 4, "a rolled-back append takes no sequence")
+
+        _ = try await again.ack(consumer: "mail", sequence: 4)
+        let poll = Task { try await again.poll(consumer: "mail", waitMilliseconds: 20_000) }
+        for _ in 0..<5000 where signal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        XCTAssertEqual(signal.waiterCount, 1, "the poll waits")
+        try await reopened.write { try $0.append(.tenantPolicyUpdated(tenantID: tenant), tenant: tenant, at: ms(4)) }
+        let woken = try await poll.value
+        XCTAssertEqual(woken.events.map(\.sequence), [5])
+        await reopened.close()
+        await schema.drop()
+    }
+
     func testCursorsSurviveAReopenAndTheNewestSequenceSurvivesPruning() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }

@@ -79,6 +79,20 @@ final class SQLiteTeamStoreTests: XCTestCase {
         XCTAssertGreaterThan(memory.count, 30)
     }
 
+    /// The team scenario on PostgreSQL gives the reference's observations.
+    func testPostgresConformsToTheMemoryStore() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let memory = try await runTeamScenario(MemoryAccountStore(encoder: TypeEventEncoder()))
+        let store = try await schema.openStore(encoder: TypeEventEncoder())
+        let postgres = try await runTeamScenario(store)
+        await store.close()
+        await schema.drop()
+        XCTAssertEqual(memory.count, postgres.count)
+        for (reference, observed) in zip(memory, postgres) {
+            XCTAssertEqual(reference.value, observed.value, reference.label)
+        }
+    }
+
     /// Deleting a user row (as the account purge will) deletes their
     /// memberships, the invitations they sent and those they accepted, in
     /// the same statement; other rows stay.
@@ -180,9 +194,12 @@ final class SQLiteTeamStoreTests: XCTestCase {
     }
 
     func testAcceptIsSingleUseUnderConcurrency() async throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try await openStore(directory)
+        try await onEachSQLStore(encoder: TypeEventEncoder()) { store, _ in
+            try await acceptRace(store)
+        }
+    }
+
+    private func acceptRace(_ store: any ClosableAccountStore) async throws {
         let acme = tenant(1, "acme")
         let users = (1...8).map { user($0, acme.id, "u\($0)@example.com") }
         let platform = team(1, acme.id, "Platform")

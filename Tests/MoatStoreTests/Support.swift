@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import MoatCore
 import MoatStore
 import XCTest
 
@@ -133,4 +134,106 @@ func storeErrorReason(_ body: () throws -> Any) -> StoreError.Reason? {
     } catch {
         return (error as? StoreError)?.reason
     }
+}
+
+// MARK: - PostgreSQL
+
+/// The PostgreSQL server the store tests also run on, from
+/// `MOAT_TEST_POSTGRES_URL` (`scripts/test` starts a throwaway cluster and
+/// sets it); nil when unset, and the PostgreSQL runs are skipped.
+let testPostgresURL: String? = {
+    guard let url = ProcessInfo.processInfo.environment["MOAT_TEST_POSTGRES_URL"], !url.isEmpty else { return nil }
+    return url
+}()
+
+/// Why PostgreSQL runs are skipped, for XCTSkip and logs.
+let postgresSkipMessage =
+    "MOAT_TEST_POSTGRES_URL is not set: the PostgreSQL store tests are skipped (scripts/test starts a throwaway cluster and sets it)"
+
+/// A fresh, empty schema on the test server, so each test starts from
+/// nothing (the store's tables go there through `search_path`).
+struct PostgresTestSchema {
+    /// The schema's name.
+    let name: String
+    /// The server's URL with `search_path` set to the schema.
+    let url: String
+
+    /// Creates the schema. Throws XCTSkip when no server is configured.
+    static func create() async throws -> PostgresTestSchema {
+        guard let base = testPostgresURL else { throw XCTSkip(postgresSkipMessage) }
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let admin = try await PostgresDatabase.open(
+            configuration: PostgresConfiguration(url: base, connections: 1), migrations: nil, logger: testLogger)
+        try await admin.write { db in try db.execute("CREATE SCHEMA \(name)", []) }
+        await admin.close()
+        let separator = base.contains("?") ? "&" : "?"
+        return PostgresTestSchema(name: name, url: base + separator + "options=-csearch_path%3D\(name)")
+    }
+
+    /// A configuration for the schema.
+    func configuration(connections: Int = 4) -> PostgresConfiguration {
+        PostgresConfiguration(url: url, connections: connections)
+    }
+
+    /// Opens an account store on the schema.
+    func openStore(encoder: any EventEncoder, connections: Int = 4) async throws -> PostgresAccountStore {
+        try await PostgresAccountStore.open(
+            configuration: configuration(connections: connections), encoder: encoder, logger: testLogger)
+    }
+
+    /// Drops the schema and everything in it.
+    func drop() async {
+        guard let base = testPostgresURL,
+            let admin = try? await PostgresDatabase.open(
+                configuration: PostgresConfiguration(url: base, connections: 1), migrations: nil, logger: testLogger)
+        else { return }
+        _ = try? await admin.write { db in try db.execute("DROP SCHEMA \(name) CASCADE", []) }
+        await admin.close()
+    }
+}
+
+/// An account store a test can close, on either SQL backend.
+protocol ClosableAccountStore: AccountStore {
+    func close() async
+    func meta(_ key: String) async throws -> [UInt8]?
+    func setMeta(_ key: String, _ value: [UInt8]) async throws
+}
+
+extension SQLiteAccountStore: ClosableAccountStore {}
+extension PostgresAccountStore: ClosableAccountStore {}
+
+/// Runs `body` on a fresh SQLite store, then, when MOAT_TEST_POSTGRES_URL is
+/// set, on a fresh PostgreSQL store (its own schema): one test, both SQL
+/// backends. `body` gets the store and the backend's name.
+func onEachSQLStore(
+    encoder: any EventEncoder, readerCount: Int = 2,
+    _ body: (any ClosableAccountStore, String) async throws -> Void
+) async throws {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    let sqlite = try await SQLiteAccountStore.open(
+        path: directory.path(), readerCount: readerCount, encoder: encoder, logger: testLogger)
+    do {
+        try await body(sqlite, "sqlite")
+    } catch {
+        await sqlite.close()
+        throw error
+    }
+    await sqlite.close()
+    guard testPostgresURL != nil else {
+        print("note: \(postgresSkipMessage)")
+        return
+    }
+    let schema = try await PostgresTestSchema.create()
+    let postgres = try await schema.openStore(encoder: encoder)
+    print("the same test on postgres (schema \(schema.name))")
+    do {
+        try await body(postgres, "postgres")
+    } catch {
+        await postgres.close()
+        await schema.drop()
+        throw error
+    }
+    await postgres.close()
+    await schema.drop()
 }

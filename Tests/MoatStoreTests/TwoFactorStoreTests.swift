@@ -79,7 +79,8 @@ private func challenge(_ user: User, token byte: UInt8, expires: Int64) -> SignI
 /// The two-factor store methods, on the in-memory reference store and on
 /// SQLite, with the same expectations; then what only SQL can do to a row.
 final class TwoFactorStoreTests: XCTestCase {
-    /// Runs `body` on a fresh memory store and a fresh SQLite store, both seeded.
+    /// Runs `body` on a fresh memory store, a fresh SQLite store and (with
+    /// MOAT_TEST_POSTGRES_URL) a fresh PostgreSQL store, each seeded.
     private func onBothStores(
         file: StaticString = #filePath, line: UInt = #line,
         _ body: (any AccountStore, String, Seed) async throws -> Void
@@ -101,6 +102,21 @@ final class TwoFactorStoreTests: XCTestCase {
             throw error
         }
         await sqlite.close()
+
+        // And on PostgreSQL when a server is configured.
+        guard testPostgresURL != nil else { return }
+        let schema = try await PostgresTestSchema.create()
+        let postgres = try await schema.openStore(encoder: TypeOnlyEncoder())
+        try await seed.insert(into: postgres)
+        do {
+            try await body(postgres, "postgres", seed)
+        } catch {
+            await postgres.close()
+            await schema.drop()
+            throw error
+        }
+        await postgres.close()
+        await schema.drop()
     }
 
     func testCredentialPendingCodesAndChallengesRoundTripAndReplace() async throws {

@@ -35,9 +35,18 @@ final class RecordingMarkSink: ValidityMarkSink {
     }
 }
 
-/// Both store implementations, each fresh, for one check.
+/// The store implementations, each fresh, for one check: the memory and
+/// SQLite stores always, the PostgreSQL one when `MOAT_TEST_POSTGRES_URL`
+/// is set (scripts/test sets it).
 enum StoreKind: String, CaseIterable {
-    case memory, sqlite
+    case memory, sqlite, postgres
+
+    static var allCases: [StoreKind] {
+        testPostgresURL == nil ? [.memory, .sqlite] : [.memory, .sqlite, .postgres]
+    }
+
+    /// The schema of each open PostgreSQL store, dropped by `close`.
+    private static let schemas = Mutex<[ObjectIdentifier: PostgresTestSchema]>([:])
 
     func open(_ directory: TemporaryDirectory) async throws -> any AccountStore {
         switch self {
@@ -47,11 +56,20 @@ enum StoreKind: String, CaseIterable {
             return try await SQLiteAccountStore.open(
                 path: directory.path("\(UUID().uuidString).db"), readerCount: 2, encoder: MarkTestEncoder(),
                 logger: testLogger)
+        case .postgres:
+            let schema = try await PostgresTestSchema.create()
+            let store = try await schema.openStore(encoder: MarkTestEncoder())
+            Self.schemas.withLock { $0[ObjectIdentifier(store)] = schema }
+            return store
         }
     }
 
     func close(_ store: any AccountStore) async {
         if let sqlite = store as? SQLiteAccountStore { await sqlite.close() }
+        if let postgres = store as? PostgresAccountStore {
+            await postgres.close()
+            await Self.schemas.withLock { $0.removeValue(forKey: ObjectIdentifier(postgres)) }?.drop()
+        }
     }
 }
 
@@ -298,7 +316,7 @@ final class ValidityMarkTests: XCTestCase {
                 checked += 1
             }
         }
-        XCTAssertEqual(checked, 2 * writerMethodClasses.values.filter { if case .marks = $0 { true } else { false } }.count)
+        XCTAssertEqual(checked, StoreKind.allCases.count * writerMethodClasses.values.filter { if case .marks = $0 { true } else { false } }.count)
         XCTAssertGreaterThanOrEqual(checked, 18)
     }
 

@@ -136,6 +136,29 @@ public enum ConfigurationLoader {
                 configuration.store.synchronous = mode
             }
             if let value = try store.int("readers", in: 1...64) { configuration.store.readers = value }
+            if let value = try store.string("backend") {
+                guard let backend = MoatConfiguration.Store.Backend(rawValue: value.lowercased()) else {
+                    throw ConfigurationError("store.backend: expected sqlite or postgres, got \"\(value)\"")
+                }
+                configuration.store.backend = backend
+            }
+            if let value = try store.string("postgres_url"), !value.isEmpty {
+                guard value.hasPrefix("postgresql://") || value.hasPrefix("postgres://") else {
+                    throw ConfigurationError(
+                        "store.postgres_url: expected a libpq URI (postgresql://...), got \"\(Self.redactedURL(value))\"")
+                }
+                guard !Self.urlHasPassword(value) else {
+                    throw ConfigurationError(
+                        "store.postgres_url: the URL holds a password; put it in store.postgres_password_file or PGPASSWORD")
+                }
+                configuration.store.postgresURL = value
+            }
+            if let value = try store.string("postgres_password_file"), !value.isEmpty {
+                configuration.store.postgresPasswordFile = value
+            }
+            if let value = try store.int("postgres_connections", in: 1...256) {
+                configuration.store.postgresConnections = value
+            }
             try store.finish()
         }
 
@@ -241,6 +264,9 @@ public enum ConfigurationLoader {
 
     private static func validate(_ configuration: MoatConfiguration) throws {
         guard !configuration.dataDirectory.isEmpty else { throw ConfigurationError("data_dir: must not be empty") }
+        if configuration.store.backend == .postgres, configuration.store.postgresURL == nil {
+            throw ConfigurationError("store.postgres_url: required with store.backend = \"postgres\"")
+        }
         guard configuration.socketPath.utf8.count < 108 else {
             throw ConfigurationError("socket.path: \(configuration.socketPath.utf8.count) bytes; at most 107 allowed")
         }
@@ -248,6 +274,25 @@ public enum ConfigurationLoader {
             throw ConfigurationError("limits.default_deadline_ms: larger than limits.max_deadline_ms")
         }
         try validateHashing(configuration)
+    }
+
+    /// Whether a libpq URI carries a password (`user:secret@`, or `password=`).
+    static func urlHasPassword(_ url: String) -> Bool {
+        let afterScheme = url.split(separator: "://", maxSplits: 1).last.map(String.init) ?? url
+        let authority = afterScheme.prefix { $0 != "/" && $0 != "?" }
+        if let at = authority.lastIndex(of: "@"), authority[..<at].contains(":") { return true }
+        let query = url.split(separator: "?", maxSplits: 1).dropFirst().first ?? ""
+        return query.split(separator: "&").contains { $0.lowercased().hasPrefix("password=") }
+    }
+
+    /// A URL fit for an error message: at most 80 characters, the user
+    /// information dropped.
+    static func redactedURL(_ url: String) -> String {
+        var text = url
+        if let scheme = text.range(of: "://"), let at = text[scheme.upperBound...].firstIndex(of: "@") {
+            text.replaceSubrange(scheme.upperBound..<at, with: "…")
+        }
+        return text.count > 80 ? String(text.prefix(80)) + "…" : text
     }
 
     private static func parseLevel(_ value: String, key: String) throws -> Logger.Level {
@@ -309,8 +354,12 @@ public enum ConfigurationLoader {
             shutdown_grace_seconds = \(limits.shutdownGracePeriod.components.seconds)
 
             [store]
+            backend = \(quote(configuration.store.backend.rawValue))
             synchronous = \(quote(configuration.store.synchronous.rawValue))
             readers = \(configuration.store.readers)
+            postgres_url = \(quote(configuration.store.postgresURL ?? ""))
+            postgres_password_file = \(quote(configuration.store.postgresPasswordFile ?? ""))
+            postgres_connections = \(configuration.store.postgresConnections)
 
             [hashing]
             memory_kib = \(configuration.hashing.parameters.memoryKiB)

@@ -110,8 +110,23 @@ public struct MoatConfiguration: Sendable, Equatable {
         public var synchronous: Synchronous = .full
         /// Reader connections. Default 4.
         public var readers = 4
+        /// Which database holds the state: `sqlite` (default; a file in the
+        /// data directory) or `postgres` (shared by any number of moatd
+        /// instances).
+        public var backend: Backend = .sqlite
+        /// The PostgreSQL libpq connection URI (`store.postgres_url`);
+        /// required with the `postgres` backend. Holds no password: that
+        /// comes from ``postgresPasswordFile`` or the libpq environment.
+        public var postgresURL: String?
+        /// A file whose first line is the PostgreSQL password
+        /// (`store.postgres_password_file`); never on the command line.
+        public var postgresPasswordFile: String?
+        /// PostgreSQL connections in the pool (`store.postgres_connections`). Default 8.
+        public var postgresConnections = 8
 
         public enum Synchronous: String, Sendable, Equatable { case full, normal }
+        /// The store backends.
+        public enum Backend: String, Sendable, Equatable { case sqlite, postgres }
         public init() {}
     }
 

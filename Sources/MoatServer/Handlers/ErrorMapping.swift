@@ -49,6 +49,13 @@ enum StoreFailureReason: String, Sendable, CaseIterable {
     case interrupted = "STORE_INTERRUPTED"
     /// Another write's failure rolled back the batch this write was in.
     case transactionAborted = "STORE_TRANSACTION_ABORTED"
+    /// PostgreSQL could not be reached (or the connection was lost) past
+    /// the store's retries.
+    case unavailable = "STORE_UNAVAILABLE"
+    /// PostgreSQL kept failing to serialize the write past the retries.
+    case serializationFailure = "SERIALIZATION_FAILURE"
+    /// A text value PostgreSQL cannot store (a NUL character): bad input.
+    case invalidText = "INVALID_TEXT"
 }
 
 extension StoreError: RPCErrorConvertible {
@@ -65,6 +72,12 @@ extension StoreError: RPCErrorConvertible {
             (.unavailable, StoreFailureReason.interrupted.rawValue, "the database operation was interrupted; try again")
         case .transactionAborted:
             (.unavailable, StoreFailureReason.transactionAborted.rawValue, "the write was rolled back; try again")
+        case .unavailable:
+            (.unavailable, StoreFailureReason.unavailable.rawValue, "the database is unavailable; try again")
+        case .serializationFailure:
+            (.unavailable, StoreFailureReason.serializationFailure.rawValue, "the write kept conflicting; try again")
+        case .invalidText:
+            (.invalidArgument, StoreFailureReason.invalidText.rawValue, "a text value contains a NUL character")
         case .full:
             (.resourceExhausted, StoreFailureReason.full.rawValue, "the database is full")
         case .noMemory:

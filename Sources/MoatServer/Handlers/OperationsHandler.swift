@@ -6,7 +6,7 @@ import MoatStore
 /// `moat.v1.Operations`: backups, master-key rotation and metrics, for
 /// administrator callers (the generated method table refuses everyone else).
 struct OperationsHandler: Moat_V1_OperationsService {
-    let store: SQLiteAccountStore
+    let store: StoreBackend
     let keyRotation: KeyRotation
     let metrics: MetricsExporter?
 
@@ -16,6 +16,13 @@ struct OperationsHandler: Moat_V1_OperationsService {
             throw RPCError(
                 code: .invalidArgument, message: "the backup path must be an absolute file path on moatd's host",
                 reason: OperationsReason.backupPathInvalid.rawValue)
+        }
+        guard case .sqlite(let store) = store else {
+            throw RPCError(
+                code: .failedPrecondition,
+                message: "moatd runs on PostgreSQL: back it up with PostgreSQL's own tools (pg_dump, or "
+                    + "pg_basebackup with WAL archiving), and keep master.key with it",
+                reason: OperationsReason.backupUnsupported.rawValue)
         }
         let started = ContinuousClock.now
         do {

@@ -8,6 +8,8 @@ public enum OperationsReason: String, Sendable, CaseIterable {
     case backupExists = "BACKUP_EXISTS"
     /// The backup could not be written.
     case backupFailed = "BACKUP_FAILED"
+    /// moatd runs on PostgreSQL, which is backed up with its own tools.
+    case backupUnsupported = "BACKUP_UNSUPPORTED"
     /// A key rotation is already running.
     case rotationInProgress = "ROTATION_IN_PROGRESS"
     /// The new master key could not be written.

@@ -36,7 +36,7 @@ public actor KeyRotation {
     /// Secrets re-sealed per write transaction.
     public let batchSize: Int
     private let directory: String
-    private let store: SQLiteAccountStore
+    private let store: any MasterKeyStore
     private let keyring: SecretKeyring
     private let logger: Logger
     private var retiring: String?
@@ -47,7 +47,7 @@ public actor KeyRotation {
     private let wakes: AsyncStream<Void>
 
     init(
-        directory: String, store: SQLiteAccountStore, keyring: SecretKeyring, retiring: String?, logger: Logger,
+        directory: String, store: any MasterKeyStore, keyring: SecretKeyring, retiring: String?, logger: Logger,
         batchSize: Int = 100
     ) {
         self.directory = directory
@@ -93,7 +93,7 @@ public actor KeyRotation {
         }
         _ = try await store.updateMeta([
             MasterKeys.currentKey: new.fingerprint, MasterKeys.rotationFrom: old, MasterKeys.progress: "0",
-        ])
+        ], ifNothingSealedUnder: nil)
         do {
             try MasterKeys.move(directory, MasterKeys.stagedFileName, to: KeyFile.fileName)
         } catch {

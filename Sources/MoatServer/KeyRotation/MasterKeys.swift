@@ -36,7 +36,7 @@ struct MasterKeys {
 
     /// Loads the keys for `store`, finishing a rotation step a crash
     /// interrupted, and refuses keys that do not belong to the database.
-    static func load(directory: String, store: SQLiteAccountStore, logger: Logger) async throws -> Loaded {
+    static func load(directory: String, store: any MasterKeyStore, logger: Logger) async throws -> Loaded {
         let meta = try await store.metaStrings([currentKey, rotationFrom, retiredKeys])
         let recorded = meta[currentKey]
         let retired = (meta[retiredKeys] ?? "").split(separator: ",").map(String.init)
@@ -55,7 +55,13 @@ struct MasterKeys {
                 "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(recorded))")
         }
         if recorded == nil {
-            _ = try await store.updateMeta([currentKey: key.fingerprint])
+            // Instances starting together on an empty PostgreSQL: the first
+            // fingerprint recorded wins, the others refuse their key.
+            let winner = try await store.recordMetaIfAbsent(currentKey, key.fingerprint)
+            if winner != key.fingerprint {
+                throw DaemonStartError(
+                    "master.key (fingerprint \(key.fingerprint)) is not the key this database was created with (\(winner))")
+            }
         }
         if key.created { logger.notice("created master key", metadata: ["moat.key_id": "\(key.fingerprint)"]) }
         // Left by a rotation that crashed before the database named the new

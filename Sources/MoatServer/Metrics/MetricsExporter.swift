@@ -14,7 +14,7 @@ public final class MetricsExporter: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let accounts: AccountService
     private let events: EventStream
-    private let store: SQLiteAccountStore
+    private let store: StoreBackend
     private let server = Mutex<UnixSocketServer?>(nil)
     private let seen = Mutex(Seen())
 
@@ -26,7 +26,7 @@ public final class MetricsExporter: Sendable {
         var consumers: Set<String> = []
     }
 
-    init(registry: PrometheusCollectorRegistry, accounts: AccountService, events: EventStream, store: SQLiteAccountStore) {
+    init(registry: PrometheusCollectorRegistry, accounts: AccountService, events: EventStream, store: StoreBackend) {
         self.registry = registry
         self.accounts = accounts
         self.events = events
@@ -141,9 +141,13 @@ public final class MetricsExporter: Sendable {
         }
         Counter(label: "moat_session_cache_evictions_total").increment(by: Int64(clamping: evicted))
 
-        let queues = store.database.metrics
-        Gauge(label: "moat_store_queued_writes").record(queues.queuedWrites)
-        Gauge(label: "moat_store_queued_reads").record(queues.queuedReads)
+        // The writer and reader queues are the SQLite store's; PostgreSQL's
+        // pool has neither, so those gauges are left out there.
+        if case .sqlite(let sqlite) = store {
+            let queues = sqlite.database.metrics
+            Gauge(label: "moat_store_queued_writes").record(queues.queuedWrites)
+            Gauge(label: "moat_store_queued_reads").record(queues.queuedReads)
+        }
 
         if let (consumers, newest) = try? await events.consumers() {
             Gauge(label: "moat_events_newest_sequence").record(newest)

@@ -15,7 +15,7 @@ struct SystemdNotifyService: Service {
     let notifier: SystemdNotifier
     let watchdogInterval: Duration?
     let eventLoops: any EventLoopGroup
-    let database: Database
+    let store: StoreBackend
     let server: UnixSocketServer
     let socketDescription: String
     let logger: Logger
@@ -52,7 +52,7 @@ struct SystemdNotifyService: Service {
         for loop in eventLoops.makeIterator() {
             try await loop.submit {}.get()
         }
-        try await database.write { _ in }
+        try await store.probeWrite()
     }
 
     private func status() -> String {

@@ -5,7 +5,7 @@ extension SQLiteAccountReading {
         try db.queryFirst(
             """
             SELECT count(*) AS n FROM users
-            WHERE tenant_id = ? AND role = 'owner' AND status = 'active' AND (? IS NULL OR id <> ?)
+            WHERE tenant_id = ? AND role = 'owner' AND status = 'active' AND (CAST(? AS TEXT) IS NULL OR id <> ?)
             """,
             [tenant.rawValue, except?.rawValue, except?.rawValue]
         ) { try $0.int("n") } ?? 0
@@ -37,7 +37,7 @@ extension SQLiteAccountReading {
     }
 }
 
-extension SQLiteAccountWriter {
+extension SQLiteAccountWriting {
     func deleteUser(tenant: TenantID, id: UserID) throws -> Bool {
         // Every row that references the user goes with it (ON DELETE CASCADE).
         guard try db.execute("DELETE FROM users WHERE tenant_id = ? AND id = ?", [tenant.rawValue, id.rawValue]) == 1

@@ -28,7 +28,7 @@ extension SQLiteAccountReading {
     }
 }
 
-extension SQLiteAccountWriter {
+extension SQLiteAccountWriting {
     func registerEventConsumer(_ consumer: EventConsumer) throws -> Bool {
         try db.execute(
             """
@@ -75,7 +75,7 @@ extension SQLiteAccountWriter {
 private enum ConsumerRows {
     static let columns = "name, cursor, created_at, last_polled_at, last_acked_at"
 
-    static func decode(_ row: Row) throws -> EventConsumer {
+    static func decode(_ row: some SQLRow) throws -> EventConsumer {
         EventConsumer(
             name: try row.string("name"), cursor: try row.int64("cursor"),
             createdAt: Timestamp(milliseconds: try row.int64("created_at")),

@@ -29,7 +29,7 @@ extension SQLiteAccountReading {
             """
             SELECT t.id AS id, t.tenant_id AS tenant_id, t.name AS name, t.created_at AS created_at, m.role AS role
             FROM team_members m JOIN teams t ON t.tenant_id = m.tenant_id AND t.id = m.team_id
-            WHERE m.tenant_id = ?1 AND m.user_id = ?2 AND (?3 IS NULL OR (t.name, t.id) > (?3, ?4))
+            WHERE m.tenant_id = ?1 AND m.user_id = ?2 AND (CAST(?3 AS TEXT) IS NULL OR (t.name, t.id) > (?3, ?4))
             ORDER BY t.name, t.id LIMIT ?5
             """,
             [tenant.rawValue, user.rawValue, after?.name, after?.id.rawValue, Self.clamp(limit)]
@@ -75,7 +75,7 @@ extension SQLiteAccountReading {
     }
 }
 
-extension SQLiteAccountWriter {
+extension SQLiteAccountWriting {
     func insert(_ team: Team) throws {
         try db.execute(
             "INSERT INTO teams (\(TeamColumns.team)) VALUES (?, ?, ?, ?)",
@@ -165,14 +165,14 @@ private enum TeamColumns {
 /// Rows to team values. Never traps: a value the model cannot hold throws
 /// `INVALID_ROW` naming the table and column.
 private enum TeamRowDecoder {
-    static func team(_ row: Row) throws -> Team {
+    static func team(_ row: some SQLRow) throws -> Team {
         Team(
             id: try id(TeamID.self, row, "id", table: "teams"),
             tenantID: try id(TenantID.self, row, "tenant_id", table: "teams"), name: try row.string("name"),
             createdAt: Timestamp(milliseconds: try row.int64("created_at")))
     }
 
-    static func member(_ row: Row) throws -> TeamMember {
+    static func member(_ row: some SQLRow) throws -> TeamMember {
         TeamMember(
             tenantID: try id(TenantID.self, row, "tenant_id", table: "team_members"),
             teamID: try id(TeamID.self, row, "team_id", table: "team_members"),
@@ -181,7 +181,7 @@ private enum TeamRowDecoder {
             joinedAt: Timestamp(milliseconds: try row.int64("joined_at")))
     }
 
-    static func invitation(_ row: Row) throws -> TeamInvitation {
+    static func invitation(_ row: some SQLRow) throws -> TeamInvitation {
         TeamInvitation(
             id: try id(InvitationID.self, row, "id", table: "team_invitations"),
             tenantID: try id(TenantID.self, row, "tenant_id", table: "team_invitations"),
@@ -197,20 +197,20 @@ private enum TeamRowDecoder {
             revokedAt: try row.optionalInt64("revoked_at").map { Timestamp(milliseconds: $0) })
     }
 
-    static func id<ID: PrefixedID>(_ type: ID.Type, _ row: Row, _ column: String, table: String) throws -> ID {
+    static func id<ID: PrefixedID>(_ type: ID.Type, _ row: some SQLRow, _ column: String, table: String) throws -> ID {
         let text = try row.string(column)
         guard let id = ID(text) else { throw invalid(table, column, "not a well-formed \(ID.prefix)… identifier") }
         return id
     }
 
-    static func optionalID<ID: PrefixedID>(_ type: ID.Type, _ row: Row, _ column: String, table: String) throws -> ID? {
+    static func optionalID<ID: PrefixedID>(_ type: ID.Type, _ row: some SQLRow, _ column: String, table: String) throws -> ID? {
         guard let text = try row.optionalString(column) else { return nil }
         guard let id = ID(text) else { throw invalid(table, column, "not a well-formed \(ID.prefix)… identifier") }
         return id
     }
 
     static func enumeration<Value: RawRepresentable>(
-        _ type: Value.Type, _ row: Row, _ column: String, table: String
+        _ type: Value.Type, _ row: some SQLRow, _ column: String, table: String
     ) throws -> Value where Value.RawValue == String {
         guard let value = Value(rawValue: try row.string(column)) else {
             throw invalid(table, column, "not a known \(Value.self)")

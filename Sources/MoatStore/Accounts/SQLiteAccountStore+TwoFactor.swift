@@ -28,7 +28,7 @@ extension SQLiteAccountReading {
     }
 }
 
-extension SQLiteAccountWriter {
+extension SQLiteAccountWriting {
     func setTwoFactor(_ credential: TwoFactorCredential) throws {
         try db.execute(
             """
@@ -154,7 +154,7 @@ private enum TwoFactorColumns {
 }
 
 private enum TwoFactorRows {
-    static func credential(_ row: Row) throws -> TwoFactorCredential {
+    static func credential(_ row: some SQLRow) throws -> TwoFactorCredential {
         TwoFactorCredential(
             tenantID: try RowDecoder.id(TenantID.self, row, "tenant_id", table: "two_factor"),
             userID: try RowDecoder.id(UserID.self, row, "user_id", table: "two_factor"),
@@ -165,7 +165,7 @@ private enum TwoFactorRows {
             lockedUntil: try RowDecoder.optionalTimestamp(row, "locked_until"))
     }
 
-    static func pending(_ row: Row) throws -> PendingTwoFactor {
+    static func pending(_ row: some SQLRow) throws -> PendingTwoFactor {
         PendingTwoFactor(
             tenantID: try RowDecoder.id(TenantID.self, row, "tenant_id", table: "two_factor_pending"),
             userID: try RowDecoder.id(UserID.self, row, "user_id", table: "two_factor_pending"),
@@ -173,7 +173,7 @@ private enum TwoFactorRows {
             createdAt: try RowDecoder.timestamp(row, "created_at"), expiresAt: try RowDecoder.timestamp(row, "expires_at"))
     }
 
-    static func recovery(_ row: Row) throws -> RecoveryCode {
+    static func recovery(_ row: some SQLRow) throws -> RecoveryCode {
         RecoveryCode(
             tenantID: try RowDecoder.id(TenantID.self, row, "tenant_id", table: "recovery_codes"),
             userID: try RowDecoder.id(UserID.self, row, "user_id", table: "recovery_codes"),
@@ -181,7 +181,7 @@ private enum TwoFactorRows {
             usedAt: try RowDecoder.optionalTimestamp(row, "used_at"))
     }
 
-    static func challenge(_ row: Row) throws -> SignInChallenge {
+    static func challenge(_ row: some SQLRow) throws -> SignInChallenge {
         SignInChallenge(
             tokenHash: try row.blob("token_hash"),
             tenantID: try RowDecoder.id(TenantID.self, row, "tenant_id", table: "sign_in_challenges"),

@@ -124,8 +124,10 @@ extension StoreError.Reason {
 
 /// The reader methods, in SQL, over a reader connection or the write
 /// transaction. Every tenant-owned query has `tenant_id = ?` in its WHERE.
+/// Shared by the SQLite and the PostgreSQL store (`PostgresAccountReader`):
+/// the SQL is written in the dialect both understand.
 protocol SQLiteAccountReading: AccountStoreReader {
-    associatedtype Querying: SQLiteQuerying
+    associatedtype Querying: SQLQuerying
     /// Where the SQL runs.
     var db: Querying { get }
 }
@@ -233,8 +235,20 @@ extension SQLiteAccountReading {
 
 // MARK: - Writing
 
+/// The writer methods, in SQL, shared by the SQLite writer and the
+/// PostgreSQL one (`PostgresAccountWriter`), which overrides the few whose
+/// SQL differs.
+protocol SQLiteAccountWriting: SQLiteAccountReading, AccountStoreWriter {
+    /// Turns domain events into outbox payloads.
+    var encoder: any EventEncoder { get }
+    /// Set when the body appends an event (the store then wakes long polls).
+    var appended: EventAppendMarker? { get }
+    /// Records what the body changed that cached Validate answers depend on.
+    var marks: ValidityMarker { get }
+}
+
 /// A write transaction's view.
-struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
+struct SQLiteAccountWriter: SQLiteAccountWriting {
     let db: Transaction
     let encoder: any EventEncoder
     /// Set when the body appends an event (the store then wakes long polls).
@@ -242,6 +256,9 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     /// What the body changed that cached Validate answers depend on (the
     /// store applies it after the commit).
     var marks = ValidityMarker()
+}
+
+extension SQLiteAccountWriting {
 
     func insert(_ tenant: Tenant) throws {
         do {
@@ -364,7 +381,7 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
         let revoked = try db.query(
             """
             UPDATE sessions SET revoked_at = ?, revoke_reason = ?
-            WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL AND (? IS NULL OR id <> ?)
+            WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL AND (CAST(? AS TEXT) IS NULL OR id <> ?)
             RETURNING id
             """,
             [at.milliseconds, reason, tenant.rawValue, user.rawValue, except?.rawValue, except?.rawValue]
@@ -428,14 +445,14 @@ struct SQLiteAccountWriter: SQLiteAccountReading, AccountStoreWriter {
     /// from any other UNIQUE violation.
     private func slugExists(_ slug: String, except: TenantID?) throws -> Bool {
         try db.queryFirst(
-            "SELECT 1 FROM tenants WHERE slug = ? AND (? IS NULL OR id <> ?)", [slug, except?.rawValue, except?.rawValue]
+            "SELECT 1 FROM tenants WHERE slug = ? AND (CAST(? AS TEXT) IS NULL OR id <> ?)", [slug, except?.rawValue, except?.rawValue]
         ) { _ in true } ?? false
     }
 
     /// Whether another user (not `except`) of the tenant has the email.
     private func emailExists(tenant: TenantID, email: String, except: UserID?) throws -> Bool {
         try db.queryFirst(
-            "SELECT 1 FROM users WHERE tenant_id = ? AND email = ? AND (? IS NULL OR id <> ?)",
+            "SELECT 1 FROM users WHERE tenant_id = ? AND email = ? AND (CAST(? AS TEXT) IS NULL OR id <> ?)",
             [tenant.rawValue, email, except?.rawValue, except?.rawValue]
         ) { _ in true } ?? false
     }
@@ -466,7 +483,7 @@ enum AccountColumns {
 /// Rows to model values. Never traps: a value the model cannot hold throws
 /// `INVALID_ROW` naming the table and column.
 enum RowDecoder {
-    static func tenant(_ row: Row) throws -> Tenant {
+    static func tenant(_ row: some SQLRow) throws -> Tenant {
         var policy = TenantPolicy()
         policy.minPasswordLength = try row.int("min_password_length")
         policy.sessionIdleTimeoutSeconds = try row.int64("session_idle_timeout_seconds")
@@ -483,7 +500,7 @@ enum RowDecoder {
             purgeAfter: try optionalTimestamp(row, "purge_after"))
     }
 
-    static func user(_ row: Row) throws -> User {
+    static func user(_ row: some SQLRow) throws -> User {
         User(
             id: try id(UserID.self, row, "id", table: "users"),
             tenantID: try id(TenantID.self, row, "tenant_id", table: "users"),
@@ -495,7 +512,7 @@ enum RowDecoder {
             twoFactorEnabled: try row.bool("two_factor_enabled"), purgeAfter: try optionalTimestamp(row, "purge_after"))
     }
 
-    static func session(_ row: Row) throws -> Session {
+    static func session(_ row: some SQLRow) throws -> Session {
         Session(
             id: try id(SessionID.self, row, "id", table: "sessions"),
             tenantID: try id(TenantID.self, row, "tenant_id", table: "sessions"),
@@ -511,7 +528,7 @@ enum RowDecoder {
             revokedAt: try optionalTimestamp(row, "revoked_at"), revokeReason: try row.optionalString("revoke_reason"))
     }
 
-    static func reset(_ row: Row) throws -> PasswordResetToken {
+    static func reset(_ row: some SQLRow) throws -> PasswordResetToken {
         PasswordResetToken(
             tokenHash: try row.blob("token_hash"),
             tenantID: try id(TenantID.self, row, "tenant_id", table: "password_resets"),
@@ -520,14 +537,14 @@ enum RowDecoder {
             usedAt: try optionalTimestamp(row, "used_at"))
     }
 
-    static func event(_ row: Row) throws -> EventRecord {
+    static func event(_ row: some SQLRow) throws -> EventRecord {
         EventRecord(
             sequence: try row.int64("sequence"), tenantID: try id(TenantID.self, row, "tenant_id", table: "events"),
             type: try row.string("type"), subject: try row.string("subject"), payload: try row.blob("payload"),
             createdAt: try timestamp(row, "created_at"))
     }
 
-    static func logEntry(_ row: Row) throws -> SecurityLogEntry {
+    static func logEntry(_ row: some SQLRow) throws -> SecurityLogEntry {
         SecurityLogEntry(
             id: try row.int64("id"), tenantID: try id(TenantID.self, row, "tenant_id", table: "security_log"),
             userID: try id(UserID.self, row, "user_id", table: "security_log"),
@@ -536,7 +553,7 @@ enum RowDecoder {
             createdAt: try timestamp(row, "created_at"))
     }
 
-    static func id<ID: PrefixedID>(_ type: ID.Type, _ row: Row, _ column: String, table: String) throws -> ID {
+    static func id<ID: PrefixedID>(_ type: ID.Type, _ row: some SQLRow, _ column: String, table: String) throws -> ID {
         let text = try row.string(column)
         guard let id = ID(text) else {
             throw invalid(table, column, "\(quoted(text)) is not a well-formed \(ID.prefix)… identifier")
@@ -545,7 +562,7 @@ enum RowDecoder {
     }
 
     static func enumeration<Value: RawRepresentable>(
-        _ type: Value.Type, _ row: Row, _ column: String, table: String
+        _ type: Value.Type, _ row: some SQLRow, _ column: String, table: String
     ) throws -> Value where Value.RawValue == String {
         let text = try row.string(column)
         guard let value = Value(rawValue: text) else {
@@ -554,11 +571,11 @@ enum RowDecoder {
         return value
     }
 
-    static func timestamp(_ row: Row, _ column: String) throws -> Timestamp {
+    static func timestamp(_ row: some SQLRow, _ column: String) throws -> Timestamp {
         Timestamp(milliseconds: try row.int64(column))
     }
 
-    static func optionalTimestamp(_ row: Row, _ column: String) throws -> Timestamp? {
+    static func optionalTimestamp(_ row: some SQLRow, _ column: String) throws -> Timestamp? {
         try row.optionalInt64(column).map { Timestamp(milliseconds: $0) }
     }
 

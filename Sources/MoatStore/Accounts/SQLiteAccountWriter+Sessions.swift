@@ -1,6 +1,6 @@
 import MoatCore
 
-extension SQLiteAccountWriter {
+extension SQLiteAccountWriting {
     func touchSessions(_ touches: [SessionCache.Touch]) throws {
         for touch in touches {
             try db.execute(
@@ -25,7 +25,7 @@ extension SQLiteAccountWriter {
     }
 }
 
-extension SQLiteAccountWriter {
+extension SQLiteAccountWriting {
     func discardPasswordResets(tenant: TenantID, user: UserID, at: Timestamp) throws {
         try db.execute(
             "UPDATE password_resets SET used_at = ? WHERE tenant_id = ? AND user_id = ? AND used_at IS NULL",

@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import MoatCore
+import MoatStore
+
+/// The store moatd runs on, per `store.backend`: the SQLite file in the data
+/// directory, or a PostgreSQL database shared with other instances.
+enum StoreBackend: Sendable {
+    case sqlite(SQLiteAccountStore)
+    case postgres(PostgresAccountStore)
+
+    /// Opens (and migrates) the configured store.
+    static func open(configuration: MoatConfiguration, logger: Logger) async throws -> StoreBackend {
+        switch configuration.store.backend {
+        case .sqlite:
+            let path = (configuration.dataDirectory as NSString).appendingPathComponent(MoatDaemon.databaseFileName)
+            return .sqlite(
+                try await SQLiteAccountStore.open(
+                    path: path, synchronous: configuration.store.synchronous == .full ? .full : .normal,
+                    readerCount: configuration.store.readers, encoder: ProtobufEventEncoder(), logger: logger))
+        case .postgres:
+            guard let url = configuration.store.postgresURL else {
+                throw DaemonStartError("store.postgres_url: required with store.backend = \"postgres\"")
+            }
+            let password = try configuration.store.postgresPasswordFile.map(readPassword)
+            do {
+                return .postgres(
+                    try await PostgresAccountStore.open(
+                        configuration: PostgresConfiguration(
+                            url: url, password: password, connections: configuration.store.postgresConnections),
+                        encoder: ProtobufEventEncoder(), logger: logger))
+            } catch let error as StoreError {
+                throw DaemonStartError("cannot open the PostgreSQL store: \(error)")
+            }
+        }
+    }
+
+    /// The first line of the password file (mode bits are the operator's
+    /// business, as for `PGPASSFILE`; the value is never logged).
+    private static func readPassword(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw DaemonStartError("store.postgres_password_file: cannot read \(path)")
+        }
+        let text = String(decoding: data, as: UTF8.self)
+        let line = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let password = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
+        guard !password.isEmpty else { throw DaemonStartError("store.postgres_password_file: \(path) is empty") }
+        return password
+    }
+
+    var store: any AccountStore {
+        switch self {
+        case .sqlite(let store): store
+        case .postgres(let store): store
+        }
+    }
+
+    var eventSignal: EventSignal {
+        switch self {
+        case .sqlite(let store): store.eventSignal
+        case .postgres(let store): store.eventSignal
+        }
+    }
+
+    /// The store as master-key loading and rotation see it.
+    var keyStore: any MasterKeyStore {
+        switch self {
+        case .sqlite(let store): store
+        case .postgres(let store): store
+        }
+    }
+
+    /// An empty write transaction: returns once the store's writer (the
+    /// SQLite writer thread, or a PostgreSQL connection) took and committed
+    /// one (the watchdog's probe).
+    func probeWrite() async throws {
+        switch self {
+        case .sqlite(let store): try await store.database.write { _ in }
+        case .postgres(let store): try await store.database.write { _ in }
+        }
+    }
+
+    func close() async {
+        switch self {
+        case .sqlite(let store): await store.close()
+        case .postgres(let store): await store.close()
+        }
+    }
+}
