@@ -22,7 +22,7 @@ import Logging
 ///   or retried insert leaves a gap (paging only needs the order).
 public enum PostgresSchema {
     /// Every migration, in version order.
-    public static let migrations: [Migration] = [version1, version2, version3, version4, version5]
+    public static let migrations: [Migration] = [version1, version2, version3, version4, version5, version6]
 
     private static let text = "TEXT COLLATE \"C\""
 
@@ -253,6 +253,19 @@ public enum PostgresSchema {
             ALTER TABLE tenants ADD COLUMN purge_after BIGINT;
             CREATE INDEX users_due_for_purge ON users (tenant_id, purge_after) WHERE purge_after IS NOT NULL;
             CREATE INDEX tenants_due_for_purge ON tenants (purge_after) WHERE purge_after IS NOT NULL;
+            """)
+
+    /// Version 6: failed sign-ins per client address
+    /// (``AccountSchema/version6``; daemon-wide, so no `tenant_id`).
+    public static let version6 = Migration(
+        version: 6, name: AccountSchema.version6.name,
+        sql: """
+            CREATE TABLE address_failures (
+                address      \(text) PRIMARY KEY,
+                window_start BIGINT NOT NULL,
+                failures     BIGINT NOT NULL CHECK (failures >= 0)
+            );
+            CREATE INDEX address_failures_by_start ON address_failures (window_start);
             """)
 }
 
