@@ -67,6 +67,58 @@ int moat_health_check(moat_client *client, const char *tenant, const char *autho
     return code;
 }
 
+int moat_operations_backup(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__BackupRequest *request, Moat__V1__BackupResponse **response, moat_status *status) {
+    ProtobufCMessage *out = NULL;
+    int code = moat_call(client, "/moat.v1.Operations/Backup", tenant, authorization,
+            request != NULL ? &request->base : NULL, &moat__v1__backup_response__descriptor, &out, status);
+    if (response != NULL) {
+        *response = (Moat__V1__BackupResponse *)out;
+    } else {
+        moat_message_free(out);
+    }
+    return code;
+}
+
+int moat_operations_rotate_key(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__RotateKeyRequest *request, Moat__V1__RotateKeyResponse **response, moat_status *status) {
+    ProtobufCMessage *out = NULL;
+    int code = moat_call(client, "/moat.v1.Operations/RotateKey", tenant, authorization,
+            request != NULL ? &request->base : NULL, &moat__v1__rotate_key_response__descriptor, &out, status);
+    if (response != NULL) {
+        *response = (Moat__V1__RotateKeyResponse *)out;
+    } else {
+        moat_message_free(out);
+    }
+    return code;
+}
+
+int moat_operations_key_status(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__KeyStatusRequest *request, Moat__V1__KeyStatusResponse **response, moat_status *status) {
+    ProtobufCMessage *out = NULL;
+    int code = moat_call(client, "/moat.v1.Operations/KeyStatus", tenant, authorization,
+            request != NULL ? &request->base : NULL, &moat__v1__key_status_response__descriptor, &out, status);
+    if (response != NULL) {
+        *response = (Moat__V1__KeyStatusResponse *)out;
+    } else {
+        moat_message_free(out);
+    }
+    return code;
+}
+
+int moat_operations_metrics(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__MetricsRequest *request, Moat__V1__MetricsResponse **response, moat_status *status) {
+    ProtobufCMessage *out = NULL;
+    int code = moat_call(client, "/moat.v1.Operations/Metrics", tenant, authorization,
+            request != NULL ? &request->base : NULL, &moat__v1__metrics_response__descriptor, &out, status);
+    if (response != NULL) {
+        *response = (Moat__V1__MetricsResponse *)out;
+    } else {
+        moat_message_free(out);
+    }
+    return code;
+}
+
 int moat_sessions_validate(moat_client *client, const char *tenant, const char *authorization,
         const Moat__V1__ValidateRequest *request, Moat__V1__ValidateResponse **response, moat_status *status) {
     ProtobufCMessage *out = NULL;

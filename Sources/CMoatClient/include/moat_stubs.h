@@ -14,6 +14,7 @@
 #include "moat_client.h"
 #include "moat/v1/events.pb-c.h"
 #include "moat/v1/health.pb-c.h"
+#include "moat/v1/operations.pb-c.h"
 #include "moat/v1/sessions.pb-c.h"
 #include "moat/v1/teams.pb-c.h"
 #include "moat/v1/tenants.pb-c.h"
@@ -70,6 +71,50 @@ int moat_events_delete_consumer(moat_client *client, const char *tenant, const c
  */
 int moat_health_check(moat_client *client, const char *tenant, const char *authorization,
         const Moat__V1__CheckRequest *request, Moat__V1__CheckResponse **response, moat_status *status);
+
+/* /moat.v1.Operations/Backup
+ * Backup writes a consistent copy of the database (SQLite VACUUM INTO, run
+ * on the store's writer thread between write batches, so it holds exactly
+ * the writes committed before it) to `path` on moatd's host, mode 0600,
+ * fsynced, then renamed into place. The master key is not in it.
+ * INVALID_ARGUMENT (BACKUP_PATH_INVALID) for a relative path;
+ * ALREADY_EXISTS (BACKUP_EXISTS) if `path` exists; INTERNAL
+ * (BACKUP_FAILED) when it cannot be written. PostgreSQL deployments use
+ * PostgreSQL's own tools (pg_dump, base backups).
+ * @access admin
+ */
+int moat_operations_backup(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__BackupRequest *request, Moat__V1__BackupResponse **response, moat_status *status);
+
+/* /moat.v1.Operations/RotateKey
+ * RotateKey introduces a new master key (generated, 0600) and makes it the
+ * key new secrets are sealed under, then re-seals every stored secret
+ * under it in the background, in bounded batches, recording progress so a
+ * restart resumes; the old key is retired (its file deleted) once nothing
+ * is sealed under it. Answers once the new key is in use.
+ * FAILED_PRECONDITION (ROTATION_IN_PROGRESS) while one runs; INTERNAL
+ * (KEY_ROTATION_FAILED) when the new key file cannot be written.
+ * @access admin
+ */
+int moat_operations_rotate_key(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__RotateKeyRequest *request, Moat__V1__RotateKeyResponse **response, moat_status *status);
+
+/* /moat.v1.Operations/KeyStatus
+ * KeyStatus reports the current key, a rotation in progress and how many
+ * secrets each key seals.
+ * @access admin
+ */
+int moat_operations_key_status(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__KeyStatusRequest *request, Moat__V1__KeyStatusResponse **response, moat_status *status);
+
+/* /moat.v1.Operations/Metrics
+ * Metrics returns the daemon's metrics in the Prometheus text format
+ * (what the metrics listener serves on /metrics, which is off unless
+ * metrics.listen is set).
+ * @access admin
+ */
+int moat_operations_metrics(moat_client *client, const char *tenant, const char *authorization,
+        const Moat__V1__MetricsRequest *request, Moat__V1__MetricsResponse **response, moat_status *status);
 
 /* /moat.v1.Sessions/Validate
  * Validate checks a session token (in the request, not in
@@ -456,6 +501,10 @@ int moat_users_request_password_reset(moat_client *client, const char *tenant, c
  * ResetPassword sets a new password with a reset token and revokes every
  * session. A used, expired or unknown token is UNAUTHENTICATED
  * (RESET_TOKEN_INVALID).
+ * For an account pending deletion (the token's password_reset.requested
+ * said restores_account) it also restores the account, and then needs
+ * `code` when 2FA is on (INVALID_ARGUMENT CODE_REQUIRED; a wrong code is
+ * answered as by RestoreAccount and spends nothing).
  * @access public
  */
 int moat_users_reset_password(moat_client *client, const char *tenant, const char *authorization,
