@@ -126,7 +126,7 @@ final class World: Sendable {
     }
 
     /// The actor behind a session token.
-    func actor(_ tenant: Tenant, token: String) async throws -> Actor {
+    func actor(_ tenant: Tenant, token: String) async throws -> Principal {
         try await accounts.actor(tenant: tenant.id, token: token, callerIsAdministrator: false)
     }
 

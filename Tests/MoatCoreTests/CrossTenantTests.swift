@@ -60,7 +60,7 @@ final class CrossTenantTests: XCTestCase {
         let world = p.world
         let betaOwner = try await world.actor(p.beta, token: p.betaOwnerToken)
         let before = try await world.snapshot()
-        for actor in [Actor.administrator, betaOwner] {
+        for actor in [Principal.administrator, betaOwner] {
             for id in [p.alphaOwner.id, p.alphaMember.id] {
                 await assertDomainError(.notFound, "USER_NOT_FOUND") {
                     try await world.accounts.user(tenant: p.beta, actor: actor, id: id.rawValue)

@@ -64,7 +64,7 @@ final class SecurityLogTests: XCTestCase {
         let memberActor = try await world.actor(
             tenant, token: try await world.signIn(tenant, Self.memberEmail, Fixture.memberPassword).token)
 
-        for actor in [ownerActor, adminActor, Actor.administrator] {
+        for actor in [ownerActor, adminActor, Principal.administrator] {
             let page = try await world.accounts.securityLog(
                 tenant: tenant, actor: actor, userID: other.id.rawValue, pageSize: 10, pageToken: "")
             XCTAssertEqual(page.entries.map(\.kind), [.signInSucceeded])
@@ -100,7 +100,7 @@ final class SecurityLogTests: XCTestCase {
         _ = try await world.signIn(globex, "owner@globex.test", Fixture.ownerPassword)
         let acmeOwner = try await world.actor(
             acme, token: try await world.signIn(acme, Fixture.ownerEmail, Fixture.ownerPassword).token)
-        for actor in [acmeOwner, Actor.administrator] {
+        for actor in [acmeOwner, Principal.administrator] {
             await assertDomainError(.notFound, "USER_NOT_FOUND") {
                 try await world.accounts.securityLog(
                     tenant: acme, actor: actor, userID: globexOwner.id.rawValue, pageSize: 10, pageToken: "")

@@ -176,7 +176,7 @@ final class SessionIsolationTests: XCTestCase {
         let accounts = p.accounts
         let betaOwner = try await p.env.actor(p.beta, token: p.betaOwner.token)
         await assertSessionValid(accounts, "alpha", p.alphaMember.token)
-        for actor in [betaOwner, Actor.administrator] {
+        for actor in [betaOwner, Principal.administrator] {
             await assertDomainError(.notFound, "USER_NOT_FOUND") {
                 try await accounts.revokeAllSessions(
                     tenant: p.beta, actor: actor, userID: p.alphaMember.user.id.rawValue, client: Fixture.client)

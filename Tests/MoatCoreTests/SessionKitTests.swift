@@ -166,7 +166,7 @@ struct SessionEnv: Sendable {
         try await accounts.signIn(tenant: tenant, email: email, password: password, client: client)
     }
 
-    func actor(_ tenant: Tenant, token: String) async throws -> Actor {
+    func actor(_ tenant: Tenant, token: String) async throws -> Principal {
         try await accounts.actor(tenant: tenant.id, token: token, callerIsAdministrator: false)
     }
 

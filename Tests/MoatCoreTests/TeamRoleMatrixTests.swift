@@ -17,7 +17,7 @@ final class TeamRoleMatrixTests: XCTestCase {
         var action: TeamAction
         /// Runs before the call (on the fresh team); returns context for `call`.
         var prepare: (TeamWorld, Team) async throws -> String = { _, _ in "" }
-        var call: (TeamWorld, Team, Actor, Tenant, String) async throws -> Void
+        var call: (TeamWorld, Team, Principal, Tenant, String) async throws -> Void
         /// Checks the effect of a successful call.
         var verify: (TeamWorld, Team, Who) async throws -> Void = { _, _, _ in }
         var expected: [Who: Outcome]

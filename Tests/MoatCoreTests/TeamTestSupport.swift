@@ -59,7 +59,7 @@ struct TeamWorld {
     }
 
     /// The actor for `who` in the tenant they call (globex for `foreign`).
-    func actor(_ who: Who) async throws -> Actor {
+    func actor(_ who: Who) async throws -> Principal {
         if who == .administrator { return .administrator }
         return try await world.actor(tenant(of: who), token: tokens[who]!)
     }

@@ -74,7 +74,7 @@ extension AccountService {
 
     /// Ends every session of a user: administrators and tenant owners/admins
     /// (an owner's sessions only by an owner or an administrator).
-    public func revokeAllSessions(tenant: Tenant, actor: Actor, userID: String, client: ClientDetails) async throws
+    public func revokeAllSessions(tenant: Tenant, actor: Principal, userID: String, client: ClientDetails) async throws
         -> Int
     {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }

@@ -13,7 +13,7 @@ extension AccountService {
 
     /// Creates a user. Administrators and tenant owners/admins may; only
     /// owners (and administrators) may create owners.
-    public func createUser(tenant: Tenant, actor: Actor, email: String, password: String, role: TenantRole) async throws
+    public func createUser(tenant: Tenant, actor: Principal, email: String, password: String, role: TenantRole) async throws
         -> User
     {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
@@ -35,7 +35,7 @@ extension AccountService {
     }
 
     /// A user, for administrators, owners/admins, or the user themself.
-    public func user(tenant: Tenant, actor: Actor, id: String) async throws -> User {
+    public func user(tenant: Tenant, actor: Principal, id: String) async throws -> User {
         guard let id = UserID(id) else { throw DomainError.userNotFound }
         guard actor.belongs(to: tenant.id), actor.managesUsers || actor.userID == id else { throw DomainError.forbidden }
         guard let user = try await store.read({ try $0.user(tenant: tenant.id, id: id) }) else {
@@ -45,7 +45,7 @@ extension AccountService {
     }
 
     /// A page of the tenant's users ordered by email.
-    public func listUsers(tenant: Tenant, actor: Actor, pageSize: Int, pageToken: String) async throws
+    public func listUsers(tenant: Tenant, actor: Principal, pageSize: Int, pageToken: String) async throws
         -> (users: [User], nextPageToken: String)
     {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
@@ -57,7 +57,7 @@ extension AccountService {
     }
 
     /// Disables (revoking every session) or re-enables a user.
-    public func setUserEnabled(tenant: Tenant, actor: Actor, id: String, enabled: Bool) async throws -> User {
+    public func setUserEnabled(tenant: Tenant, actor: Principal, id: String, enabled: Bool) async throws -> User {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }
         guard let id = UserID(id) else { throw DomainError.userNotFound }
         guard actor.userID != id else {

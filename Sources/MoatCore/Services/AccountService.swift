@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// Who is acting on a call that manages users.
-public enum Actor: Sendable {
+public enum Principal: Sendable {
     /// An administrator process (SO_PEERCRED), acting with no session.
     case administrator
     /// A signed-in user.
@@ -129,7 +129,7 @@ public final class AccountService: Sendable {
 
     /// The actor of a user-management call: the session's user if a token
     /// came, else the administrator process, else UNAUTHENTICATED.
-    public func actor(tenant: TenantID, token: String, callerIsAdministrator: Bool) async throws -> Actor {
+    public func actor(tenant: TenantID, token: String, callerIsAdministrator: Bool) async throws -> Principal {
         if !token.isEmpty {
             let (session, user) = try await authenticate(tenant: tenant, token: token)
             return .user(session, user)

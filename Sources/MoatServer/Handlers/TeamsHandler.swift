@@ -7,7 +7,7 @@ import MoatRPC
 struct TeamsHandler: Moat_V1_TeamsService {
     let accounts: AccountService
 
-    private func resolve(_ context: RequestContext) async throws -> (Tenant, Actor) {
+    private func resolve(_ context: RequestContext) async throws -> (Tenant, Principal) {
         let tenant = try await accounts.tenant(context)
         let actor = try await accounts.actor(
             tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)

@@ -6,7 +6,7 @@ import MoatRPC
 struct UsersHandler: Moat_V1_UsersService {
     let accounts: AccountService
 
-    private func actor(_ tenant: Tenant, _ context: RequestContext) async throws -> Actor {
+    private func actor(_ tenant: Tenant, _ context: RequestContext) async throws -> Principal {
         try await accounts.actor(
             tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
     }
