@@ -48,7 +48,16 @@ extension DomainError {
         .failedPrecondition, .lastOwner, "a team needs an owner: transfer ownership or delete the team first")
 }
 
-extension AccountService {
+/// Teams, their members and invitations.
+public final class TeamService: AccountFeature {
+    let context: AccountContext
+
+    init(context: AccountContext) {
+        self.context = context
+    }
+}
+
+extension TeamService {
     // MARK: Who may do what
 
     /// The role an actor acts with in a team: administrators as owners,

@@ -6,7 +6,7 @@ public struct SecurityLogPage: Sendable, Equatable {
     public var nextPageToken: String
 }
 
-extension AccountService {
+extension UserService {
     /// A user's security log, newest first, a page at a time.
     ///
     /// A signed-in user reads their own (`userID` empty or their id); tenant
