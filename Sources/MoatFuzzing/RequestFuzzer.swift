@@ -135,12 +135,13 @@ public final class RequestFuzzer: Sendable {
                     if let fastPath = method.fastPath, let answer = try fastPath(payload, context) { return answer }
                     return try await method.handler(payload, context)
                 }
-            } catch let rpc as RPCError {
-                if rpc.code == .internal {
-                    throw FuzzViolation("\(path): INTERNAL \(rpc.reason): \(rpc.message) \(String(describing: rpc.cause))")
-                }
             } catch {
-                throw FuzzViolation("\(path): an error that is not an RPCError (answered INTERNAL): \(error)")
+                // Exactly what the transport answers: the one conversion.
+                let rpc = RPCError(answering: error)
+                if rpc.code == .internal {
+                    throw FuzzViolation(
+                        "\(path): INTERNAL \(rpc.reason): \(rpc.message) (\(String(reflecting: type(of: error))))")
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 public import MoatCore
+import Metrics
 import NIOPosix
 import Synchronization
 
@@ -21,6 +22,10 @@ public final class HashingThreadPool: HashingExecutor {
     private let pool: NIOThreadPool
     private let limit: Int
     private let held = Atomic<Int>(0)
+    // Recorded per hash: a hash costs milliseconds, so the cost is nothing.
+    private let depth = Gauge(label: "moat_password_hash_queue_depth")
+    private let duration = Metrics.Timer(label: "moat_password_hash_duration_seconds")
+    private let refused = Counter(label: "moat_password_hash_refused_total")
 
     /// Starts `threads` threads (at least one) that take jobs from a queue
     /// of at most `queueCapacity` (at least zero) waiting ones.
@@ -42,7 +47,12 @@ public final class HashingThreadPool: HashingExecutor {
     /// Runs `body` on a pool thread, or throws OVERLOADED at once when the
     /// pool already holds as many jobs as it may (or has shut down).
     public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        guard admit() else { throw DomainError.hashingOverloaded }
+        guard admit() else {
+            refused.increment()
+            throw DomainError.hashingOverloaded
+        }
+        depth.record(heldJobs)
+        let start = ContinuousClock.now
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             pool.submit { [self] state in
                 let result: Result<T, any Error>
@@ -55,7 +65,9 @@ public final class HashingThreadPool: HashingExecutor {
                 }
                 // The slot frees before the caller resumes, so a caller that
                 // submits again at once finds the thread free.
-                held.subtract(1, ordering: .releasing)
+                let remaining = held.subtract(1, ordering: .releasing).newValue
+                depth.record(remaining)
+                duration.record(duration: ContinuousClock.now - start)
                 continuation.resume(with: result)
             }
         }

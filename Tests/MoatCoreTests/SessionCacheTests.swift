@@ -25,6 +25,8 @@ final class SessionCacheTests: XCTestCase {
             XCTAssertLessThanOrEqual(accounts.sessionCache.statistics.entries, 10, "after session \(index)")
         }
         XCTAssertEqual(accounts.sessionCache.statistics.entries, 10)
+        // 50 sessions through 10 slots: every one past the tenth evicted one.
+        XCTAssertEqual(accounts.sessionCache.evictions, 40)
 
         // All still validate (most reloaded from the store), each the right one.
         let missesBefore = accounts.sessionCache.statistics.misses

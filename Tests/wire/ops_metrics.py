@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import moatwire  # noqa: E402
@@ -53,6 +54,22 @@ def http(address, request):
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ")[1])
     return status, head.decode(), body.decode()
+
+
+def listening(address, timeout=20.0):
+    """Waits until the metrics listener accepts (moatd opens it just after
+    the RPC socket that Daemon.start waits for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(address)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+        time.sleep(0.05)
 
 
 def scrape(address):
@@ -90,6 +107,7 @@ def main():
     daemon = moatwire.Daemon(MOATD, os.path.join(work, "data"),
                              args=["--set", f'metrics.listen="unix:{metrics_sock}"']).start()
     try:
+        listening(metrics_sock)
         before = samples(scrape(metrics_sock))
         conn = moatwire.Connection(daemon.socket)
         created = conn.ok("/moat.v1.Tenants/Create",
@@ -132,6 +150,14 @@ def main():
         assert moved("moat_sign_ins_total", outcome="ok") == 3
         assert moved("moat_sign_ins_total", outcome="wrong_password") == 2
         assert moved("moat_session_cache_hits_total") >= 9, moved("moat_session_cache_hits_total")
+        # 3 good and 2 wrong sign-ins: each one Argon2id hash on the pool.
+        assert moved("moat_password_hash_duration_seconds_count") >= 5, moved("moat_password_hash_duration_seconds_count")
+        for family in ("moat_password_hash_queue_depth", "moat_password_hash_refused_total",
+                       "moat_session_cache_evictions_total"):
+            assert f"# TYPE {family} " in text, family
+        assert value(after, "moat_password_hash_queue_depth") == 0
+        assert value(after, "moat_password_hash_refused_total") == 0
+        assert value(after, "moat_session_cache_evictions_total") == 0
         assert value(after, "moat_connections_open") >= 1
         assert value(after, "moat_session_cache_entries") >= 1
         assert value(after, "moat_events_newest_sequence") >= 1
@@ -173,6 +199,7 @@ def main():
     tcp = moatwire.Daemon(MOATD, os.path.join(work, "tcp"),
                           args=["--set", f'metrics.listen="127.0.0.1:{port}"']).start()
     try:
+        listening(("127.0.0.1", port))
         promtool(scrape(("127.0.0.1", port)))
     finally:
         assert tcp.terminate() == 0

@@ -64,6 +64,7 @@ public final class SessionCache: Sendable {
         var pending: [SessionID: Touch] = [:]
         var hits: UInt64 = 0
         var misses: UInt64 = 0
+        var evictions: UInt64 = 0
 
         /// Drops one entry and, with its user's last one, the user's index.
         mutating func remove(_ key: Key, of user: UserID) {
@@ -146,6 +147,7 @@ public final class SessionCache: Sendable {
                 // Bounded: forget an arbitrary entry; it reloads on its next use.
                 if let victim = state.entries.first {
                     state.remove(victim.key, of: victim.value.session.userID)
+                    state.evictions += 1
                 }
             }
             state.entries[key] = validated
@@ -205,4 +207,7 @@ public final class SessionCache: Sendable {
     public var statistics: (entries: Int, hits: UInt64, misses: UInt64) {
         state.withLock { ($0.entries.count, $0.hits, $0.misses) }
     }
+
+    /// Entries forgotten to make room (the cache was full), since start.
+    public var evictions: UInt64 { state.withLock { $0.evictions } }
 }

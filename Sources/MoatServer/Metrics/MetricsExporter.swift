@@ -22,6 +22,7 @@ public final class MetricsExporter: Sendable {
     private struct Seen {
         var cacheHits: UInt64 = 0
         var cacheMisses: UInt64 = 0
+        var cacheEvictions: UInt64 = 0
         var consumers: Set<String> = []
     }
 
@@ -104,6 +105,10 @@ public final class MetricsExporter: Sendable {
         "moat_session_cache_entries": "Sessions held in the Validate cache.",
         "moat_session_cache_hits_total": "Validate calls answered from the cache.",
         "moat_session_cache_misses_total": "Validate calls that had to read the store.",
+        "moat_session_cache_evictions_total": "Sessions forgotten because the Validate cache was full.",
+        "moat_password_hash_queue_depth": "Password hashes running or waiting on the hashing threads.",
+        "moat_password_hash_duration_seconds": "Time of one password hash on the hashing pool, queue wait included.",
+        "moat_password_hash_refused_total": "Password hashes refused because the hashing pool was full (OVERLOADED).",
         "moat_store_queued_writes": "Write transactions waiting for the writer thread.",
         "moat_store_queued_reads": "Reads waiting for a reader connection.",
         "moat_store_commit_duration_seconds": "Wall time of one group-commit batch, BEGIN to COMMIT (fsync included).",
@@ -129,6 +134,12 @@ public final class MetricsExporter: Sendable {
         }
         Counter(label: "moat_session_cache_hits_total").increment(by: Int64(clamping: hits))
         Counter(label: "moat_session_cache_misses_total").increment(by: Int64(clamping: misses))
+        let evictions = accounts.sessionCache.evictions
+        let evicted = seen.withLock { seen -> UInt64 in
+            defer { seen.cacheEvictions = evictions }
+            return evictions &- seen.cacheEvictions
+        }
+        Counter(label: "moat_session_cache_evictions_total").increment(by: Int64(clamping: evicted))
 
         let queues = store.database.metrics
         Gauge(label: "moat_store_queued_writes").record(queues.queuedWrites)

@@ -1,5 +1,6 @@
 import Foundation
 import Metrics
+import MoatCore
 import MoatProto
 import MoatRPC
 
@@ -79,18 +80,11 @@ enum RPCMetrics {
 
         func finished(started: ContinuousClock.Instant, payload: Data?, error: (any Error)?) {
             timer.recordInterval(since: started)
-            let code: String
-            let reason: String
-            if let error = error as? RPCError {
-                code = "\(error.code)"
-                reason = error.reason
-            } else if error is CancellationError {
-                (code, reason) = ("CANCELLED", "")
-            } else if error != nil {
-                (code, reason) = ("INTERNAL", "")
-            } else {
-                (code, reason) = ("OK", "")
-            }
+            // The code and reason the caller sees: the transport's one
+            // conversion (domain, store and crypto errors, cancellation).
+            let answered = error.map { RPCError(answering: $0) }
+            let code = answered.map { "\($0.code)" } ?? "OK"
+            let reason = answered?.reason ?? ""
             if error == nil {
                 ok.increment()
             } else {
@@ -111,8 +105,8 @@ enum RPCMetrics {
                 return response?.secondFactorRequired == true ? "second_factor_required" : "ok"
             }
             switch reason {
-            case "INVALID_CREDENTIALS": return "wrong_password"
-            case "SIGN_IN_LOCKED": return "locked"
+            case DomainError.Reason.invalidCredentials.rawValue: return "wrong_password"
+            case DomainError.Reason.signInLocked.rawValue: return "locked"
             default: return "refused"
             }
         }
@@ -120,9 +114,10 @@ enum RPCMetrics {
         private func twoFactorOutcome(_ succeeded: Bool, _ reason: String) -> String {
             if succeeded { return "ok" }
             switch reason {
-            case "TOTP_CODE_INVALID", "RECOVERY_CODE_INVALID": return "invalid"
-            case "TOTP_CODE_REUSED": return "reused"
-            case "TWO_FACTOR_LOCKED": return "locked"
+            case DomainError.Reason.totpCodeInvalid.rawValue, DomainError.Reason.recoveryCodeInvalid.rawValue:
+                return "invalid"
+            case DomainError.Reason.totpCodeReused.rawValue: return "reused"
+            case DomainError.Reason.twoFactorLocked.rawValue: return "locked"
             default: return "refused"
             }
         }
