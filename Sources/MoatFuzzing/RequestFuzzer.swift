@@ -83,20 +83,20 @@ public final class RequestFuzzer: Sendable {
             let router = try ServiceRouter.make(accounts: accounts, events: events, serving: ServingState())
 
             let password = "fuzz-owner-pass-4471"
-            let (acme, owner) = try await accounts.createTenant(
+            let (acme, owner) = try await accounts.tenants.createTenant(
                 slug: "acme", name: "Acme", ownerEmail: "owner@acme.test", ownerPassword: password)
-            _ = try await accounts.createUser(
+            _ = try await accounts.users.createUser(
                 tenant: acme, actor: .administrator, email: "member@acme.test", password: password, role: .member)
-            let (globex, _) = try await accounts.createTenant(
+            let (globex, _) = try await accounts.tenants.createTenant(
                 slug: "globex", name: "Globex", ownerEmail: "owner@globex.test", ownerPassword: password)
             let client = ClientDetails(userAgent: "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0", ip: "192.0.2.1")
-            let ownerToken = try await accounts.signIn(
+            let ownerToken = try await accounts.signIn.signIn(
                 tenant: acme, email: owner.email, password: password, client: client
             ).token
-            let memberToken = try await accounts.signIn(
+            let memberToken = try await accounts.signIn.signIn(
                 tenant: acme, email: "member@acme.test", password: password, client: client
             ).token
-            let globexToken = try await accounts.signIn(
+            let globexToken = try await accounts.signIn.signIn(
                 tenant: globex, email: "owner@globex.test", password: password, client: client
             ).token
             return World(

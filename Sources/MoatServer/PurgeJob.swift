@@ -12,7 +12,7 @@ enum PurgeJob {
             name: "purge", firstDelay: .seconds(min(30, intervalSeconds)), interval: .seconds(intervalSeconds),
             clock: clock, logger: logger
         ) {
-            let report = try await accounts.purgeDueDeletions()
+            let report = try await accounts.deletion.purgeDueDeletions()
             MetricsExporter.recordPurges(report)
             if report.failed > 0 {
                 logger.warning("some purges failed; retried next interval", metadata: ["moat.count": "\(report.failed)"])

@@ -14,8 +14,8 @@ enum SessionMaintenance {
         let every = Duration.seconds(settings.lastActiveFlushSeconds)
         return PeriodicService(
             name: "last-active flush", firstDelay: every, interval: every, clock: clock, logger: logger,
-            work: { _ = try await accounts.flushLastActive() },
-            atShutdown: { _ = try await accounts.flushLastActive() })
+            work: { _ = try await accounts.sessions.flushLastActive() },
+            atShutdown: { _ = try await accounts.sessions.flushLastActive() })
     }
 
     /// Deletes sessions that ended more than the retention period ago.
@@ -29,7 +29,7 @@ enum SessionMaintenance {
             interval: .seconds(settings.cleanupIntervalSeconds), clock: clock, logger: logger
         ) {
             // Flushes last-active times first, so no live session looks ended.
-            let deleted = try await accounts.purgeEndedSessions(retentionSeconds: retentionSeconds)
+            let deleted = try await accounts.sessions.purgeEndedSessions(retentionSeconds: retentionSeconds)
             if deleted > 0 { logger.info("deleted ended sessions", metadata: ["moat.count": "\(deleted)"]) }
         }
     }

@@ -107,7 +107,7 @@ final class World: Sendable {
         slug: String = "acme", name: String = "Acme", ownerEmail: String = Fixture.ownerEmail,
         ownerPassword: String = Fixture.ownerPassword
     ) async throws -> (tenant: Tenant, owner: User) {
-        let (tenant, owner) = try await accounts.createTenant(
+        let (tenant, owner) = try await accounts.tenants.createTenant(
             slug: slug, name: name, ownerEmail: ownerEmail, ownerPassword: ownerPassword)
         return (tenant, owner)
     }
@@ -116,23 +116,23 @@ final class World: Sendable {
     func makeUser(
         _ tenant: Tenant, email: String, password: String = Fixture.memberPassword, role: TenantRole = .member
     ) async throws -> User {
-        try await accounts.createUser(tenant: tenant, actor: .administrator, email: email, password: password, role: role)
+        try await accounts.users.createUser(tenant: tenant, actor: .administrator, email: email, password: password, role: role)
     }
 
     func signIn(
         _ tenant: Tenant, _ email: String, _ password: String, client: ClientDetails = Fixture.client
     ) async throws -> SignInResult {
-        try await accounts.signIn(tenant: tenant, email: email, password: password, client: client)
+        try await accounts.signIn.signIn(tenant: tenant, email: email, password: password, client: client)
     }
 
     /// The actor behind a session token.
-    func actor(_ tenant: Tenant, token: String) async throws -> Actor {
+    func actor(_ tenant: Tenant, token: String) async throws -> Principal {
         try await accounts.actor(tenant: tenant.id, token: token, callerIsAdministrator: false)
     }
 
     /// Applies a policy change and returns the tenant as stored now.
     func setPolicy(_ tenant: Tenant, _ change: @escaping @Sendable (inout TenantPolicy) -> Void) async throws -> Tenant {
-        _ = try await accounts.updatePolicy(tenant: tenant.id.rawValue, change: change)
+        _ = try await accounts.tenants.updatePolicy(tenant: tenant.id.rawValue, change: change)
         return try await accounts.tenant(reference: tenant.id.rawValue)
     }
 

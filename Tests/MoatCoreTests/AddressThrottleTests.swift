@@ -63,7 +63,7 @@ final class AddressThrottleTests: XCTestCase {
         // Now even the right password from that address is refused unchecked.
         await assertThrottled { _ = try await world.signIn(globex, "victim@globex.test", Fixture.memberPassword, client: attacker) }
         await assertThrottled {
-            _ = try await world.accounts.restoreAccount(
+            _ = try await world.accounts.deletion.restoreAccount(
                 tenant: acme, email: Fixture.ownerEmail, password: Fixture.ownerPassword, code: "", client: attacker)
         }
         // Another address is unaffected.

@@ -35,10 +35,10 @@ final class BadInputTests: XCTestCase {
                 try await world.makeUser(tenant, email: email)
             }
             await assertDomainError(.invalidArgument, "EMAIL_INVALID") {
-                try await world.accounts.requestPasswordReset(tenant: tenant, email: email, client: Fixture.client)
+                try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: email, client: Fixture.client)
             }
             await assertDomainError(.invalidArgument, "EMAIL_INVALID") {
-                try await world.accounts.createTenant(
+                try await world.accounts.tenants.createTenant(
                     slug: "other", name: "Other", ownerEmail: email, ownerPassword: Fixture.ownerPassword)
             }
         }
@@ -52,7 +52,7 @@ final class BadInputTests: XCTestCase {
         for reference in ["globex", "GLOBEX", TenantID.random().rawValue, String(repeating: "x", count: 10_000), "tn_", "acme!"] {
             await assertDomainError(.notFound, "TENANT_NOT_FOUND") { try await world.accounts.tenant(reference: reference) }
             await assertDomainError(.notFound, "TENANT_NOT_FOUND") {
-                try await world.accounts.updatePolicy(tenant: reference) { $0.maxSessionsPerUser = 3 }
+                try await world.accounts.tenants.updatePolicy(tenant: reference) { $0.maxSessionsPerUser = 3 }
             }
         }
         await assertDomainError(.invalidArgument, "TENANT_REQUIRED") { try await world.accounts.tenant(reference: "") }
@@ -64,15 +64,15 @@ final class BadInputTests: XCTestCase {
         let (tenant, _) = try await world.makeTenant()
         for size in [-1, 501, Int.max] {
             await assertDomainError(.invalidArgument, "PAGE_SIZE_INVALID") {
-                try await world.accounts.listUsers(tenant: tenant, actor: .administrator, pageSize: size, pageToken: "")
+                try await world.accounts.users.listUsers(tenant: tenant, actor: .administrator, pageSize: size, pageToken: "")
             }
         }
         for token in ["%%%", String(repeating: "QUFB", count: 200), "/w=="] {
             await assertDomainError(.invalidArgument, "PAGE_TOKEN_INVALID") {
-                try await world.accounts.listUsers(tenant: tenant, actor: .administrator, pageSize: 10, pageToken: token)
+                try await world.accounts.users.listUsers(tenant: tenant, actor: .administrator, pageSize: 10, pageToken: token)
             }
         }
-        let full = try await world.accounts.listUsers(tenant: tenant, actor: .administrator, pageSize: 500, pageToken: "")
+        let full = try await world.accounts.users.listUsers(tenant: tenant, actor: .administrator, pageSize: 500, pageToken: "")
         XCTAssertEqual(full.users.count, 1)
     }
 }

@@ -41,10 +41,10 @@ final class CrossTenantTests: XCTestCase {
                 try await world.accounts.actor(tenant: p.beta.id, token: token, callerIsAdministrator: true)
             }
             await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-                try await world.accounts.signOut(tenant: p.beta, token: token)
+                try await world.accounts.signIn.signOut(tenant: p.beta, token: token)
             }
             await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-                try await world.accounts.changePassword(
+                try await world.accounts.passwords.changePassword(
                     tenant: p.beta, token: token, currentPassword: Fixture.ownerPassword,
                     newPassword: Fixture.newPassword, revokeOtherSessions: true, client: Fixture.client)
             }
@@ -60,22 +60,22 @@ final class CrossTenantTests: XCTestCase {
         let world = p.world
         let betaOwner = try await world.actor(p.beta, token: p.betaOwnerToken)
         let before = try await world.snapshot()
-        for actor in [Actor.administrator, betaOwner] {
+        for actor in [Principal.administrator, betaOwner] {
             for id in [p.alphaOwner.id, p.alphaMember.id] {
                 await assertDomainError(.notFound, "USER_NOT_FOUND") {
-                    try await world.accounts.user(tenant: p.beta, actor: actor, id: id.rawValue)
+                    try await world.accounts.users.user(tenant: p.beta, actor: actor, id: id.rawValue)
                 }
                 for enabled in [false, true] {
                     await assertDomainError(.notFound, "USER_NOT_FOUND") {
-                        try await world.accounts.setUserEnabled(
+                        try await world.accounts.users.setUserEnabled(
                             tenant: p.beta, actor: actor, id: id.rawValue, enabled: enabled)
                     }
                 }
             }
-            let listed = try await world.accounts.listUsers(tenant: p.beta, actor: actor, pageSize: 0, pageToken: "")
+            let listed = try await world.accounts.users.listUsers(tenant: p.beta, actor: actor, pageSize: 0, pageToken: "")
             XCTAssertEqual(listed.users.map(\.email), ["owner@beta.test"])
             // A page token naming an alpha email reveals nothing either.
-            let after = try await world.accounts.listUsers(
+            let after = try await world.accounts.users.listUsers(
                 tenant: p.beta, actor: actor, pageSize: 0,
                 pageToken: AccountService.encodePageToken("member@alpha.test"))
             XCTAssertEqual(after.users.map(\.email), ["owner@beta.test"])
@@ -107,7 +107,7 @@ final class CrossTenantTests: XCTestCase {
         // A reset asked in beta for an alpha address issues no token; it is
         // an unknown address there.
         let sequence = world.lastSequence
-        try await world.accounts.requestPasswordReset(tenant: p.beta, email: "member@alpha.test", client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: p.beta, email: "member@alpha.test", client: Fixture.client)
         let events = try world.events(after: sequence)
         XCTAssertEqual(events.map(\.event), [.passwordResetUnknownEmail(email: "member@alpha.test", ip: Fixture.client.ip)])
         XCTAssertEqual(events.map(\.record.tenantID), [p.beta.id])
@@ -117,11 +117,11 @@ final class CrossTenantTests: XCTestCase {
     func testResetTokensDoNotCrossTenants() async throws {
         let p = try await makePair()
         let world = p.world
-        try await world.accounts.requestPasswordReset(tenant: p.alpha, email: "member@alpha.test", client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: p.alpha, email: "member@alpha.test", client: Fixture.client)
         let token = try XCTUnwrap(try world.lastResetToken(email: "member@alpha.test"))
         let before = try await world.snapshot()
         await assertDomainError(.unauthenticated, "RESET_TOKEN_INVALID") {
-            try await world.accounts.resetPassword(tenant: p.beta, token: token, newPassword: Fixture.newPassword)
+            try await world.accounts.passwords.resetPassword(tenant: p.beta, token: token, newPassword: Fixture.newPassword)
         }
         try await assertUnchanged(world, since: before)
         let record = try await world.resetRecord(p.alpha, token: token)
@@ -139,7 +139,7 @@ final class CrossTenantTests: XCTestCase {
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
             let actor = try await world.accounts.actor(
                 tenant: p.beta.id, token: p.alphaOwnerToken, callerIsAdministrator: false)
-            return try await world.accounts.createUser(
+            return try await world.accounts.users.createUser(
                 tenant: p.beta, actor: actor, email: "intruder@beta.test", password: Fixture.memberPassword,
                 role: .owner)
         }

@@ -13,11 +13,11 @@ private let thirtyDays: Int64 = 30 * 86_400
 private func enableTwoFactorForDeletion(_ world: World, _ tenant: Tenant, token: String, password: String)
     async throws -> [UInt8]
 {
-    let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+    let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
         tenant: tenant, token: token, password: password, client: Fixture.client)
     let secret = try XCTUnwrap(Base32.decode(enrollment.secretBase32.replacingOccurrences(of: " ", with: "")))
     let code = try TOTP(secret: secret).code(at: world.clock.now().seconds)
-    _ = try await world.accounts.confirmTwoFactorEnrollment(tenant: tenant, token: token, code: code, client: Fixture.client)
+    _ = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(tenant: tenant, token: token, code: code, client: Fixture.client)
     return secret
 }
 
@@ -39,13 +39,13 @@ private func wrongCode(_ world: World, _ secret: [UInt8]) throws -> String {
 private func signInWithCode(_ world: World, _ tenant: Tenant, _ email: String, _ password: String, _ secret: [UInt8])
     async throws -> SignInResult
 {
-    guard case .secondFactorRequired(let challenge) = try await world.accounts.beginSignIn(
+    guard case .secondFactorRequired(let challenge) = try await world.accounts.signIn.beginSignIn(
         tenant: tenant, email: email, password: password, client: Fixture.client)
     else {
         XCTFail("expected a second-factor challenge")
         throw DomainError.invalidCredentials
     }
-    return try await world.accounts.completeSignIn(
+    return try await world.accounts.signIn.completeSignIn(
         tenant: tenant, challenge: challenge.token, code: try freshCode(world, secret), recoveryCode: "",
         client: Fixture.client)
 }
@@ -64,13 +64,13 @@ private extension World {
     func requestDeletion(
         _ tenant: Tenant, token: String, confirmation: String = "DELETE", password: String, code: String = ""
     ) async throws -> User {
-        try await accounts.requestAccountDeletion(
+        try await accounts.deletion.requestAccountDeletion(
             tenant: tenant, token: token, confirmation: confirmation, password: password, code: code,
             client: Fixture.client)
     }
 
     func restore(_ tenant: Tenant, _ email: String, _ password: String, code: String = "") async throws -> User {
-        try await accounts.restoreAccount(tenant: tenant, email: email, password: password, code: code, client: Fixture.client)
+        try await accounts.deletion.restoreAccount(tenant: tenant, email: email, password: password, code: code, client: Fixture.client)
     }
 
     func eventTypes(after sequence: Int64) throws -> [String] {
@@ -189,7 +189,7 @@ final class AccountDeletionRequestTests: XCTestCase {
             _ = try await world.accounts.validate(tenantReference: tenant.id.rawValue, token: token)
         }
         // An outstanding reset link must die with the request.
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.client)
         let resetToken = try XCTUnwrap(try world.lastResetToken(email: memberEmail))
 
         world.clock.advance(seconds: 5)
@@ -243,7 +243,7 @@ final class AccountDeletionRequestTests: XCTestCase {
 
         // The reset link is dead.
         await assertDomainError(.unauthenticated, "RESET_TOKEN_INVALID") {
-            try await world.accounts.resetPassword(tenant: tenant, token: resetToken, newPassword: Fixture.newPassword)
+            try await world.accounts.passwords.resetPassword(tenant: tenant, token: resetToken, newPassword: Fixture.newPassword)
         }
         // A second request with a dead session changes nothing.
         let before = try await world.snapshot()
@@ -298,7 +298,7 @@ final class AccountDeletionGraceTests: XCTestCase {
         XCTAssertEqual(error?.details["purge_after_unix"], "\(purgeAfter.seconds)")
         XCTAssertEqual(purgeAfter.seconds, 1_750_000_000 + thirtyDays)
         await assertDomainError(.failedPrecondition, "ACCOUNT_PENDING_DELETION") {
-            try await world.accounts.beginSignIn(
+            try await world.accounts.signIn.beginSignIn(
                 tenant: tenant, email: memberEmail, password: Fixture.memberPassword, client: Fixture.client)
         }
         let value10 = try await world.liveSessions(tenant, member.id)
@@ -359,7 +359,7 @@ final class AccountDeletionGraceTests: XCTestCase {
 
         // Nothing left for the purge job, even long after.
         world.clock.advance(seconds: 2 * thirtyDays)
-        let report = try await world.accounts.purgeDueDeletions()
+        let report = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(report, PurgeReport())
         let value14 = try await world.storedUser(tenant, member.id)
         XCTAssertNotNil(value14)
@@ -380,7 +380,7 @@ final class AccountDeletionGraceTests: XCTestCase {
         }
         let value15 = try await world.storedUser(tenant, member.id)?.status
         XCTAssertEqual(value15, .pendingDeletion)
-        try await world.accounts.purgeDueDeletions()
+        try await world.accounts.deletion.purgeDueDeletions()
         await assertDomainError(.unauthenticated, "INVALID_CREDENTIALS") {
             try await world.restore(tenant, memberEmail, Fixture.memberPassword)
         }
@@ -400,7 +400,7 @@ final class AccountDeletionGraceTests: XCTestCase {
 
         // Sign-in with the right password is refused the same way with 2FA on.
         await assertDomainError(.failedPrecondition, "ACCOUNT_PENDING_DELETION") {
-            try await world.accounts.beginSignIn(
+            try await world.accounts.signIn.beginSignIn(
                 tenant: tenant, email: memberEmail, password: Fixture.memberPassword, client: Fixture.client)
         }
 
@@ -427,7 +427,7 @@ final class AccountDeletionGraceTests: XCTestCase {
     func testRestoreIsRefusedWhileTheTenantIsPendingDeletion() async throws {
         let world = try World()
         let (tenant, _, _) = try await pendingMember(world)
-        _ = try await world.accounts.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
+        _ = try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
         let pending = try await world.current(tenant)
         await assertDomainError(.failedPrecondition, "TENANT_PENDING_DELETION") {
             try await world.restore(pending, memberEmail, Fixture.memberPassword)
@@ -477,7 +477,7 @@ final class AccountDeletionLastOwnerTests: XCTestCase {
         let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let second = try await world.makeUser(tenant, email: "second@acme.test", password: Fixture.adminPassword, role: .owner)
-        _ = try await world.accounts.setUserEnabled(
+        _ = try await world.accounts.users.setUserEnabled(
             tenant: tenant, actor: .administrator, id: second.id.rawValue, enabled: false)
         let session = try await world.signIn(tenant, Fixture.ownerEmail, Fixture.ownerPassword)
         await assertDomainError(.failedPrecondition, "LAST_OWNER") {
@@ -502,18 +502,18 @@ final class AccountDeletionPurgeTests: XCTestCase {
         // a reset token, a 2FA credential, recovery codes, a pending
         // enrolment, an open sign-in challenge, security-log entries.
         _ = try await signInWithCode(world, tenant, memberEmail, Fixture.memberPassword, secret)
-        _ = try await world.accounts.beginSignIn(
+        _ = try await world.accounts.signIn.beginSignIn(
             tenant: tenant, email: memberEmail, password: Fixture.memberPassword, client: Fixture.client)
-        _ = try await world.accounts.beginTwoFactorEnrollment(
+        _ = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.memberPassword, client: Fixture.client)
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.client)
         // Team rows: the member owns a team, belongs to another, and sent
         // an invitation.
         let memberActor = try await world.actor(tenant, token: session.token)
-        let ownTeam = try await world.accounts.createTeam(tenant: tenant, actor: memberActor, name: "Member's team")
-        let otherTeam = try await world.accounts.createTeam(
+        let ownTeam = try await world.accounts.teams.createTeam(tenant: tenant, actor: memberActor, name: "Member's team")
+        let otherTeam = try await world.accounts.teams.createTeam(
             tenant: tenant, actor: .administrator, name: "Owner's team", ownerUserID: owner.id.rawValue)
-        _ = try await world.accounts.invite(
+        _ = try await world.accounts.teams.invite(
             tenant: tenant, actor: memberActor, teamID: ownTeam.team.id.rawValue, email: "friend@acme.test", role: .member)
         try await world.store.write { writer in
             try writer.insert(
@@ -522,7 +522,7 @@ final class AccountDeletionPurgeTests: XCTestCase {
                     joinedAt: world.clock.now()))
         }
         // The bystander has rows too; they must all stay.
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: "bystander@acme.test", client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: "bystander@acme.test", client: Fixture.client)
         _ = try await world.signIn(tenant, "bystander@acme.test", Fixture.memberPassword)
 
         var state = try await memoryState(world)
@@ -547,7 +547,7 @@ final class AccountDeletionPurgeTests: XCTestCase {
         // One second before the end of the grace: nothing is purged.
         world.clock.advance(milliseconds: purgeAfter.milliseconds - world.clock.now().milliseconds - 1_000)
         var sequence = world.lastSequence
-        var report = try await world.accounts.purgeDueDeletions()
+        var report = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(report, PurgeReport())
         let value19 = try await world.storedUser(tenant, member.id)?.status
         XCTAssertEqual(value19, .pendingDeletion)
@@ -555,7 +555,7 @@ final class AccountDeletionPurgeTests: XCTestCase {
 
         world.clock.advance(seconds: 1)
         sequence = world.lastSequence
-        report = try await world.accounts.purgeDueDeletions()
+        report = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(report, PurgeReport(accounts: 1, tenants: 0))
         let value20 = try await world.storedUser(tenant, member.id)
         XCTAssertNil(value20)
@@ -597,7 +597,7 @@ final class AccountDeletionPurgeTests: XCTestCase {
 
         // A second run finds nothing.
         sequence = world.lastSequence
-        let value21 = try await world.accounts.purgeDueDeletions()
+        let value21 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(value21, PurgeReport())
         XCTAssertEqual(try world.eventTypes(after: sequence), [])
     }
@@ -613,7 +613,7 @@ final class AccountDeletionPurgeTests: XCTestCase {
             try await world.makeUser(tenant, email: memberEmail, password: Fixture.newPassword)
         }
         world.clock.advance(seconds: thirtyDays)
-        try await world.accounts.purgeDueDeletions()
+        try await world.accounts.deletion.purgeDueDeletions()
         let again = try await world.makeUser(tenant, email: memberEmail, password: Fixture.newPassword)
         XCTAssertNotEqual(again.id, member.id)
         XCTAssertEqual(again.status, .active)
@@ -642,7 +642,7 @@ final class AccountDeletionPurgeTests: XCTestCase {
         }
         XCTAssertEqual(due.map(\.id), Array(ids.prefix(3)))
         world.clock.advance(seconds: thirtyDays)
-        let value23 = try await world.accounts.purgeDueDeletions()
+        let value23 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(value23, PurgeReport(accounts: 5, tenants: 0))
         for id in ids { let value24 = try await world.storedUser(tenant, id); XCTAssertNil(value24) }
     }
@@ -659,12 +659,12 @@ final class TenantDeletionTests: XCTestCase {
         for confirmation in ["delete", "DELETE ", ""] {
             let before = try await world.snapshot()
             await assertDomainError(.invalidArgument, "CONFIRMATION_REQUIRED") {
-                try await world.accounts.requestTenantDeletion(tenant: tenant.slug, confirmation: confirmation)
+                try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: confirmation)
             }
             try await assertUnchanged(world, since: before, confirmation.debugDescription)
         }
         await assertDomainError(.notFound, "TENANT_NOT_FOUND") {
-            try await world.accounts.requestTenantDeletion(tenant: "no-such-tenant", confirmation: "DELETE")
+            try await world.accounts.deletion.requestTenantDeletion(tenant: "no-such-tenant", confirmation: "DELETE")
         }
     }
 
@@ -682,7 +682,7 @@ final class TenantDeletionTests: XCTestCase {
         let now = world.clock.now()
         let sequence = world.lastSequence
 
-        let pending = try await world.accounts.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
+        let pending = try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
         XCTAssertEqual(pending.status, .pendingDeletion)
         XCTAssertEqual(pending.purgeAfter, now.adding(seconds: thirtyDays))
         let current = try await world.current(tenant)
@@ -733,13 +733,13 @@ final class TenantDeletionTests: XCTestCase {
         }
         // Asking twice: already pending.
         await assertDomainError(.failedPrecondition, "TENANT_PENDING_DELETION") {
-            try await world.accounts.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
+            try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
         }
         // The other tenant is untouched.
         _ = try await world.signIn(other, Fixture.ownerEmail, Fixture.ownerPassword)
 
         let cancelSequence = world.lastSequence
-        let cancelled = try await world.accounts.cancelTenantDeletion(tenant: tenant.id.rawValue)
+        let cancelled = try await world.accounts.deletion.cancelTenantDeletion(tenant: tenant.id.rawValue)
         XCTAssertEqual(cancelled.status, .active)
         XCTAssertNil(cancelled.purgeAfter)
         XCTAssertEqual(try world.eventTypes(after: cancelSequence), ["tenant.deletion_cancelled"])
@@ -749,11 +749,11 @@ final class TenantDeletionTests: XCTestCase {
         _ = try await world.accounts.validate(tenantReference: tenant.slug, token: again.token)
         _ = try await world.makeUser(active, email: "new@acme.test")
         await assertDomainError(.failedPrecondition, "NOT_PENDING_DELETION") {
-            try await world.accounts.cancelTenantDeletion(tenant: tenant.slug)
+            try await world.accounts.deletion.cancelTenantDeletion(tenant: tenant.slug)
         }
         // Cancelled: the purge job leaves it alone.
         world.clock.advance(seconds: 2 * thirtyDays)
-        let value27 = try await world.accounts.purgeDueDeletions()
+        let value27 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(value27, PurgeReport())
         let value28 = try await world.current(tenant).status
         XCTAssertEqual(value28, .active)
@@ -769,18 +769,18 @@ final class TenantDeletionTests: XCTestCase {
         let secret = try await enableTwoFactorForDeletion(world, tenant, token: session.token, password: Fixture.memberPassword)
         _ = secret
         _ = try await world.signIn(tenant, "admin@acme.test", Fixture.adminPassword)
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: "admin@acme.test", client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: "admin@acme.test", client: Fixture.client)
         _ = try await world.signIn(other, Fixture.ownerEmail, Fixture.ownerPassword)
         // The admin's own deletion is pending too when the tenant goes.
         let adminSession = try await world.signIn(tenant, "admin@acme.test", Fixture.adminPassword)
         _ = try await world.requestDeletion(tenant, token: adminSession.token, password: Fixture.adminPassword)
 
-        let pending = try await world.accounts.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
+        let pending = try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
         let purgeAfter = try XCTUnwrap(pending.purgeAfter)
 
         world.clock.advance(milliseconds: purgeAfter.milliseconds - world.clock.now().milliseconds - 1_000)
         var sequence = world.lastSequence
-        let value29 = try await world.accounts.purgeDueDeletions()
+        let value29 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(value29, PurgeReport())
         let value30 = try await world.current(tenant).status
         XCTAssertEqual(value30, .pendingDeletion)
@@ -788,7 +788,7 @@ final class TenantDeletionTests: XCTestCase {
 
         world.clock.advance(seconds: 1)
         sequence = world.lastSequence
-        let report = try await world.accounts.purgeDueDeletions()
+        let report = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(report.tenants, 1)
         XCTAssertEqual(report.accounts, 0, "the accounts went with the tenant")
 
@@ -827,7 +827,7 @@ final class TenantDeletionTests: XCTestCase {
         } else {
             XCTFail("not tenant.purged: \(events)")
         }
-        let value31 = try await world.accounts.purgeDueDeletions()
+        let value31 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(value31, PurgeReport())
 
         // The slug (and the owner's email in it) are free again.
@@ -847,14 +847,14 @@ final class TenantDeletionTests: XCTestCase {
         try await world.makeUser(tenant, email: memberEmail)
         let session = try await world.signIn(tenant, memberEmail, Fixture.memberPassword)
         let secret = try await enableTwoFactorForDeletion(world, tenant, token: session.token, password: Fixture.memberPassword)
-        guard case .secondFactorRequired(let challenge) = try await world.accounts.beginSignIn(
+        guard case .secondFactorRequired(let challenge) = try await world.accounts.signIn.beginSignIn(
             tenant: tenant, email: memberEmail, password: Fixture.memberPassword, client: Fixture.client)
         else { return XCTFail("expected a challenge") }
-        _ = try await world.accounts.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
+        _ = try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
         let pending = try await world.current(tenant)
         let code = try freshCode(world, secret)
         do {
-            let result = try await world.accounts.completeSignIn(
+            let result = try await world.accounts.signIn.completeSignIn(
                 tenant: pending, challenge: challenge.token, code: code, recoveryCode: "", client: Fixture.client)
             let validates = (try? await world.accounts.validate(tenantReference: tenant.slug, token: result.token)) != nil
             XCTFail("BUG: a session was created in a tenant pending deletion (validates: \(validates))")
@@ -877,10 +877,10 @@ final class TenantDeletionTests: XCTestCase {
         held.holdNextWrite()
         let email = memberEmail
         let signIn = Task {
-            try await racing.signIn(tenant: tenant, email: email, password: Fixture.memberPassword, client: Fixture.client)
+            try await racing.signIn.signIn(tenant: tenant, email: email, password: Fixture.memberPassword, client: Fixture.client)
         }
         try await waitUntil("the sign-in is writing its session") { held.isHoldingWrite }
-        _ = try await world.accounts.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
+        _ = try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
         held.releaseWrite()
         _ = await signIn.result  // refused (TENANT_PENDING_DELETION) or revoked: either is fine
         let live = try await world.liveSessions(tenant, member.id)
@@ -895,13 +895,13 @@ final class TenantDeletionTests: XCTestCase {
         try await world.makeUser(tenant, email: memberEmail)
         let session = try await world.signIn(tenant, memberEmail, Fixture.memberPassword)
         let secret = try await enableTwoFactorForDeletion(world, tenant, token: session.token, password: Fixture.memberPassword)
-        guard case .secondFactorRequired(let challenge) = try await world.accounts.beginSignIn(
+        guard case .secondFactorRequired(let challenge) = try await world.accounts.signIn.beginSignIn(
             tenant: tenant, email: memberEmail, password: Fixture.memberPassword, client: Fixture.client)
         else { return XCTFail("expected a challenge") }
         _ = try await world.requestDeletion(
             tenant, token: session.token, password: Fixture.memberPassword, code: try freshCode(world, secret))
         await assertDomainError(.unauthenticated, "CHALLENGE_INVALID") {
-            try await world.accounts.completeSignIn(
+            try await world.accounts.signIn.completeSignIn(
                 tenant: tenant, challenge: challenge.token, code: try freshCode(world, secret), recoveryCode: "",
                 client: Fixture.client)
         }

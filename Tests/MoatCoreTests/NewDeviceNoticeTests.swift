@@ -26,7 +26,7 @@ final class NewDeviceNoticeTests: XCTestCase {
         let accounts = AccountService(
             store: world.store, hasher: world.hasher, clock: world.clock, configuration: configuration,
             deviceFamily: Self.classifier)
-        let (tenant, _) = try await accounts.createTenant(
+        let (tenant, _) = try await accounts.tenants.createTenant(
             slug: "acme", name: "Acme", ownerEmail: Fixture.ownerEmail, ownerPassword: Fixture.ownerPassword)
         return Setup(world: world, accounts: accounts, tenant: tenant)
     }
@@ -35,7 +35,7 @@ final class NewDeviceNoticeTests: XCTestCase {
         -> [DomainEvent]
     {
         let before = setup.world.lastSequence
-        _ = try await setup.accounts.signIn(
+        _ = try await setup.accounts.signIn.signIn(
             tenant: setup.tenant, email: Fixture.ownerEmail, password: Fixture.ownerPassword,
             client: ClientDetails(userAgent: agent, ip: ip, location: location, deviceName: "laptop"))
         return try setup.world.events(after: before).map(\.event).filter {
@@ -113,23 +113,23 @@ final class NewDeviceNoticeTests: XCTestCase {
 
     func testATwoFactorSignInIsNoticedWhenItCompletes() async throws {
         let setup = try await setup()
-        let first = try await setup.accounts.signIn(
+        let first = try await setup.accounts.signIn.signIn(
             tenant: setup.tenant, email: Fixture.ownerEmail, password: Fixture.ownerPassword,
             client: ClientDetails(userAgent: "macOS/Safari/17", ip: "192.0.2.10"))
-        let enrollment = try await setup.accounts.beginTwoFactorEnrollment(
+        let enrollment = try await setup.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: setup.tenant, token: first.token, password: Fixture.ownerPassword, client: Fixture.client)
         let secret = try XCTUnwrap(Base32.decode(enrollment.secretBase32.replacingOccurrences(of: " ", with: "")))
-        _ = try await setup.accounts.confirmTwoFactorEnrollment(
+        _ = try await setup.accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: setup.tenant, token: first.token, code: try TOTP(secret: secret).code(at: setup.world.clock.now().seconds),
             client: Fixture.client)
         let before = setup.world.lastSequence
-        guard case .secondFactorRequired(let challenge) = try await setup.accounts.beginSignIn(
+        guard case .secondFactorRequired(let challenge) = try await setup.accounts.signIn.beginSignIn(
             tenant: setup.tenant, email: Fixture.ownerEmail, password: Fixture.ownerPassword,
             client: ClientDetails(userAgent: "Android/Chrome/120", ip: "203.0.113.4"))
         else { return XCTFail("expected a challenge") }
         XCTAssertFalse(try setup.world.events(after: before).contains { $0.event.type == "session.new_device" })
         setup.world.clock.advance(seconds: 30)
-        _ = try await setup.accounts.completeSignIn(
+        _ = try await setup.accounts.signIn.completeSignIn(
             tenant: setup.tenant, challenge: challenge.token,
             code: try TOTP(secret: secret).code(at: setup.world.clock.now().seconds), recoveryCode: "",
             client: ClientDetails())

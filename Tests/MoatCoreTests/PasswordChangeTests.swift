@@ -29,7 +29,7 @@ final class PasswordChangeTests: XCTestCase {
         _ s: Signed, token: String? = nil, current: String = Fixture.ownerPassword, new: String = Fixture.newPassword,
         revokeOthers: Bool, client: ClientDetails = Fixture.otherClient
     ) async throws -> Int {
-        try await s.world.accounts.changePassword(
+        try await s.world.accounts.passwords.changePassword(
             tenant: s.tenant, token: token ?? s.current.token, currentPassword: current, newPassword: new,
             revokeOtherSessions: revokeOthers, client: client)
     }
@@ -143,7 +143,7 @@ final class PasswordChangeTests: XCTestCase {
         let tenant = try await world.setPolicy(s.tenant) { $0.minPasswordLength = 20 }
         let beforeMinimum = try await world.snapshot()
         let error = await assertDomainError(.invalidArgument, "PASSWORD_TOO_SHORT") {
-            try await world.accounts.changePassword(
+            try await world.accounts.passwords.changePassword(
                 tenant: tenant, token: s.current.token, currentPassword: Fixture.ownerPassword,
                 newPassword: makePassword(length: 19), revokeOtherSessions: false, client: Fixture.client)
         }
@@ -154,7 +154,7 @@ final class PasswordChangeTests: XCTestCase {
     func testChangeNeedsALiveSession() async throws {
         let s = try await signedInThrice()
         let world = s.world
-        try await world.accounts.signOut(tenant: s.tenant, token: s.others[0].token)
+        try await world.accounts.signIn.signOut(tenant: s.tenant, token: s.others[0].token)
         let before = try await world.snapshot()
         for token in ["", "garbage", s.others[0].token] {
             await assertDomainError(.unauthenticated, "SESSION_INVALID") {

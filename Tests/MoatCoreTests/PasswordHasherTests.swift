@@ -108,7 +108,7 @@ final class PasswordHasherTests: XCTestCase {
         try await assertUnchanged(world, since: before)
         let stored = try await world.storedUser(tenant, owner.id)
         XCTAssertEqual(stored?.failedSignIns, 0)
-        XCTAssertEqual(world.accounts.unknownEmails.lockout(tenant: tenant.id, email: "ghost@acme.test"), Lockout())
+        XCTAssertEqual(world.accounts.context.unknownEmails.lockout(tenant: tenant.id, email: "ghost@acme.test"), Lockout())
         world.hashing.refuse(false)
         _ = try await world.signIn(tenant, Fixture.ownerEmail, Fixture.ownerPassword)
     }

@@ -5,13 +5,13 @@ import XCTest
 /// RequestPasswordReset and ResetPassword.
 final class PasswordResetTests: XCTestCase {
     func request(_ world: World, _ tenant: Tenant, _ email: String) async throws {
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: email, client: Fixture.otherClient)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: email, client: Fixture.otherClient)
     }
 
     func reset(_ world: World, _ tenant: Tenant, _ token: String, _ password: String = Fixture.newPassword)
         async throws -> Int
     {
-        try await world.accounts.resetPassword(tenant: tenant, token: token, newPassword: password)
+        try await world.accounts.passwords.resetPassword(tenant: tenant, token: token, newPassword: password)
     }
 
     func testRequestForAnAccountEmitsASingleUseTokenForOneHour() async throws {
@@ -211,7 +211,7 @@ final class PasswordResetTests: XCTestCase {
         let member = try await world.makeUser(tenant, email: "member@acme.test")
         try await request(world, tenant, "member@acme.test")
         let token = try XCTUnwrap(try world.lastResetToken(email: "member@acme.test"))
-        _ = try await world.accounts.setUserEnabled(
+        _ = try await world.accounts.users.setUserEnabled(
             tenant: tenant, actor: .administrator, id: member.id.rawValue, enabled: false)
         let before = try await world.snapshot()
         await assertDomainError(.unauthenticated, "RESET_TOKEN_INVALID") { try await reset(world, tenant, token) }

@@ -17,17 +17,17 @@ final class ResetDuringGraceTests: XCTestCase {
         var secret: [UInt8]?
         var code = ""
         if twoFactor {
-            let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+            let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
                 tenant: tenant, token: session.token, password: Fixture.memberPassword, client: Fixture.client)
             let key = try XCTUnwrap(Base32.decode(enrollment.secretBase32.replacingOccurrences(of: " ", with: "")))
-            _ = try await world.accounts.confirmTwoFactorEnrollment(
+            _ = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: session.token, code: try TOTP(secret: key).code(at: world.clock.now().seconds),
                 client: Fixture.client)
             world.clock.advance(seconds: 30)
             code = try TOTP(secret: key).code(at: world.clock.now().seconds)
             secret = key
         }
-        _ = try await world.accounts.requestAccountDeletion(
+        _ = try await world.accounts.deletion.requestAccountDeletion(
             tenant: tenant, token: session.token, confirmation: "DELETE", password: Fixture.memberPassword, code: code,
             client: Fixture.client)
         let found1 = try await world.storedUser(tenant, user.id)?.status
@@ -37,7 +37,7 @@ final class ResetDuringGraceTests: XCTestCase {
 
     private func requestReset(_ world: World, _ tenant: Tenant) async throws -> (token: String, restores: Bool) {
         let before = world.lastSequence
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.otherClient)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.otherClient)
         for item in try world.events(after: before) {
             if case .passwordResetRequested(_, _, let token, _, _, _, let restores) = item.event { return (token, restores) }
         }
@@ -52,7 +52,7 @@ final class ResetDuringGraceTests: XCTestCase {
         XCTAssertTrue(restores, "the link's event says it restores the account")
 
         let before = world.lastSequence
-        _ = try await world.accounts.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
+        _ = try await world.accounts.passwords.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
         let stored = try await world.storedUser(tenant, user.id)
         XCTAssertEqual(stored?.status, .active)
         XCTAssertNil(stored?.purgeAfter)
@@ -62,7 +62,7 @@ final class ResetDuringGraceTests: XCTestCase {
         // The new password signs in; the token is spent.
         _ = try await world.signIn(tenant, memberEmail, Fixture.newPassword)
         do {
-            _ = try await world.accounts.resetPassword(tenant: tenant, token: token, newPassword: "another-pass-9924-x")
+            _ = try await world.accounts.passwords.resetPassword(tenant: tenant, token: token, newPassword: "another-pass-9924-x")
             XCTFail("a spent token")
         } catch let error as DomainError {
             XCTAssertEqual(error.reason, "RESET_TOKEN_INVALID")
@@ -78,7 +78,7 @@ final class ResetDuringGraceTests: XCTestCase {
 
         // No code: refused before the token is spent.
         do {
-            _ = try await world.accounts.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
+            _ = try await world.accounts.passwords.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
             XCTFail("a code is required")
         } catch let error as DomainError {
             XCTAssertEqual(error.reason, "CODE_REQUIRED")
@@ -89,7 +89,7 @@ final class ResetDuringGraceTests: XCTestCase {
         let valid = Set(try [-30, 0, 30].map { try TOTP(secret: key).code(at: now + Int64($0)) })
         let wrong = ["000000", "111111", "222222"].first { !valid.contains($0) } ?? "333333"
         do {
-            _ = try await world.accounts.resetPassword(
+            _ = try await world.accounts.passwords.resetPassword(
                 tenant: tenant, token: token, newPassword: Fixture.newPassword, code: wrong)
             XCTFail("a wrong code")
         } catch let error as DomainError {
@@ -101,12 +101,12 @@ final class ResetDuringGraceTests: XCTestCase {
         XCTAssertNil(found3)
 
         // The right code restores it; signing in still asks for the second factor.
-        _ = try await world.accounts.resetPassword(
+        _ = try await world.accounts.passwords.resetPassword(
             tenant: tenant, token: token, newPassword: Fixture.newPassword,
             code: try TOTP(secret: key).code(at: world.clock.now().seconds))
         let found4 = try await world.storedUser(tenant, user.id)?.status
         XCTAssertEqual(found4, .active)
-        guard case .secondFactorRequired = try await world.accounts.beginSignIn(
+        guard case .secondFactorRequired = try await world.accounts.signIn.beginSignIn(
             tenant: tenant, email: memberEmail, password: Fixture.newPassword, client: Fixture.client)
         else { return XCTFail("2FA is still on") }
     }
@@ -117,7 +117,7 @@ final class ResetDuringGraceTests: XCTestCase {
         let (token, _) = try await requestReset(world, tenant)
         world.clock.advance(seconds: 30 * 86400)
         do {
-            _ = try await world.accounts.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
+            _ = try await world.accounts.passwords.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
             XCTFail("the grace period is over")
         } catch let error as DomainError {
             XCTAssertEqual(error.reason, "RESET_TOKEN_INVALID")
@@ -126,16 +126,16 @@ final class ResetDuringGraceTests: XCTestCase {
         XCTAssertEqual(found5, .pendingDeletion)
         // And no new link goes out then: the answer is the unknown-email one.
         let before = world.lastSequence
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: memberEmail, client: Fixture.client)
         XCTAssertEqual(try world.events(after: before).map(\.record.type), ["password_reset.unknown_email"])
 
         // A tenant pending deletion sends no restoring link either.
         let other = try World()
         let (otherTenant, _, _) = try await pendingMember(other)
-        _ = try await other.accounts.requestTenantDeletion(tenant: otherTenant.id.rawValue, confirmation: "DELETE")
+        _ = try await other.accounts.deletion.requestTenantDeletion(tenant: otherTenant.id.rawValue, confirmation: "DELETE")
         let pendingTenant = try await other.accounts.tenant(reference: otherTenant.id.rawValue)
         let mark = other.lastSequence
-        try await other.accounts.requestPasswordReset(tenant: pendingTenant, email: memberEmail, client: Fixture.client)
+        try await other.accounts.passwords.requestPasswordReset(tenant: pendingTenant, email: memberEmail, client: Fixture.client)
         XCTAssertEqual(try other.events(after: mark).map(\.record.type), ["password_reset.unknown_email"])
     }
 

@@ -11,7 +11,7 @@ final class ReviewRegressionTests: XCTestCase {
     private func invite(_ w: TeamWorld, by who: Who = .teamOwner, _ email: String, role: TeamRole = .member)
         async throws -> (TeamInvitation, String)
     {
-        let invitation = try await w.accounts.invite(
+        let invitation = try await w.accounts.teams.invite(
             tenant: w.acme, actor: try await w.actor(who), teamID: w.team.id.rawValue, email: email, role: role)
         return (invitation, try XCTUnwrap(try w.world.lastInvitationToken(email: invitation.email)))
     }
@@ -19,11 +19,11 @@ final class ReviewRegressionTests: XCTestCase {
     func testNoAccountIsCreatedThroughAnInvitationIntoATenantPendingDeletion() async throws {
         let w = try await TeamWorld.make()
         let (_, token) = try await invite(w, "newcomer@acme.test")
-        _ = try await w.accounts.requestTenantDeletion(tenant: w.acme.slug, confirmation: "DELETE")
+        _ = try await w.accounts.deletion.requestTenantDeletion(tenant: w.acme.slug, confirmation: "DELETE")
         // The handler's (possibly cached) tenant and the stored one both say so.
         for tenant in [w.acme, try await w.accounts.tenant(reference: w.acme.slug)] {
             await assertDomainError(.failedPrecondition, "TENANT_PENDING_DELETION") {
-                try await w.accounts.acceptInvitation(
+                try await w.accounts.teams.acceptInvitation(
                     tenant: tenant, token: token, sessionToken: "", password: "newcomer-pass-5531-ok")
             }
         }
@@ -35,7 +35,7 @@ final class ReviewRegressionTests: XCTestCase {
         let w = try await TeamWorld.make()
         let (ownerInvitation, _) = try await invite(w, "boss@acme.test", role: .owner)
         await assertDomainError(.permissionDenied, "TEAM_ROLE_REQUIRED") {
-            try await w.accounts.invite(
+            try await w.accounts.teams.invite(
                 tenant: w.acme, actor: try await w.actor(.teamAdmin), teamID: w.team.id.rawValue,
                 email: "boss@acme.test", role: .member)
         }
@@ -46,11 +46,11 @@ final class ReviewRegressionTests: XCTestCase {
     func testARemovedInviterCannotRejoinWithTheirOwnInvitation() async throws {
         let w = try await TeamWorld.make()
         let (_, token) = try await invite(w, by: .teamAdmin, "alt@acme.test", role: .admin)
-        try await w.accounts.removeTeamMember(
+        try await w.accounts.teams.removeTeamMember(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue,
             userID: w.user(.teamAdmin).id.rawValue)
         await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-            try await w.accounts.acceptInvitation(
+            try await w.accounts.teams.acceptInvitation(
                 tenant: w.acme, token: token, sessionToken: "", password: "alt-pass-9917-ok")
         }
         let types = w.world.store.allEvents.map(\.type)
@@ -60,7 +60,7 @@ final class ReviewRegressionTests: XCTestCase {
     func testADemotedInviterLosesTheInvitationsTheirRoleNoLongerAllows() async throws {
         let w = try await TeamWorld.make()
         let (invitation, _) = try await invite(w, by: .teamAdmin, "alt@acme.test", role: .member)
-        _ = try await w.accounts.changeTeamRole(
+        _ = try await w.accounts.teams.changeTeamRole(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue,
             userID: w.user(.teamAdmin).id.rawValue, role: .member)
         let stored = try await w.world.store.read { try $0.teamInvitation(tenant: w.acme.id, id: invitation.id) }
@@ -71,7 +71,7 @@ final class ReviewRegressionTests: XCTestCase {
         let w = try await TeamWorld.make()
         let owner = w.user(.teamOwner)
         await assertDomainError(.failedPrecondition, "LAST_TEAM_OWNER") {
-            try await w.accounts.requestAccountDeletion(
+            try await w.accounts.deletion.requestAccountDeletion(
                 tenant: w.acme, token: w.tokens[.teamOwner]!, confirmation: "DELETE",
                 password: Fixture.memberPassword, code: "", client: Fixture.client)
         }
@@ -79,14 +79,14 @@ final class ReviewRegressionTests: XCTestCase {
         XCTAssertEqual(stored?.status, .active)
         // After handing ownership over, deletion goes ahead; the purge
         // announces the membership that goes with the account.
-        try await w.accounts.transferTeamOwnership(
+        try await w.accounts.teams.transferTeamOwnership(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue,
             userID: w.user(.teamAdmin).id.rawValue)
-        _ = try await w.accounts.requestAccountDeletion(
+        _ = try await w.accounts.deletion.requestAccountDeletion(
             tenant: w.acme, token: w.tokens[.teamOwner]!, confirmation: "DELETE", password: Fixture.memberPassword,
             code: "", client: Fixture.client)
         w.world.clock.advance(seconds: 30 * 86400)
-        let report = try await w.accounts.purgeDueDeletions()
+        let report = try await w.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual(report.accounts, 1)
         let removed = w.world.store.allEvents.filter { $0.type == "team.member_removed" && $0.subject == owner.id.rawValue }
         XCTAssertEqual(removed.count, 1)

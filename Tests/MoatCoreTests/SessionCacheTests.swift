@@ -52,7 +52,7 @@ final class SessionCacheTests: XCTestCase {
 
         // Evictions do not break revocation: user0 signed out everywhere.
         let user0 = sessions[0].user.id
-        _ = try await accounts.revokeAllSessions(
+        _ = try await accounts.sessions.revokeAllSessions(
             tenant: tenant, actor: .administrator, userID: user0.rawValue, client: Fixture.client)
         for signedIn in sessions {
             if signedIn.user.id == user0 {
@@ -73,7 +73,7 @@ final class SessionCacheTests: XCTestCase {
             XCTAssertNil(env.accounts.validateCached(tenantReference: tenant.slug, token: signedIn.token).map { _ in 1 })
         }
         XCTAssertEqual(env.accounts.sessionCache.statistics.entries, 0)
-        try await env.accounts.signOut(tenant: tenant, token: signedIn.token)
+        try await env.accounts.signIn.signOut(tenant: tenant, token: signedIn.token)
         await assertSessionRejected(env.accounts, tenant.slug, signedIn.token, "signed out")
     }
 
@@ -128,7 +128,7 @@ final class SessionCacheTests: XCTestCase {
             XCTAssertFalse(pair.1.policy.requireTwoFactor)
         }
 
-        let updated = try await accounts.updatePolicy(tenant: tenant.slug) { $0.requireTwoFactor = true }
+        let updated = try await accounts.tenants.updatePolicy(tenant: tenant.slug) { $0.requireTwoFactor = true }
         XCTAssertTrue(updated.requireTwoFactor)
 
         for reference in [tenant.slug, tenant.id.rawValue] {
@@ -145,7 +145,7 @@ final class SessionCacheTests: XCTestCase {
         }
 
         // And back.
-        _ = try await accounts.updatePolicy(tenant: tenant.id.rawValue) { $0.requireTwoFactor = false }
+        _ = try await accounts.tenants.updatePolicy(tenant: tenant.id.rawValue) { $0.requireTwoFactor = false }
         let (_, resolved) = try await accounts.validate(tenantReference: tenant.slug, token: signedIn.token)
         XCTAssertFalse(resolved.policy.requireTwoFactor)
     }

@@ -113,20 +113,20 @@ final class SessionConcurrencyTests: XCTestCase {
     /// after it, must not leave the revoked session in the cache.
     func testValidateRacingRevokeAllDoesNotCacheTheRevokedSession() async throws {
         try await racingLoad { s, accounts, tenant, member, _ in
-            _ = try await accounts.revokeAllSessions(
+            _ = try await accounts.sessions.revokeAllSessions(
                 tenant: tenant, actor: .administrator, userID: member.id.rawValue, client: Fixture.client)
         }
     }
 
     func testValidateRacingSignOutDoesNotCacheTheRevokedSession() async throws {
         try await racingLoad { s, accounts, tenant, _, token in
-            try await accounts.signOut(tenant: tenant, token: token)
+            try await accounts.signIn.signOut(tenant: tenant, token: token)
         }
     }
 
     func testValidateRacingDisableDoesNotCacheTheRevokedSession() async throws {
         try await racingLoad { s, accounts, tenant, member, _ in
-            _ = try await accounts.setUserEnabled(
+            _ = try await accounts.users.setUserEnabled(
                 tenant: tenant, actor: .administrator, id: member.id.rawValue, enabled: false)
         }
     }
@@ -182,7 +182,7 @@ final class SessionConcurrencyTests: XCTestCase {
             env.clock.advance(seconds: 1)
             var resetToken = ""
             if path == "resetPassword" {
-                try await accounts.requestPasswordReset(tenant: tenant, email: "member@acme.test", client: Fixture.client)
+                try await accounts.passwords.requestPasswordReset(tenant: tenant, email: "member@acme.test", client: Fixture.client)
                 resetToken = try XCTUnwrap(try env.world.lastResetToken(email: "member@acme.test"))
             }
             if path == "sessionCap" { tenant = try await env.setPolicy(tenant) { $0.maxSessionsPerUser = 2 } }
@@ -194,26 +194,26 @@ final class SessionConcurrencyTests: XCTestCase {
             let revoking = Task {
                 switch path {
                 case "signOut":
-                    try await accounts.signOut(tenant: capped, token: victim.token)
+                    try await accounts.signIn.signOut(tenant: capped, token: victim.token)
                 case "revokeSession":
-                    try await accounts.revokeSession(
+                    try await accounts.sessions.revokeSession(
                         tenant: capped, token: keeper.token, sessionID: victim.session.id.rawValue, client: Fixture.client)
                 case "revokeOtherSessions":
-                    _ = try await accounts.revokeOtherSessions(tenant: capped, token: keeper.token, client: Fixture.client)
+                    _ = try await accounts.sessions.revokeOtherSessions(tenant: capped, token: keeper.token, client: Fixture.client)
                 case "revokeAllSessions":
-                    _ = try await accounts.revokeAllSessions(
+                    _ = try await accounts.sessions.revokeAllSessions(
                         tenant: capped, actor: .administrator, userID: member.id.rawValue, client: Fixture.client)
                 case "changePassword":
-                    _ = try await accounts.changePassword(
+                    _ = try await accounts.passwords.changePassword(
                         tenant: capped, token: keeper.token, currentPassword: Fixture.memberPassword,
                         newPassword: Fixture.newPassword, revokeOtherSessions: true, client: Fixture.client)
                 case "resetPassword":
-                    _ = try await accounts.resetPassword(tenant: capped, token: token, newPassword: Fixture.newPassword)
+                    _ = try await accounts.passwords.resetPassword(tenant: capped, token: token, newPassword: Fixture.newPassword)
                 case "setUserEnabled":
-                    _ = try await accounts.setUserEnabled(
+                    _ = try await accounts.users.setUserEnabled(
                         tenant: capped, actor: .administrator, id: member.id.rawValue, enabled: false)
                 default:
-                    _ = try await accounts.signIn(
+                    _ = try await accounts.signIn.signIn(
                         tenant: capped, email: "member@acme.test", password: Fixture.memberPassword,
                         client: Fixture.client)
                 }
@@ -284,16 +284,16 @@ final class SessionConcurrencyTests: XCTestCase {
                     defer { race.revoked.store(true, ordering: .releasing) }
                     switch path {
                     case 0:
-                        try await accounts.signOut(tenant: tenant, token: victimToken)
+                        try await accounts.signIn.signOut(tenant: tenant, token: victimToken)
                     case 1:
-                        try await accounts.revokeSession(
+                        try await accounts.sessions.revokeSession(
                             tenant: tenant, token: keeperToken, sessionID: victimID, client: Fixture.client)
                     case 2:
-                        _ = try await accounts.revokeOtherSessions(
+                        _ = try await accounts.sessions.revokeOtherSessions(
                             tenant: tenant, token: keeperToken, client: Fixture.client)
                     default:
                         // Revokes the keeper too; it is signed in again below.
-                        _ = try await accounts.revokeAllSessions(
+                        _ = try await accounts.sessions.revokeAllSessions(
                             tenant: tenant, actor: .administrator, userID: memberID, client: Fixture.client)
                     }
                     return []

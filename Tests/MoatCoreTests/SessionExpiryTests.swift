@@ -35,7 +35,7 @@ final class SessionExpiryTests: XCTestCase {
         // Activity within the window extends it.
         env.clock.advance(seconds: 14 * Self.day - 1)
         await assertSessionValid(accounts, ref, active.token, session: active.session.id, "used just in time")
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
 
         // Past the idle timeout of the unused one.
         env.clock.advance(seconds: 2)
@@ -51,7 +51,7 @@ final class SessionExpiryTests: XCTestCase {
 
         // ... until its own idle timeout since its last use (the validate
         // just above, at t0 + 14 d + 1 s).
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
         env.clock.advance(seconds: 14 * Self.day - 1)
         await assertSessionValid(env.freshService(), ref, active.token, "last second of the extended window")
         env.clock.advance(seconds: 2)
@@ -93,13 +93,13 @@ final class SessionExpiryTests: XCTestCase {
             env.clock.advance(seconds: 3600)
             hours += 1
             guard await assertSessionValid(accounts, ref, signedIn.token, "hour \(hours)") != nil else { return }
-            if hours % 24 == 0 { try await accounts.flushLastActive() }
+            if hours % 24 == 0 { try await accounts.sessions.flushLastActive() }
         }
         XCTAssertEqual(hours, 719)
         env.clock.advance(seconds: 3600 - 1)
         XCTAssertEqual(env.clock.now(), end.adding(seconds: -1))
         await assertSessionValid(accounts, ref, signedIn.token, "one second before the end")
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
 
         env.clock.advance(seconds: 2)
         assertSessionNotAcceptedFromCache(accounts, ref, signedIn.token, "past 30 days (cached)")
@@ -110,7 +110,7 @@ final class SessionExpiryTests: XCTestCase {
         }
         // Not listed to the user any more.
         let fresh = try await env.signIn(tenant, Self.memberEmail)
-        let listed = try await accounts.listSessions(tenant: tenant, token: fresh.token)
+        let listed = try await accounts.sessions.listSessions(tenant: tenant, token: fresh.token)
         XCTAssertEqual(listed.map(\.session.id), [fresh.session.id])
     }
 
@@ -131,13 +131,13 @@ final class SessionExpiryTests: XCTestCase {
 
         await assertSessionRejected(accounts, ref, signedIn.token, "expired, never cached")
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-            try await accounts.listSessions(tenant: tenant, token: signedIn.token)
+            try await accounts.sessions.listSessions(tenant: tenant, token: signedIn.token)
         }
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-            try await accounts.revokeOtherSessions(tenant: tenant, token: signedIn.token, client: Fixture.client)
+            try await accounts.sessions.revokeOtherSessions(tenant: tenant, token: signedIn.token, client: Fixture.client)
         }
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-            try await accounts.signOut(tenant: tenant, token: signedIn.token)
+            try await accounts.signIn.signOut(tenant: tenant, token: signedIn.token)
         }
         XCTAssertEqual(accounts.sessionCache.statistics.entries, 0, "an expired session was cached")
     }
@@ -162,13 +162,13 @@ final class SessionExpiryTests: XCTestCase {
         await assertSessionValid(accounts, ref, signedIn.token, "20 minutes after its last use")
 
         do {
-            let listed = try await accounts.listSessions(tenant: tenant, token: signedIn.token)
+            let listed = try await accounts.sessions.listSessions(tenant: tenant, token: signedIn.token)
             XCTAssertEqual(listed.map(\.session.id), [signedIn.session.id])
         } catch {
             XCTFail("listSessions refused a session Validate accepts: \(error)")
         }
         do {
-            try await accounts.signOut(tenant: tenant, token: signedIn.token)
+            try await accounts.signIn.signOut(tenant: tenant, token: signedIn.token)
         } catch {
             XCTFail("signOut refused a session Validate accepts: \(error)")
         }
@@ -203,7 +203,7 @@ final class SessionExpiryTests: XCTestCase {
         await assertSessionRejected(accounts, ref, oldest.token, "oldest session past the cap of 2")
         await assertSessionValid(accounts, ref, second.token, session: second.session.id, "second")
         await assertSessionValid(accounts, ref, third.token, session: third.session.id, "new")
-        let live = try await accounts.listSessions(tenant: tenant, token: third.token)
+        let live = try await accounts.sessions.listSessions(tenant: tenant, token: third.token)
         XCTAssertLessThanOrEqual(live.count, 2, "more live sessions than the cap")
     }
 }

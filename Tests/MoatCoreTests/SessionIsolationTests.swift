@@ -92,13 +92,13 @@ final class SessionIsolationTests: XCTestCase {
         ]
         for id in foreignIDs {
             await assertDomainError(.notFound, "SESSION_NOT_FOUND") {
-                try await accounts.revokeSession(
+                try await accounts.sessions.revokeSession(
                     tenant: p.alpha, token: p.alphaMember.token, sessionID: id, client: Fixture.client)
             }
         }
         // Even an owner may not end someone else's session this way.
         await assertDomainError(.notFound, "SESSION_NOT_FOUND") {
-            try await accounts.revokeSession(
+            try await accounts.sessions.revokeSession(
                 tenant: p.alpha, token: p.alphaOwnerToken, sessionID: victim.session.id.rawValue, client: Fixture.client)
         }
         try await assertUnchanged(p.env.world, since: before)
@@ -109,14 +109,14 @@ final class SessionIsolationTests: XCTestCase {
 
         // An own session already ended is NOT_FOUND too.
         let second = try await p.env.signIn(p.alpha, "member@alpha.test")
-        try await accounts.signOut(tenant: p.alpha, token: second.token)
+        try await accounts.signIn.signOut(tenant: p.alpha, token: second.token)
         await assertDomainError(.notFound, "SESSION_NOT_FOUND") {
-            try await accounts.revokeSession(
+            try await accounts.sessions.revokeSession(
                 tenant: p.alpha, token: p.alphaMember.token, sessionID: second.session.id.rawValue, client: Fixture.client)
         }
         // A token of another tenant cannot call it at all.
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-            try await accounts.revokeSession(
+            try await accounts.sessions.revokeSession(
                 tenant: p.alpha, token: p.betaOwner.token, sessionID: p.betaOwner.session.id.rawValue,
                 client: Fixture.client)
         }
@@ -131,7 +131,7 @@ final class SessionIsolationTests: XCTestCase {
         let before = try await p.env.world.snapshot()
         for target in [p.alphaOwner.id, p.alphaOther.user.id, p.alphaMember.user.id] {
             await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-                try await accounts.revokeAllSessions(
+                try await accounts.sessions.revokeAllSessions(
                     tenant: p.alpha, actor: member, userID: target.rawValue, client: Fixture.client)
             }
         }
@@ -148,7 +148,7 @@ final class SessionIsolationTests: XCTestCase {
         await assertSessionValid(accounts, "alpha", p.alphaOwnerToken, "owner")
         let before = try await p.env.world.snapshot()
         await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-            try await accounts.revokeAllSessions(
+            try await accounts.sessions.revokeAllSessions(
                 tenant: p.alpha, actor: admin, userID: p.alphaOwner.id.rawValue, client: Fixture.client)
         }
         try await assertUnchanged(p.env.world, since: before)
@@ -158,15 +158,15 @@ final class SessionIsolationTests: XCTestCase {
         // An admin may sign a member out; an owner and the administrator
         // may sign out an admin or an owner.
         await assertSessionValid(accounts, "alpha", p.alphaMember.token, "member")
-        let count = try await accounts.revokeAllSessions(
+        let count = try await accounts.sessions.revokeAllSessions(
             tenant: p.alpha, actor: admin, userID: p.alphaMember.user.id.rawValue, client: Fixture.client)
         XCTAssertEqual(count, 1)
         await assertSessionRejected(accounts, "alpha", p.alphaMember.token, "member signed out by an admin")
         let owner = try await p.env.actor(p.alpha, token: p.alphaOwnerToken)
-        _ = try await accounts.revokeAllSessions(
+        _ = try await accounts.sessions.revokeAllSessions(
             tenant: p.alpha, actor: owner, userID: p.alphaAdmin.id.rawValue, client: Fixture.client)
         await assertSessionRejected(accounts, "alpha", p.alphaAdminToken, "admin signed out by the owner")
-        _ = try await accounts.revokeAllSessions(
+        _ = try await accounts.sessions.revokeAllSessions(
             tenant: p.alpha, actor: .administrator, userID: p.alphaOwner.id.rawValue, client: Fixture.client)
         await assertSessionRejected(accounts, "alpha", p.alphaOwnerToken, "owner signed out by the administrator")
     }
@@ -176,9 +176,9 @@ final class SessionIsolationTests: XCTestCase {
         let accounts = p.accounts
         let betaOwner = try await p.env.actor(p.beta, token: p.betaOwner.token)
         await assertSessionValid(accounts, "alpha", p.alphaMember.token)
-        for actor in [betaOwner, Actor.administrator] {
+        for actor in [betaOwner, Principal.administrator] {
             await assertDomainError(.notFound, "USER_NOT_FOUND") {
-                try await accounts.revokeAllSessions(
+                try await accounts.sessions.revokeAllSessions(
                     tenant: p.beta, actor: actor, userID: p.alphaMember.user.id.rawValue, client: Fixture.client)
             }
         }

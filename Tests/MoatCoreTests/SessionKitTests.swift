@@ -148,7 +148,7 @@ struct SessionEnv: Sendable {
 
     @discardableResult
     func makeTenant(slug: String = "acme", ownerEmail: String = Fixture.ownerEmail) async throws -> (Tenant, User) {
-        try await accounts.createTenant(
+        try await accounts.tenants.createTenant(
             slug: slug, name: slug.capitalized, ownerEmail: ownerEmail, ownerPassword: Fixture.ownerPassword)
     }
 
@@ -156,23 +156,23 @@ struct SessionEnv: Sendable {
     func makeUser(
         _ tenant: Tenant, email: String, password: String = Fixture.memberPassword, role: TenantRole = .member
     ) async throws -> User {
-        try await accounts.createUser(tenant: tenant, actor: .administrator, email: email, password: password, role: role)
+        try await accounts.users.createUser(tenant: tenant, actor: .administrator, email: email, password: password, role: role)
     }
 
     func signIn(
         _ tenant: Tenant, _ email: String, _ password: String = Fixture.memberPassword,
         client: ClientDetails = Fixture.client
     ) async throws -> SignInResult {
-        try await accounts.signIn(tenant: tenant, email: email, password: password, client: client)
+        try await accounts.signIn.signIn(tenant: tenant, email: email, password: password, client: client)
     }
 
-    func actor(_ tenant: Tenant, token: String) async throws -> Actor {
+    func actor(_ tenant: Tenant, token: String) async throws -> Principal {
         try await accounts.actor(tenant: tenant.id, token: token, callerIsAdministrator: false)
     }
 
     /// Applies a policy change; returns the tenant as it is now.
     func setPolicy(_ tenant: Tenant, _ change: @escaping @Sendable (inout TenantPolicy) -> Void) async throws -> Tenant {
-        _ = try await accounts.updatePolicy(tenant: tenant.id.rawValue, change: change)
+        _ = try await accounts.tenants.updatePolicy(tenant: tenant.id.rawValue, change: change)
         return try await accounts.tenant(reference: tenant.id.rawValue)
     }
 

@@ -62,7 +62,7 @@ final class SessionLastActiveTests: XCTestCase {
         // activity of the third; the others show their unflushed activity.
         t.env.clock.advance(seconds: 60)
         let listedAt = t.env.clock.now()
-        var listed = try await accounts.listSessions(tenant: t.tenant, token: t.third.token)
+        var listed = try await accounts.sessions.listSessions(tenant: t.tenant, token: t.third.token)
         XCTAssertEqual(listed.map(\.session.id), [t.third.session.id, t.second.session.id, t.first.session.id])
         XCTAssertEqual(listed.map(\.lastActiveAt), [listedAt, secondUse, firstUse])
         XCTAssertEqual(listed.map(\.current), [true, false, false])
@@ -73,7 +73,7 @@ final class SessionLastActiveTests: XCTestCase {
         await assertSessionValid(accounts, ref, t.first.token)
         t.env.clock.advance(seconds: 60)
         let relistedAt = t.env.clock.now()
-        listed = try await accounts.listSessions(tenant: t.tenant, token: t.second.token)
+        listed = try await accounts.sessions.listSessions(tenant: t.tenant, token: t.second.token)
         XCTAssertEqual(listed.map(\.session.id), [t.second.session.id, t.first.session.id, t.third.session.id])
         XCTAssertEqual(listed.map(\.lastActiveAt), [relistedAt, thirdUse, listedAt])
         XCTAssertEqual(listed.map(\.current), [true, false, false])
@@ -82,7 +82,7 @@ final class SessionLastActiveTests: XCTestCase {
         XCTAssertEqual(stillFirst, created[0])
 
         // The flush writes the three, once.
-        let flushed = try await accounts.flushLastActive()
+        let flushed = try await accounts.sessions.flushLastActive()
         XCTAssertEqual(flushed, 3)
         let afterFirst = try await storedLastActive(t, t.first)
         let afterSecond = try await storedLastActive(t, t.second)
@@ -91,15 +91,15 @@ final class SessionLastActiveTests: XCTestCase {
         XCTAssertEqual(afterSecond, relistedAt)
         XCTAssertEqual(afterThird, listedAt)
         XCTAssertNil(accounts.sessionCache.pendingLastActive(t.first.session.id))
-        let again = try await accounts.flushLastActive()
+        let again = try await accounts.sessions.flushLastActive()
         XCTAssertEqual(again, 0)
 
         // The listing is unchanged by the flush, and a restarted daemon
         // (empty memory) sees the same.
         let expected = [relistedAt, thirdUse, listedAt]
-        let relisted = try await accounts.listSessions(tenant: t.tenant, token: t.second.token)
+        let relisted = try await accounts.sessions.listSessions(tenant: t.tenant, token: t.second.token)
         XCTAssertEqual(relisted.map(\.lastActiveAt), expected)
-        let restarted = try await t.env.freshService().listSessions(tenant: t.tenant, token: t.second.token)
+        let restarted = try await t.env.freshService().sessions.listSessions(tenant: t.tenant, token: t.second.token)
         XCTAssertEqual(restarted.map(\.lastActiveAt), expected)
         XCTAssertEqual(restarted.map(\.current), [true, false, false])
     }
@@ -110,11 +110,11 @@ final class SessionLastActiveTests: XCTestCase {
         t.env.clock.advance(seconds: 10)
         let use = t.env.clock.now()
         await assertSessionValid(accounts, t.tenant.slug, t.first.token)
-        _ = try await accounts.flushLastActive()
+        _ = try await accounts.sessions.flushLastActive()
         t.env.clock.advance(milliseconds: 400)
         await assertSessionValid(accounts, t.tenant.slug, t.first.token)
         XCTAssertNil(accounts.sessionCache.pendingLastActive(t.first.session.id))
-        let count = try await accounts.flushLastActive()
+        let count = try await accounts.sessions.flushLastActive()
         XCTAssertEqual(count, 0)
         let stored = try await storedLastActive(t, t.first)
         XCTAssertEqual(stored, use)
@@ -131,7 +131,7 @@ final class SessionLastActiveTests: XCTestCase {
 
         t.env.store.failNextWrites(1)
         do {
-            try await accounts.flushLastActive()
+            try await accounts.sessions.flushLastActive()
             XCTFail("the flush succeeded although its write failed")
         } catch is SessionStoreFailure {
             // expected
@@ -144,7 +144,7 @@ final class SessionLastActiveTests: XCTestCase {
         XCTAssertEqual(stored, t.start.adding(seconds: 120))
         t.env.clock.advance(seconds: 1)
         let listedAt = t.env.clock.now()
-        let listed = try await accounts.listSessions(tenant: t.tenant, token: t.first.token)
+        let listed = try await accounts.sessions.listSessions(tenant: t.tenant, token: t.first.token)
         XCTAssertEqual(listed.first(where: { $0.session.id == t.third.session.id })?.lastActiveAt, use)
 
         // Newer activity between the failure and the retry wins.
@@ -153,7 +153,7 @@ final class SessionLastActiveTests: XCTestCase {
         await assertSessionValid(accounts, ref, t.second.token)
 
         // Three: the two validated, and the listing's own activity.
-        let flushed = try await accounts.flushLastActive()
+        let flushed = try await accounts.sessions.flushLastActive()
         XCTAssertEqual(flushed, 3)
         let thirdStored = try await storedLastActive(t, t.third)
         let secondStored = try await storedLastActive(t, t.second)
@@ -188,7 +188,7 @@ final class SessionLastActiveTests: XCTestCase {
         let accounts = t.env.accounts
         t.env.clock.advance(seconds: 100)
         await assertSessionValid(accounts, t.tenant.slug, t.first.token)
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
         let later = t.env.clock.now()
         // A stale touch (e.g. restored by another host's failed flush).
         try await t.env.store.write { writer in

@@ -26,29 +26,29 @@ final class SessionPurgeTests: XCTestCase {
         let otherTenantOld = try await env.signIn(other, "owner@globex.test", Fixture.ownerPassword)
         // Day 1: one signed out.
         at(1)
-        try await accounts.signOut(tenant: tenant, token: revokedOld.token)
+        try await accounts.signIn.signOut(tenant: tenant, token: revokedOld.token)
         // absoluteOld is kept active every ~10 days, so only its 30-day
         // lifetime ends it.
         at(10)
         await assertSessionValid(accounts, ref, absoluteOld.token, "day 10")
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
         // Day 20: one that idles out on day 34 (after the cutoff), one kept active.
         at(20)
         await assertSessionValid(accounts, ref, absoluteOld.token, "day 20")
         let idleRecent = try await env.signIn(tenant, Self.memberEmail)
         let liveActive = try await env.signIn(tenant, Self.memberEmail)
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
         at(29)
         await assertSessionValid(accounts, ref, absoluteOld.token, "day 29")
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
         // Day 30.
         at(30)
         let revokedRecent = try await env.signIn(tenant, Self.memberEmail)
         await assertSessionValid(accounts, ref, liveActive.token, "day 30")
-        try await accounts.flushLastActive()
+        try await accounts.sessions.flushLastActive()
         // Day 35: revoked after the cutoff.
         at(35)
-        try await accounts.signOut(tenant: tenant, token: revokedRecent.token)
+        try await accounts.signIn.signOut(tenant: tenant, token: revokedRecent.token)
         // Day 39: a new one.
         at(39)
         let liveNew = try await env.signIn(tenant, Self.memberEmail)
@@ -56,7 +56,7 @@ final class SessionPurgeTests: XCTestCase {
         // Day 40, retention 7 days: the cutoff is day 33.
         at(40)
         XCTAssertEqual(env.clock.now(), t0.adding(seconds: 40 * Self.day))
-        let deleted = try await accounts.purgeEndedSessions(retentionSeconds: 7 * Self.day)
+        let deleted = try await accounts.sessions.purgeEndedSessions(retentionSeconds: 7 * Self.day)
 
         let gone = [
             ("signed out on day 1", revokedOld), ("idle since day 14", idleOld),
@@ -81,7 +81,7 @@ final class SessionPurgeTests: XCTestCase {
         await assertSessionRejected(accounts, ref, idleRecent.token, "idle since day 34")
         await assertSessionRejected(accounts, ref, revokedRecent.token, "signed out on day 35")
         // Nothing more to do a second time.
-        let again = try await accounts.purgeEndedSessions(retentionSeconds: 7 * Self.day)
+        let again = try await accounts.sessions.purgeEndedSessions(retentionSeconds: 7 * Self.day)
         XCTAssertEqual(again, 0)
     }
 
@@ -91,9 +91,9 @@ final class SessionPurgeTests: XCTestCase {
         try await env.makeUser(tenant, email: Self.memberEmail)
         let live = try await env.signIn(tenant, Self.memberEmail)
         let ended = try await env.signIn(tenant, Self.memberEmail)
-        try await env.accounts.signOut(tenant: tenant, token: ended.token)
+        try await env.accounts.signIn.signOut(tenant: tenant, token: ended.token)
         env.clock.advance(seconds: 1)
-        let deleted = try await env.accounts.purgeEndedSessions(retentionSeconds: 0)
+        let deleted = try await env.accounts.sessions.purgeEndedSessions(retentionSeconds: 0)
         XCTAssertEqual(deleted, 1)
         let liveRow = try await env.storedSession(tenant, live.session.id)
         XCTAssertNotNil(liveRow)
@@ -116,13 +116,13 @@ final class SessionPurgeTests: XCTestCase {
         env.clock.advance(seconds: 20 * 60)
         await assertSessionValid(accounts, ref, signedIn.token, "used 20 minutes ago")
 
-        let deleted = try await accounts.purgeEndedSessions(retentionSeconds: 0)
+        let deleted = try await accounts.sessions.purgeEndedSessions(retentionSeconds: 0)
         XCTAssertEqual(deleted, 0, "a live session was purged")
         let row = try await env.storedSession(tenant, signedIn.session.id)
         XCTAssertNotNil(row, "the row of a session Validate accepts is gone")
         await assertSessionValid(accounts, ref, signedIn.token, session: signedIn.session.id, "after the purge")
         do {
-            try await accounts.signOut(tenant: tenant, token: signedIn.token)
+            try await accounts.signIn.signOut(tenant: tenant, token: signedIn.token)
         } catch {
             XCTFail("cannot sign out a session Validate accepts: \(error)")
         }

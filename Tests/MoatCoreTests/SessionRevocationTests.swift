@@ -63,7 +63,7 @@ final class SessionRevocationTests: XCTestCase {
 
     func testSignOutDropsTheCachedSession() async throws {
         let s = try await makeSetup()
-        try await s.accounts.signOut(tenant: s.tenant, token: s.victim.token)
+        try await s.accounts.signIn.signOut(tenant: s.tenant, token: s.victim.token)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "signed-out session")
         try await assertRevokedInStore(s, s.victim.session.id)
         await assertSessionValid(s.accounts, s.ref, s.keeper.token, session: s.keeper.session.id, "member's other session")
@@ -73,7 +73,7 @@ final class SessionRevocationTests: XCTestCase {
 
     func testRevokeSessionDropsTheCachedSession() async throws {
         let s = try await makeSetup()
-        try await s.accounts.revokeSession(
+        try await s.accounts.sessions.revokeSession(
             tenant: s.tenant, token: s.keeper.token, sessionID: s.victim.session.id.rawValue, client: Fixture.client)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "revoked session")
         try await assertRevokedInStore(s, s.victim.session.id)
@@ -83,7 +83,7 @@ final class SessionRevocationTests: XCTestCase {
 
     func testRevokeOwnCurrentSessionDropsIt() async throws {
         let s = try await makeSetup()
-        try await s.accounts.revokeSession(
+        try await s.accounts.sessions.revokeSession(
             tenant: s.tenant, token: s.victim.token, sessionID: s.victim.session.id.rawValue, client: Fixture.client)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "self-revoked session")
         await assertSessionValid(s.accounts, s.ref, s.keeper.token, session: s.keeper.session.id, "other session")
@@ -91,7 +91,7 @@ final class SessionRevocationTests: XCTestCase {
 
     func testRevokeOtherSessionsDropsThemAndKeepsTheCaller() async throws {
         let s = try await makeSetup()
-        let count = try await s.accounts.revokeOtherSessions(tenant: s.tenant, token: s.keeper.token, client: Fixture.client)
+        let count = try await s.accounts.sessions.revokeOtherSessions(tenant: s.tenant, token: s.keeper.token, client: Fixture.client)
         XCTAssertEqual(count, 1)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "other session")
         try await assertRevokedInStore(s, s.victim.session.id)
@@ -102,7 +102,7 @@ final class SessionRevocationTests: XCTestCase {
 
     func testRevokeAllSessionsByAdministratorDropsThem() async throws {
         let s = try await makeSetup()
-        let count = try await s.accounts.revokeAllSessions(
+        let count = try await s.accounts.sessions.revokeAllSessions(
             tenant: s.tenant, actor: .administrator, userID: s.member.id.rawValue, client: Fixture.client)
         XCTAssertEqual(count, 2)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "victim")
@@ -114,7 +114,7 @@ final class SessionRevocationTests: XCTestCase {
     func testRevokeAllSessionsByOwnerDropsThem() async throws {
         let s = try await makeSetup()
         let owner = try await s.env.actor(s.tenant, token: s.ownerToken)
-        let count = try await s.accounts.revokeAllSessions(
+        let count = try await s.accounts.sessions.revokeAllSessions(
             tenant: s.tenant, actor: owner, userID: s.member.id.rawValue, client: Fixture.client)
         XCTAssertEqual(count, 2)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "victim")
@@ -124,7 +124,7 @@ final class SessionRevocationTests: XCTestCase {
 
     func testChangePasswordWithRevokeDropsTheOtherSessions() async throws {
         let s = try await makeSetup()
-        let count = try await s.accounts.changePassword(
+        let count = try await s.accounts.passwords.changePassword(
             tenant: s.tenant, token: s.keeper.token, currentPassword: Fixture.memberPassword,
             newPassword: Fixture.newPassword, revokeOtherSessions: true, client: Fixture.client)
         XCTAssertEqual(count, 1)
@@ -136,7 +136,7 @@ final class SessionRevocationTests: XCTestCase {
 
     func testChangePasswordWithoutRevokeKeepsEverySession() async throws {
         let s = try await makeSetup()
-        let count = try await s.accounts.changePassword(
+        let count = try await s.accounts.passwords.changePassword(
             tenant: s.tenant, token: s.keeper.token, currentPassword: Fixture.memberPassword,
             newPassword: Fixture.newPassword, revokeOtherSessions: false, client: Fixture.client)
         XCTAssertEqual(count, 0)
@@ -146,9 +146,9 @@ final class SessionRevocationTests: XCTestCase {
 
     func testResetPasswordDropsEverySessionOfTheUser() async throws {
         let s = try await makeSetup()
-        try await s.accounts.requestPasswordReset(tenant: s.tenant, email: Self.memberEmail, client: Fixture.client)
+        try await s.accounts.passwords.requestPasswordReset(tenant: s.tenant, email: Self.memberEmail, client: Fixture.client)
         let resetToken = try XCTUnwrap(try s.env.world.lastResetToken(email: Self.memberEmail))
-        let count = try await s.accounts.resetPassword(tenant: s.tenant, token: resetToken, newPassword: Fixture.newPassword)
+        let count = try await s.accounts.passwords.resetPassword(tenant: s.tenant, token: resetToken, newPassword: Fixture.newPassword)
         XCTAssertEqual(count, 2)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "victim after reset")
         await assertSessionRejected(s.accounts, s.ref, s.keeper.token, "keeper after reset")
@@ -158,13 +158,13 @@ final class SessionRevocationTests: XCTestCase {
 
     func testDisablingTheUserDropsEverySession() async throws {
         let s = try await makeSetup()
-        _ = try await s.accounts.setUserEnabled(
+        _ = try await s.accounts.users.setUserEnabled(
             tenant: s.tenant, actor: .administrator, id: s.member.id.rawValue, enabled: false)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "victim of disabled user")
         await assertSessionRejected(s.accounts, s.ref, s.keeper.token, "keeper of disabled user")
         await assertSessionValid(s.accounts, s.ref, s.ownerToken, "owner")
         // Enabling again does not bring the revoked sessions back.
-        _ = try await s.accounts.setUserEnabled(
+        _ = try await s.accounts.users.setUserEnabled(
             tenant: s.tenant, actor: .administrator, id: s.member.id.rawValue, enabled: true)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "victim after re-enable")
         await assertSessionRejected(s.accounts, s.ref, s.keeper.token, "keeper after re-enable")
@@ -175,7 +175,7 @@ final class SessionRevocationTests: XCTestCase {
         let capped = try await s.env.setPolicy(s.tenant) { $0.maxSessionsPerUser = 2 }
         // The policy change emptied the tenant directory: warm again.
         try await warm(s)
-        let newest = try await s.accounts.signIn(
+        let newest = try await s.accounts.signIn.signIn(
             tenant: capped, email: Self.memberEmail, password: Fixture.memberPassword, client: Fixture.client)
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "oldest session past the cap")
         try await assertRevokedInStore(s, s.victim.session.id)
@@ -192,7 +192,7 @@ final class SessionRevocationTests: XCTestCase {
         let byID = s.tenant.id.rawValue
         await assertSessionValid(s.accounts, byID, s.victim.token, "by id")
         assertSessionCached(s.accounts, byID, s.victim.token, "by id")
-        try await s.accounts.signOut(tenant: s.tenant, token: s.victim.token)
+        try await s.accounts.signIn.signOut(tenant: s.tenant, token: s.victim.token)
         await assertSessionRejected(s.accounts, byID, s.victim.token, "by id")
         await assertSessionRejected(s.accounts, s.ref, s.victim.token, "by slug")
     }

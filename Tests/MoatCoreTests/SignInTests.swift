@@ -170,7 +170,7 @@ final class SignInTests: XCTestCase {
             tenant, Fixture.ownerEmail, Fixture.ownerPassword, client: Fixture.otherClient)
         let sequence = world.lastSequence
 
-        try await world.accounts.signOut(tenant: tenant, token: first.token)
+        try await world.accounts.signIn.signOut(tenant: tenant, token: first.token)
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
             try await world.accounts.authenticate(tenant: tenant.id, token: first.token)
         }
@@ -186,7 +186,7 @@ final class SignInTests: XCTestCase {
         let before = try await world.snapshot()
         for token in [first.token, "", "garbage", String(repeating: "t", count: 10_000)] {
             await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-                try await world.accounts.signOut(tenant: tenant, token: token)
+                try await world.accounts.signIn.signOut(tenant: tenant, token: token)
             }
         }
         try await assertUnchanged(world, since: before)

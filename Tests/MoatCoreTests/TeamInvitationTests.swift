@@ -11,7 +11,7 @@ final class TeamInvitationTests: XCTestCase {
 
     /// The team owner invites `email`; returns the invitation and its token.
     func invite(_ w: TeamWorld, _ email: String, role: TeamRole = .member) async throws -> (TeamInvitation, String) {
-        let invitation = try await w.accounts.invite(
+        let invitation = try await w.accounts.teams.invite(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue, email: email, role: role)
         return (invitation, try XCTUnwrap(try w.world.lastInvitationToken(email: invitation.email)))
     }
@@ -21,22 +21,22 @@ final class TeamInvitationTests: XCTestCase {
         let (invitation, token) = try await invite(w, w.user(.outsider).email)
         XCTAssertEqual(invitation.expiresAt, invitation.createdAt.adding(seconds: 7 * 86_400))
         w.world.clock.advance(seconds: 7 * 86_400 - 1)
-        let listed = try await w.accounts.listInvitations(
+        let listed = try await w.accounts.teams.listInvitations(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue)
         XCTAssertEqual(listed.map(\.id), [invitation.id])
         w.world.clock.advance(seconds: 1)
         // The session itself is still fresh (idle timeout 14 days).
         let before = try await w.world.snapshot()
         await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-            try await w.accounts.acceptInvitation(
+            try await w.accounts.teams.acceptInvitation(
                 tenant: w.acme, token: token, sessionToken: w.tokens[.outsider]!, password: "")
         }
         try await assertUnchanged(w.world, since: before)
-        let after = try await w.accounts.listInvitations(
+        let after = try await w.accounts.teams.listInvitations(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue)
         XCTAssertEqual(after, [], "expired invitations are not pending")
         await assertDomainError(.notFound, "INVITATION_NOT_FOUND") {
-            try await w.accounts.revokeInvitation(
+            try await w.accounts.teams.revokeInvitation(
                 tenant: w.acme, actor: try await w.actor(.teamOwner), id: invitation.id.rawValue)
         }
     }
@@ -44,7 +44,7 @@ final class TeamInvitationTests: XCTestCase {
     func testAcceptWithSessionIsSingleUse() async throws {
         let w = try await TeamWorld.make()
         let (invitation, token) = try await invite(w, w.user(.outsider).email, role: .admin)
-        let accepted = try await w.accounts.acceptInvitation(
+        let accepted = try await w.accounts.teams.acceptInvitation(
             tenant: w.acme, token: token, sessionToken: w.tokens[.outsider]!, password: "")
         XCTAssertEqual(accepted.member.role, .admin)
         XCTAssertEqual(accepted.team.id, w.team.id)
@@ -56,12 +56,12 @@ final class TeamInvitationTests: XCTestCase {
         // Used: the same answer as any bad token, for anyone.
         for (session, password) in [(w.tokens[.outsider]!, ""), ("", "another-pass-4412-ok")] {
             await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-                try await w.accounts.acceptInvitation(tenant: w.acme, token: token, sessionToken: session, password: password)
+                try await w.accounts.teams.acceptInvitation(tenant: w.acme, token: token, sessionToken: session, password: password)
             }
         }
         for bad in ["", "x", String(repeating: "A", count: 43), String(repeating: "A", count: 10_000)] {
             await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-                try await w.accounts.acceptInvitation(
+                try await w.accounts.teams.acceptInvitation(
                     tenant: w.acme, token: bad, sessionToken: w.tokens[.outsider]!, password: "")
             }
         }
@@ -78,7 +78,7 @@ final class TeamInvitationTests: XCTestCase {
                 for _ in 0..<4 {
                     group.addTask {
                         await Outcome.of {
-                            _ = try await accounts.acceptInvitation(
+                            _ = try await accounts.teams.acceptInvitation(
                                 tenant: tenant, token: token, sessionToken: session, password: "")
                         }
                     }
@@ -104,7 +104,7 @@ final class TeamInvitationTests: XCTestCase {
             for index in 0..<3 {
                 group.addTask {
                     await Outcome.of {
-                        _ = try await accounts.acceptInvitation(
+                        _ = try await accounts.teams.acceptInvitation(
                             tenant: tenant, token: token, sessionToken: "", password: "fresh-pass-77\(index)-ok")
                     }
                 }
@@ -121,14 +121,14 @@ final class TeamInvitationTests: XCTestCase {
     func testRevokedInvitationCannotBeAccepted() async throws {
         let w = try await TeamWorld.make()
         let (invitation, token) = try await invite(w, w.user(.outsider).email)
-        try await w.accounts.revokeInvitation(
+        try await w.accounts.teams.revokeInvitation(
             tenant: w.acme, actor: try await w.actor(.teamAdmin), id: invitation.id.rawValue)
         await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-            try await w.accounts.acceptInvitation(
+            try await w.accounts.teams.acceptInvitation(
                 tenant: w.acme, token: token, sessionToken: w.tokens[.outsider]!, password: "")
         }
         await assertDomainError(.notFound, "INVITATION_NOT_FOUND") {
-            try await w.accounts.revokeInvitation(
+            try await w.accounts.teams.revokeInvitation(
                 tenant: w.acme, actor: try await w.actor(.teamOwner), id: invitation.id.rawValue)
         }
         let role = try await w.role(.outsider)
@@ -150,20 +150,20 @@ final class TeamInvitationTests: XCTestCase {
         } else {
             XCTFail("expected team.invitation_revoked")
         }
-        let listed = try await w.accounts.listInvitations(
+        let listed = try await w.accounts.teams.listInvitations(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue)
         XCTAssertEqual(listed.map(\.id), [second.id])
         await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-            try await w.accounts.acceptInvitation(
+            try await w.accounts.teams.acceptInvitation(
                 tenant: w.acme, token: firstToken, sessionToken: w.tokens[.outsider]!, password: "")
         }
-        let accepted = try await w.accounts.acceptInvitation(
+        let accepted = try await w.accounts.teams.acceptInvitation(
             tenant: w.acme, token: secondToken, sessionToken: w.tokens[.outsider]!, password: "")
         XCTAssertEqual(accepted.member.role, .admin)
         // Another email's invitation is not replaced.
         _ = try await invite(w, "a@acme.test")
         _ = try await invite(w, "b@acme.test")
-        let both = try await w.accounts.listInvitations(
+        let both = try await w.accounts.teams.listInvitations(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue)
         XCTAssertEqual(Set(both.map(\.email)), ["a@acme.test", "b@acme.test"])
     }
@@ -175,24 +175,24 @@ final class TeamInvitationTests: XCTestCase {
         // Another tenant member; the tenant's own owner.
         for who in [Who.tenantAdmin, .tenantOwner] {
             await assertDomainError(.permissionDenied, "INVITATION_EMAIL_MISMATCH") {
-                try await w.accounts.acceptInvitation(tenant: w.acme, token: token, sessionToken: w.tokens[who]!, password: "")
+                try await w.accounts.teams.acceptInvitation(tenant: w.acme, token: token, sessionToken: w.tokens[who]!, password: "")
             }
         }
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-            try await w.accounts.acceptInvitation(tenant: w.acme, token: token, sessionToken: "garbage", password: "")
+            try await w.accounts.teams.acceptInvitation(tenant: w.acme, token: token, sessionToken: "garbage", password: "")
         }
         try await assertUnchanged(w.world, since: before)
         // Still pending for the right person.
         let stored = try await w.world.store.read { try $0.teamInvitation(tenant: w.acme.id, id: invitation.id) }
         XCTAssertEqual(stored?.isOpen, true)
-        _ = try await w.accounts.acceptInvitation(
+        _ = try await w.accounts.teams.acceptInvitation(
             tenant: w.acme, token: token, sessionToken: w.tokens[.outsider]!, password: "")
     }
 
     func testAcceptingAsAMemberAlreadyIsRefusedWithoutSpendingIt() async throws {
         let w = try await TeamWorld.make()
         await assertDomainError(.alreadyExists, "ALREADY_MEMBER") {
-            try await w.accounts.invite(
+            try await w.accounts.teams.invite(
                 tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue,
                 email: w.user(.teamMember).email, role: .admin)
         }
@@ -204,22 +204,22 @@ final class TeamInvitationTests: XCTestCase {
         let (invitation, token) = try await invite(w, "newcomer@acme.test", role: .admin)
         let before = try await w.world.snapshot()
         await assertDomainError(.invalidArgument, "PASSWORD_REQUIRED") {
-            try await w.accounts.acceptInvitation(tenant: tenant, token: token, sessionToken: "", password: "")
+            try await w.accounts.teams.acceptInvitation(tenant: tenant, token: token, sessionToken: "", password: "")
         }
         await assertDomainError(.invalidArgument, "PASSWORD_TOO_SHORT") {
-            try await w.accounts.acceptInvitation(tenant: tenant, token: token, sessionToken: "", password: "short-9x")
+            try await w.accounts.teams.acceptInvitation(tenant: tenant, token: token, sessionToken: "", password: "short-9x")
         }
         await assertDomainError(.invalidArgument, "PASSWORD_TOO_COMMON") {
-            try await w.accounts.acceptInvitation(tenant: tenant, token: token, sessionToken: "", password: "password1234")
+            try await w.accounts.teams.acceptInvitation(tenant: tenant, token: token, sessionToken: "", password: "password1234")
         }
         await assertDomainError(.invalidArgument, "PASSWORD_IS_EMAIL") {
-            try await w.accounts.acceptInvitation(
+            try await w.accounts.teams.acceptInvitation(
                 tenant: tenant, token: token, sessionToken: "", password: "newcomer@acme.test")
         }
         try await assertUnchanged(w.world, since: before, "refused passwords spend nothing")
 
         let sequence = w.world.lastSequence
-        let accepted = try await w.accounts.acceptInvitation(
+        let accepted = try await w.accounts.teams.acceptInvitation(
             tenant: tenant, token: token, sessionToken: "", password: "newcomer-pass-3391")
         XCTAssertTrue(accepted.createdAccount)
         XCTAssertEqual(accepted.member.role, .admin)
@@ -239,7 +239,7 @@ final class TeamInvitationTests: XCTestCase {
         XCTAssertEqual(log.map(\.kind), [.teamJoined])
         // The account signs in with that password, and is in the team.
         let session = try await w.world.signIn(tenant, "newcomer@acme.test", "newcomer-pass-3391")
-        let check = try await w.accounts.checkTeamPermission(
+        let check = try await w.accounts.teams.checkTeamPermission(
             tenant: tenant, sessionToken: session.token, teamID: w.team.id.rawValue, action: .invite)
         XCTAssertEqual(check.allowed, true)
         XCTAssertEqual(check.role, .admin)
@@ -250,12 +250,12 @@ final class TeamInvitationTests: XCTestCase {
         let (_, token) = try await invite(w, w.user(.outsider).email)
         let before = try await w.world.snapshot()
         await assertDomainError(.alreadyExists, "EMAIL_TAKEN") {
-            try await w.accounts.acceptInvitation(
+            try await w.accounts.teams.acceptInvitation(
                 tenant: w.acme, token: token, sessionToken: "", password: "whatever-pass-2291")
         }
         try await assertUnchanged(w.world, since: before)
         // Signing in and accepting with the session works.
-        _ = try await w.accounts.acceptInvitation(
+        _ = try await w.accounts.teams.acceptInvitation(
             tenant: w.acme, token: token, sessionToken: w.tokens[.outsider]!, password: "")
     }
 
@@ -266,20 +266,20 @@ final class TeamInvitationTests: XCTestCase {
         // In globex the acme token is unknown: the same answer as garbage.
         for (session, password) in [(w.tokens[.foreign]!, ""), ("", "globex-pass-8812-ok")] {
             let crossed = await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-                try await w.accounts.acceptInvitation(tenant: w.globex, token: token, sessionToken: session, password: password)
+                try await w.accounts.teams.acceptInvitation(tenant: w.globex, token: token, sessionToken: session, password: password)
             }
             let unknown = await assertDomainError(.unauthenticated, "INVITATION_INVALID") {
-                try await w.accounts.acceptInvitation(
+                try await w.accounts.teams.acceptInvitation(
                     tenant: w.globex, token: OpaqueToken.make(), sessionToken: session, password: password)
             }
             XCTAssertEqual(crossed, unknown, "no hint that the token exists elsewhere")
         }
         // Nor can globex see or revoke it.
         await assertDomainError(.notFound, "INVITATION_NOT_FOUND") {
-            try await w.accounts.revokeInvitation(tenant: w.globex, actor: .administrator, id: invitation.id.rawValue)
+            try await w.accounts.teams.revokeInvitation(tenant: w.globex, actor: .administrator, id: invitation.id.rawValue)
         }
         await assertDomainError(.notFound, "TEAM_NOT_FOUND") {
-            try await w.accounts.listInvitations(tenant: w.globex, actor: .administrator, teamID: w.team.id.rawValue)
+            try await w.accounts.teams.listInvitations(tenant: w.globex, actor: .administrator, teamID: w.team.id.rawValue)
         }
         try await assertUnchanged(w.world, since: before)
     }
@@ -291,7 +291,7 @@ final class TeamInvitationTests: XCTestCase {
         let w = try await TeamWorld.make()
         let (invitation, token) = try await invite(w, w.user(.outsider).email)
         let (_, second) = try await invite(w, w.user(.outsider).email)
-        _ = try await w.accounts.acceptInvitation(
+        _ = try await w.accounts.teams.acceptInvitation(
             tenant: w.acme, token: second, sessionToken: w.tokens[.outsider]!, password: "")
         for candidate in [token, second] {
             let carrying = w.world.store.allEvents.filter {
@@ -321,11 +321,11 @@ final class TeamInvitationTests: XCTestCase {
 
     func testAdministratorInvitationsHaveNoInviter() async throws {
         let w = try await TeamWorld.make()
-        let invitation = try await w.accounts.invite(
+        let invitation = try await w.accounts.teams.invite(
             tenant: w.acme, actor: .administrator, teamID: w.team.id.rawValue, email: "ops@acme.test", role: .owner)
         XCTAssertNil(invitation.invitedBy)
         let token = try XCTUnwrap(try w.world.lastInvitationToken(email: "ops@acme.test"))
-        let accepted = try await w.accounts.acceptInvitation(
+        let accepted = try await w.accounts.teams.acceptInvitation(
             tenant: w.acme, token: token, sessionToken: "", password: "ops-pass-5520-ok")
         XCTAssertEqual(accepted.member.role, .owner)
     }

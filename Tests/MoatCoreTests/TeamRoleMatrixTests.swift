@@ -17,7 +17,7 @@ final class TeamRoleMatrixTests: XCTestCase {
         var action: TeamAction
         /// Runs before the call (on the fresh team); returns context for `call`.
         var prepare: (TeamWorld, Team) async throws -> String = { _, _ in "" }
-        var call: (TeamWorld, Team, Actor, Tenant, String) async throws -> Void
+        var call: (TeamWorld, Team, Principal, Tenant, String) async throws -> Void
         /// Checks the effect of a successful call.
         var verify: (TeamWorld, Team, Who) async throws -> Void = { _, _, _ in }
         var expected: [Who: Outcome]
@@ -41,12 +41,12 @@ final class TeamRoleMatrixTests: XCTestCase {
         [
             Method(
                 name: "get", action: .view,
-                call: { w, team, actor, tenant, _ in _ = try await w.accounts.team(tenant: tenant, actor: actor, id: team.id.rawValue) },
+                call: { w, team, actor, tenant, _ in _ = try await w.accounts.teams.team(tenant: tenant, actor: actor, id: team.id.rawValue) },
                 expected: viewRow),
             Method(
                 name: "list members", action: .view,
                 call: { w, team, actor, tenant, _ in
-                    let members = try await w.accounts.listTeamMembers(tenant: tenant, actor: actor, teamID: team.id.rawValue)
+                    let members = try await w.accounts.teams.listTeamMembers(tenant: tenant, actor: actor, teamID: team.id.rawValue)
                     XCTAssertEqual(
                         members.map(\.email), ["tadmin@acme.test", "tmember@acme.test", "towner@acme.test"])
                 },
@@ -54,7 +54,7 @@ final class TeamRoleMatrixTests: XCTestCase {
             Method(
                 name: "rename", action: .rename,
                 call: { w, team, actor, tenant, _ in
-                    _ = try await w.accounts.renameTeam(tenant: tenant, actor: actor, id: team.id.rawValue, name: "Renamed")
+                    _ = try await w.accounts.teams.renameTeam(tenant: tenant, actor: actor, id: team.id.rawValue, name: "Renamed")
                 },
                 verify: { w, team, _ in
                     let stored = try await w.world.store.read { try $0.team(tenant: team.tenantID, id: team.id) }
@@ -63,7 +63,7 @@ final class TeamRoleMatrixTests: XCTestCase {
                 expected: adminRow),
             Method(
                 name: "delete", action: .delete,
-                call: { w, team, actor, tenant, _ in try await w.accounts.deleteTeam(tenant: tenant, actor: actor, id: team.id.rawValue) },
+                call: { w, team, actor, tenant, _ in try await w.accounts.teams.deleteTeam(tenant: tenant, actor: actor, id: team.id.rawValue) },
                 verify: { w, team, _ in
                     let stored = try await w.world.store.read { try $0.team(tenant: team.tenantID, id: team.id) }
                     XCTAssertNil(stored)
@@ -72,7 +72,7 @@ final class TeamRoleMatrixTests: XCTestCase {
             Method(
                 name: "invite", action: .invite,
                 call: { w, team, actor, tenant, _ in
-                    _ = try await w.accounts.invite(
+                    _ = try await w.accounts.teams.invite(
                         tenant: tenant, actor: actor, teamID: team.id.rawValue, email: "new@acme.test", role: .member)
                 },
                 verify: { w, team, _ in
@@ -84,7 +84,7 @@ final class TeamRoleMatrixTests: XCTestCase {
                 name: "list invitations", action: .invite,
                 prepare: { w, team in try await Self.ownerInvites(w, team) },
                 call: { w, team, actor, tenant, _ in
-                    let listed = try await w.accounts.listInvitations(tenant: tenant, actor: actor, teamID: team.id.rawValue)
+                    let listed = try await w.accounts.teams.listInvitations(tenant: tenant, actor: actor, teamID: team.id.rawValue)
                     XCTAssertEqual(listed.map(\.email), ["new@acme.test"])
                 },
                 expected: adminRow),
@@ -92,7 +92,7 @@ final class TeamRoleMatrixTests: XCTestCase {
                 name: "revoke invitation", action: .invite,
                 prepare: { w, team in try await Self.ownerInvites(w, team) },
                 call: { w, _, actor, tenant, invitation in
-                    try await w.accounts.revokeInvitation(tenant: tenant, actor: actor, id: invitation)
+                    try await w.accounts.teams.revokeInvitation(tenant: tenant, actor: actor, id: invitation)
                 },
                 verify: { w, team, _ in
                     let open = try await w.world.store.read { try $0.openTeamInvitations(tenant: team.tenantID, team: team.id) }
@@ -105,7 +105,7 @@ final class TeamRoleMatrixTests: XCTestCase {
             Method(
                 name: "change role", action: .manageMembers,
                 call: { w, team, actor, tenant, _ in
-                    _ = try await w.accounts.changeTeamRole(
+                    _ = try await w.accounts.teams.changeTeamRole(
                         tenant: tenant, actor: actor, teamID: team.id.rawValue, userID: w.user(.teamMember).id.rawValue,
                         role: .admin)
                 },
@@ -117,7 +117,7 @@ final class TeamRoleMatrixTests: XCTestCase {
             Method(
                 name: "remove member", action: .manageMembers,
                 call: { w, team, actor, tenant, _ in
-                    try await w.accounts.removeTeamMember(
+                    try await w.accounts.teams.removeTeamMember(
                         tenant: tenant, actor: actor, teamID: team.id.rawValue, userID: w.user(.teamMember).id.rawValue)
                 },
                 verify: { w, team, _ in
@@ -128,7 +128,7 @@ final class TeamRoleMatrixTests: XCTestCase {
             Method(
                 name: "transfer ownership", action: .transferOwnership,
                 call: { w, team, actor, tenant, _ in
-                    try await w.accounts.transferTeamOwnership(
+                    try await w.accounts.teams.transferTeamOwnership(
                         tenant: tenant, actor: actor, teamID: team.id.rawValue, userID: w.user(.teamMember).id.rawValue)
                 },
                 verify: { w, team, who in
@@ -144,7 +144,7 @@ final class TeamRoleMatrixTests: XCTestCase {
 
     /// The team owner invites new@acme.test; returns the invitation id.
     static func ownerInvites(_ w: TeamWorld, _ team: Team) async throws -> String {
-        try await w.accounts.invite(
+        try await w.accounts.teams.invite(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: team.id.rawValue, email: "new@acme.test",
             role: .member
         ).id.rawValue
@@ -185,7 +185,7 @@ final class TeamRoleMatrixTests: XCTestCase {
         let w = try await TeamWorld.make()
         for method in Self.methods {
             for who in Who.allCases where who != .administrator && who != .foreign {
-                let answer = try await w.accounts.checkTeamPermission(
+                let answer = try await w.accounts.teams.checkTeamPermission(
                     tenant: w.acme, sessionToken: w.tokens[who]!, teamID: w.team.id.rawValue, action: method.action)
                 let expected = try XCTUnwrap(method.expected[who])
                 XCTAssertEqual(answer.allowed, expected == .ok, "\(method.name) (\(method.action)) by \(who)")
@@ -201,7 +201,7 @@ final class TeamRoleMatrixTests: XCTestCase {
         ]
         for (who, role) in roles {
             for action in TeamAction.allCases {
-                let answer = try await w.accounts.checkTeamPermission(
+                let answer = try await w.accounts.teams.checkTeamPermission(
                     tenant: w.acme, sessionToken: w.tokens[who]!, teamID: w.team.id.rawValue, action: action)
                 XCTAssertEqual(answer.role, role, "\(who) \(action)")
                 XCTAssertEqual(answer.allowed, role.map { $0 >= action.minimumRole } ?? false, "\(who) \(action)")
@@ -216,20 +216,20 @@ final class TeamRoleMatrixTests: XCTestCase {
             ])
         // Another tenant's user asking about this team, in their tenant: not found.
         await assertDomainError(.notFound, "TEAM_NOT_FOUND") {
-            try await w.accounts.checkTeamPermission(
+            try await w.accounts.teams.checkTeamPermission(
                 tenant: w.globex, sessionToken: w.tokens[.foreign]!, teamID: w.team.id.rawValue, action: .view)
         }
         // Their session in this tenant: not valid.
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-            try await w.accounts.checkTeamPermission(
+            try await w.accounts.teams.checkTeamPermission(
                 tenant: w.acme, sessionToken: w.tokens[.foreign]!, teamID: w.team.id.rawValue, action: .view)
         }
         await assertDomainError(.unauthenticated, "SESSION_INVALID") {
-            try await w.accounts.checkTeamPermission(
+            try await w.accounts.teams.checkTeamPermission(
                 tenant: w.acme, sessionToken: "not-a-token", teamID: w.team.id.rawValue, action: .view)
         }
         await assertDomainError(.notFound, "TEAM_NOT_FOUND") {
-            try await w.accounts.checkTeamPermission(
+            try await w.accounts.teams.checkTeamPermission(
                 tenant: w.acme, sessionToken: w.tokens[.teamOwner]!, teamID: TeamID.random().rawValue, action: .view)
         }
     }
@@ -238,49 +238,49 @@ final class TeamRoleMatrixTests: XCTestCase {
     func testRoleChangesApplyOnTheNextCall() async throws {
         let w = try await TeamWorld.make()
         let admin = try await w.actor(.teamAdmin)
-        _ = try await w.accounts.renameTeam(tenant: w.acme, actor: admin, id: w.team.id.rawValue, name: "One")
-        _ = try await w.accounts.changeTeamRole(
+        _ = try await w.accounts.teams.renameTeam(tenant: w.acme, actor: admin, id: w.team.id.rawValue, name: "One")
+        _ = try await w.accounts.teams.changeTeamRole(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue,
             userID: w.user(.teamAdmin).id.rawValue, role: .member)
         await assertDomainError(.permissionDenied, "TEAM_ROLE_REQUIRED") {
-            try await w.accounts.renameTeam(tenant: w.acme, actor: admin, id: w.team.id.rawValue, name: "Two")
+            try await w.accounts.teams.renameTeam(tenant: w.acme, actor: admin, id: w.team.id.rawValue, name: "Two")
         }
-        let check = try await w.accounts.checkTeamPermission(
+        let check = try await w.accounts.teams.checkTeamPermission(
             tenant: w.acme, sessionToken: w.tokens[.teamAdmin]!, teamID: w.team.id.rawValue, action: .rename)
         XCTAssertEqual(check.allowed, false)
         XCTAssertEqual(check.role, .member)
         // Removed: the team disappears for them.
-        try await w.accounts.removeTeamMember(
+        try await w.accounts.teams.removeTeamMember(
             tenant: w.acme, actor: try await w.actor(.teamOwner), teamID: w.team.id.rawValue,
             userID: w.user(.teamAdmin).id.rawValue)
         await assertDomainError(.notFound, "TEAM_NOT_FOUND") {
-            try await w.accounts.team(tenant: w.acme, actor: admin, id: w.team.id.rawValue)
+            try await w.accounts.teams.team(tenant: w.acme, actor: admin, id: w.team.id.rawValue)
         }
     }
 
     func testListShowsOwnTeamsToMembersAndEveryTeamToTenantManagers() async throws {
         let w = try await TeamWorld.make()
-        let other = try await w.accounts.createTeam(
+        let other = try await w.accounts.teams.createTeam(
             tenant: w.acme, actor: try await w.actor(.outsider), name: "Outsiders")
         for who in [Who.teamMember, .teamAdmin] {
-            let page = try await w.accounts.listTeams(
+            let page = try await w.accounts.teams.listTeams(
                 tenant: w.acme, actor: try await w.actor(who), pageSize: 0, pageToken: "")
             XCTAssertEqual(page.teams.map(\.team.name), ["Platform"], "\(who)")
         }
-        let mine = try await w.accounts.listTeams(
+        let mine = try await w.accounts.teams.listTeams(
             tenant: w.acme, actor: try await w.actor(.outsider), pageSize: 0, pageToken: "")
         XCTAssertEqual(mine.teams.map(\.team.id), [other.team.id])
         XCTAssertEqual(mine.teams.map(\.role), [.owner])
         for who in [Who.tenantOwner, .tenantAdmin, .administrator] {
-            let all = try await w.accounts.listTeams(
+            let all = try await w.accounts.teams.listTeams(
                 tenant: w.acme, actor: try await w.actor(who), pageSize: 0, pageToken: "")
             XCTAssertEqual(all.teams.map(\.team.name), ["Outsiders", "Platform"], "\(who)")
             XCTAssertEqual(all.teams.map(\.isMember), [false, false], "\(who)")
         }
-        let admin = try await w.accounts.listTeams(
+        let admin = try await w.accounts.teams.listTeams(
             tenant: w.acme, actor: try await w.actor(.tenantAdmin), pageSize: 0, pageToken: "")
         XCTAssertEqual(admin.teams.map(\.role), [.admin, .admin])
-        let foreign = try await w.accounts.listTeams(
+        let foreign = try await w.accounts.teams.listTeams(
             tenant: w.globex, actor: try await w.actor(.foreign), pageSize: 0, pageToken: "")
         XCTAssertEqual(foreign.teams, [])
     }
@@ -289,13 +289,13 @@ final class TeamRoleMatrixTests: XCTestCase {
         let w = try await TeamWorld.make()
         let owner = try await w.actor(.teamOwner)
         for name in ["b", "a", "c", "a", "Z"] {
-            _ = try await w.accounts.createTeam(tenant: w.acme, actor: owner, name: name)
+            _ = try await w.accounts.teams.createTeam(tenant: w.acme, actor: owner, name: name)
         }
         var names: [String] = []
         var token = ""
         var pages = 0
         repeat {
-            let page = try await w.accounts.listTeams(tenant: w.acme, actor: owner, pageSize: 2, pageToken: token)
+            let page = try await w.accounts.teams.listTeams(tenant: w.acme, actor: owner, pageSize: 2, pageToken: token)
             names += page.teams.map(\.team.name)
             token = page.nextPageToken
             pages += 1
@@ -303,7 +303,7 @@ final class TeamRoleMatrixTests: XCTestCase {
         XCTAssertEqual(names, ["Platform", "Z", "a", "a", "b", "c"])
         XCTAssertEqual(pages, 3)
         await assertDomainError(.invalidArgument, "PAGE_TOKEN_INVALID") {
-            try await w.accounts.listTeams(
+            try await w.accounts.teams.listTeams(
                 tenant: w.acme, actor: owner, pageSize: 2, pageToken: AccountService.encodePageToken("no-separator"))
         }
     }

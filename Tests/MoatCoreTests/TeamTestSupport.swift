@@ -50,7 +50,7 @@ struct TeamWorld {
             tokens[who] = try await world.signIn(tenant, user.email, password).token
         }
         let ownerActor = try await world.actor(acme, token: tokens[.teamOwner]!)
-        let access = try await world.accounts.createTeam(tenant: acme, actor: ownerActor, name: "Platform")
+        let access = try await world.accounts.teams.createTeam(tenant: acme, actor: ownerActor, name: "Platform")
         let partial = TeamWorld(
             world: world, acme: acme, globex: globex, team: access.team, users: users, tokens: tokens)
         try await partial.addByInvitation(.teamAdmin, role: .admin)
@@ -59,7 +59,7 @@ struct TeamWorld {
     }
 
     /// The actor for `who` in the tenant they call (globex for `foreign`).
-    func actor(_ who: Who) async throws -> Actor {
+    func actor(_ who: Who) async throws -> Principal {
         if who == .administrator { return .administrator }
         return try await world.actor(tenant(of: who), token: tokens[who]!)
     }
@@ -72,16 +72,16 @@ struct TeamWorld {
     func addByInvitation(_ who: Who, role: TeamRole, team: Team? = nil) async throws {
         let team = team ?? self.team
         let owner = try await actor(.teamOwner)
-        _ = try await accounts.invite(
+        _ = try await accounts.teams.invite(
             tenant: acme, actor: owner, teamID: team.id.rawValue, email: user(who).email, role: role)
         let token = try XCTUnwrap(try world.lastInvitationToken(email: user(who).email))
-        _ = try await accounts.acceptInvitation(tenant: acme, token: token, sessionToken: tokens[who]!, password: "")
+        _ = try await accounts.teams.acceptInvitation(tenant: acme, token: token, sessionToken: tokens[who]!, password: "")
     }
 
     /// A new team owned by `teamOwner`, with `teamAdmin` and `teamMember`.
     func freshTeam(_ name: String = "Fresh") async throws -> Team {
         let owner = try await actor(.teamOwner)
-        let team = try await accounts.createTeam(tenant: acme, actor: owner, name: name).team
+        let team = try await accounts.teams.createTeam(tenant: acme, actor: owner, name: name).team
         try await addByInvitation(.teamAdmin, role: .admin, team: team)
         try await addByInvitation(.teamMember, role: .member, team: team)
         return team

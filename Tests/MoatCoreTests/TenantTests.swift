@@ -9,7 +9,7 @@ final class TenantTests: XCTestCase {
     func testCreateWritesTenantOwnerAndBothEvents() async throws {
         let world = try World()
         let start = world.clock.now()
-        let (tenant, owner) = try await world.accounts.createTenant(
+        let (tenant, owner) = try await world.accounts.tenants.createTenant(
             slug: " Acme-Co ", name: "  Acme Co  ", ownerEmail: "  Owner@ACME.test\n", ownerPassword: Fixture.ownerPassword)
 
         XCTAssertTrue(TenantID.isWellFormed(tenant.id.rawValue), tenant.id.rawValue)
@@ -76,11 +76,11 @@ final class TenantTests: XCTestCase {
         let before = try await world.snapshot()
 
         await assertDomainError(.alreadyExists, "SLUG_TAKEN") {
-            try await world.accounts.createTenant(
+            try await world.accounts.tenants.createTenant(
                 slug: "ACME", name: "Other Acme", ownerEmail: "someone@else.test", ownerPassword: Fixture.ownerPassword)
         }
         try await assertUnchanged(world, since: before)
-        let tenants = try await world.accounts.listTenants(pageSize: 0, pageToken: "").tenants
+        let tenants = try await world.accounts.tenants.listTenants(pageSize: 0, pageToken: "").tenants
         XCTAssertEqual(tenants.count, 1)
     }
 
@@ -105,7 +105,7 @@ final class TenantTests: XCTestCase {
         ]
         for c in cases {
             await assertDomainError(.invalidArgument, c.reason) {
-                try await world.accounts.createTenant(
+                try await world.accounts.tenants.createTenant(
                     slug: c.slug, name: c.name, ownerEmail: c.email, ownerPassword: c.password)
             }
         }
@@ -146,7 +146,7 @@ final class TenantTests: XCTestCase {
         var token = ""
         var pages = 0
         repeat {
-            let page = try await world.accounts.listTenants(pageSize: 2, pageToken: token)
+            let page = try await world.accounts.tenants.listTenants(pageSize: 2, pageToken: token)
             XCTAssertLessThanOrEqual(page.tenants.count, 2)
             slugs += page.tenants.map(\.slug)
             token = page.nextPageToken
@@ -155,21 +155,21 @@ final class TenantTests: XCTestCase {
         XCTAssertEqual(slugs, ["alpha", "bravo", "charlie", "delta", "echo"])
         XCTAssertEqual(pages, 3)
 
-        let all = try await world.accounts.listTenants(pageSize: 0, pageToken: "")
+        let all = try await world.accounts.tenants.listTenants(pageSize: 0, pageToken: "")
         XCTAssertEqual(all.tenants.map(\.slug), slugs)
         XCTAssertEqual(all.nextPageToken, "")
-        let exact = try await world.accounts.listTenants(pageSize: 5, pageToken: "")
+        let exact = try await world.accounts.tenants.listTenants(pageSize: 5, pageToken: "")
         XCTAssertEqual(exact.tenants.count, 5)
         XCTAssertEqual(exact.nextPageToken, "", "no further page when the page is exactly full")
 
         await assertDomainError(.invalidArgument, "PAGE_SIZE_INVALID") {
-            try await world.accounts.listTenants(pageSize: 501, pageToken: "")
+            try await world.accounts.tenants.listTenants(pageSize: 501, pageToken: "")
         }
         await assertDomainError(.invalidArgument, "PAGE_SIZE_INVALID") {
-            try await world.accounts.listTenants(pageSize: -1, pageToken: "")
+            try await world.accounts.tenants.listTenants(pageSize: -1, pageToken: "")
         }
         await assertDomainError(.invalidArgument, "PAGE_TOKEN_INVALID") {
-            try await world.accounts.listTenants(pageSize: 2, pageToken: "not base64 !")
+            try await world.accounts.tenants.listTenants(pageSize: 2, pageToken: "not base64 !")
         }
     }
 
@@ -178,7 +178,7 @@ final class TenantTests: XCTestCase {
         let (tenant, _) = try await world.makeTenant()
         let sequence = world.lastSequence
 
-        let policy = try await world.accounts.updatePolicy(tenant: "acme") { policy in
+        let policy = try await world.accounts.tenants.updatePolicy(tenant: "acme") { policy in
             policy.minPasswordLength = 12
             policy.sessionIdleTimeoutSeconds = 600
             policy.sessionAbsoluteLifetimeSeconds = 3600
@@ -230,14 +230,14 @@ final class TenantTests: XCTestCase {
         ]
         for (label, change) in invalid {
             let error = await assertDomainError(.invalidArgument, "POLICY_INVALID") {
-                try await world.accounts.updatePolicy(tenant: "acme", change: change)
+                try await world.accounts.tenants.updatePolicy(tenant: "acme", change: change)
             }
             XCTAssertNotNil(error, label)
         }
         try await assertUnchanged(world, since: before)
 
         // The boundaries themselves are accepted.
-        let policy = try await world.accounts.updatePolicy(tenant: "acme") {
+        let policy = try await world.accounts.tenants.updatePolicy(tenant: "acme") {
             $0.minPasswordLength = 8
             $0.sessionIdleTimeoutSeconds = 300
             $0.sessionAbsoluteLifetimeSeconds = 300
@@ -253,10 +253,10 @@ final class TenantTests: XCTestCase {
         try await world.makeTenant()
         let before = try await world.snapshot()
         await assertDomainError(.notFound, "TENANT_NOT_FOUND") {
-            try await world.accounts.updatePolicy(tenant: "nope") { $0.minPasswordLength = 10 }
+            try await world.accounts.tenants.updatePolicy(tenant: "nope") { $0.minPasswordLength = 10 }
         }
         await assertDomainError(.notFound, "TENANT_NOT_FOUND") {
-            try await world.accounts.updatePolicy(tenant: TenantID.random().rawValue) { $0.minPasswordLength = 10 }
+            try await world.accounts.tenants.updatePolicy(tenant: TenantID.random().rawValue) { $0.minPasswordLength = 10 }
         }
         try await assertUnchanged(world, since: before)
     }
@@ -270,9 +270,9 @@ final class TenantTests: XCTestCase {
         let held = HeldWriteStore(inner: world.store)
         let accounts = AccountService(store: held, hasher: world.hasher, clock: world.clock)
         held.holdNextWrite()
-        let first = Task { try await accounts.updatePolicy(tenant: "acme") { $0.lockoutThreshold = 3 } }
+        let first = Task { try await accounts.tenants.updatePolicy(tenant: "acme") { $0.lockoutThreshold = 3 } }
         try await waitUntil("the first update is writing") { held.isHoldingWrite }
-        _ = try await accounts.updatePolicy(tenant: "acme") { $0.maxSessionsPerUser = 2 }
+        _ = try await accounts.tenants.updatePolicy(tenant: "acme") { $0.maxSessionsPerUser = 2 }
         held.releaseWrite()
         _ = try await first.value
 

@@ -51,10 +51,10 @@ extension World {
         _ tenant: Tenant, email: String = Fixture.ownerEmail, password: String = Fixture.ownerPassword
     ) async throws -> EnrolledUser {
         let session = try await signIn(tenant, email, password)
-        let enrollment = try await accounts.beginTwoFactorEnrollment(
+        let enrollment = try await accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: password, client: Fixture.client)
         let secret = try Self.secretBytes(enrollment)
-        let (codes, _) = try await accounts.confirmTwoFactorEnrollment(
+        let (codes, _) = try await accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: tenant, token: session.token, code: try totpCode(secret, clock), client: Fixture.client)
         clock.advance(seconds: 30)
         let stored = try await storedUser(tenant, session.user.id)
@@ -71,7 +71,7 @@ extension World {
     func challenge(_ enrolled: EnrolledUser, client: ClientDetails = Fixture.client) async throws
         -> SecondFactorChallenge
     {
-        let outcome = try await accounts.beginSignIn(
+        let outcome = try await accounts.signIn.beginSignIn(
             tenant: enrolled.tenant, email: enrolled.email, password: enrolled.password, client: client)
         guard case .secondFactorRequired(let challenge) = outcome else {
             XCTFail("expected a second-factor challenge, got a session")
@@ -83,7 +83,7 @@ extension World {
     func complete(
         _ enrolled: EnrolledUser, _ challenge: SecondFactorChallenge, code: String = "", recoveryCode: String = ""
     ) async throws -> SignInResult {
-        try await accounts.completeSignIn(
+        try await accounts.signIn.completeSignIn(
             tenant: enrolled.tenant, challenge: challenge.token, code: code, recoveryCode: recoveryCode,
             client: Fixture.otherClient)
     }
@@ -98,7 +98,7 @@ extension World {
     }
 
     func status(_ enrolled: EnrolledUser) async throws -> TwoFactorStatus {
-        try await accounts.twoFactorStatus(tenant: enrolled.tenant, token: enrolled.token)
+        try await accounts.twoFactor.twoFactorStatus(tenant: enrolled.tenant, token: enrolled.token)
     }
 }
 
@@ -121,7 +121,7 @@ final class TwoFactorTests: XCTestCase {
         let (tenant, owner) = try await world.makeTenant()
         let session = try await world.signIn(tenant, Fixture.ownerEmail, Fixture.ownerPassword)
         await assertDomainError(.unauthenticated, "INVALID_CREDENTIALS") {
-            try await world.accounts.beginTwoFactorEnrollment(
+            try await world.accounts.twoFactor.beginTwoFactorEnrollment(
                 tenant: tenant, token: session.token, password: "not-the-password-1", client: Fixture.client)
         }
         let stored = try await world.storedUser(tenant, owner.id)
@@ -135,11 +135,11 @@ final class TwoFactorTests: XCTestCase {
         // Enough wrong passwords lock the account: enrolment answers the
         // sign-in lockout, even with the right password.
         for _ in 2...5 {
-            _ = try? await world.accounts.beginTwoFactorEnrollment(
+            _ = try? await world.accounts.twoFactor.beginTwoFactorEnrollment(
                 tenant: tenant, token: session.token, password: "not-the-password-1", client: Fixture.client)
         }
         await assertDomainError(.resourceExhausted, "SIGN_IN_LOCKED") {
-            try await world.accounts.beginTwoFactorEnrollment(
+            try await world.accounts.twoFactor.beginTwoFactorEnrollment(
                 tenant: tenant, token: session.token, password: Fixture.ownerPassword, client: Fixture.client)
         }
     }
@@ -151,7 +151,7 @@ final class TwoFactorTests: XCTestCase {
         try await world.makeUser(tenant, email: email)
         let session = try await world.signIn(tenant, email, Fixture.memberPassword)
         let now = world.clock.now()
-        let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+        let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.memberPassword, client: Fixture.client)
 
         // 160 bits: 32 base32 characters, shown in groups of four.
@@ -174,7 +174,7 @@ final class TwoFactorTests: XCTestCase {
         XCTAssertFalse(uri.contains("+"), "a space must never be encoded as + (\(uri))")
 
         XCTAssertEqual(enrollment.expiresAt, now.adding(seconds: 900))
-        let status = try await world.accounts.twoFactorStatus(tenant: tenant, token: session.token)
+        let status = try await world.accounts.twoFactor.twoFactorStatus(tenant: tenant, token: session.token)
         XCTAssertFalse(status.enabled)
         XCTAssertEqual(status.pendingEnrollmentExpiresAt, enrollment.expiresAt)
         XCTAssertEqual(status.recoveryCodesRemaining, 0)
@@ -195,17 +195,17 @@ final class TwoFactorTests: XCTestCase {
         let world = try World()
         let (tenant, owner) = try await world.makeTenant()
         let session = try await world.signIn(tenant, Fixture.ownerEmail, Fixture.ownerPassword)
-        let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+        let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.ownerPassword, client: Fixture.client)
         let secret = try World.secretBytes(enrollment)
         let sequence = world.lastSequence
 
         // A wrong code does not turn it on (and the pending one stays).
         await assertDomainError(.unauthenticated, "TOTP_CODE_INVALID") {
-            try await world.accounts.confirmTwoFactorEnrollment(
+            try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: session.token, code: try wrongTOTPCode(secret, world.clock), client: Fixture.client)
         }
-        var status = try await world.accounts.twoFactorStatus(tenant: tenant, token: session.token)
+        var status = try await world.accounts.twoFactor.twoFactorStatus(tenant: tenant, token: session.token)
         XCTAssertFalse(status.enabled)
         XCTAssertNotNil(status.pendingEnrollmentExpiresAt)
         let afterWrong = try await world.storedUser(tenant, owner.id)
@@ -216,14 +216,14 @@ final class TwoFactorTests: XCTestCase {
         let code = try totpCode(secret, world.clock)
         let typed = String(code.prefix(3)) + " " + String(code.suffix(3))
         let now = world.clock.now()
-        let (codes, enabledAt) = try await world.accounts.confirmTwoFactorEnrollment(
+        let (codes, enabledAt) = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: tenant, token: session.token, code: typed, client: Fixture.client)
         XCTAssertEqual(enabledAt, now)
         XCTAssertEqual(codes.count, 10)
         XCTAssertEqual(Set(codes).count, 10, "recovery codes are distinct")
         for recovery in codes { XCTAssertTrue(Self.matches(Self.recoveryPattern, recovery), recovery) }
 
-        status = try await world.accounts.twoFactorStatus(tenant: tenant, token: session.token)
+        status = try await world.accounts.twoFactor.twoFactorStatus(tenant: tenant, token: session.token)
         XCTAssertEqual(
             status,
             TwoFactorStatus(
@@ -253,7 +253,7 @@ final class TwoFactorTests: XCTestCase {
         // The pending enrolment is gone: confirming again is refused.
         world.clock.advance(seconds: 30)
         await assertDomainError(.failedPrecondition, "ENROLLMENT_NOT_STARTED") {
-            try await world.accounts.confirmTwoFactorEnrollment(
+            try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: session.token, code: try totpCode(secret, world.clock), client: Fixture.client)
         }
         // The confirming code itself cannot sign in (same step: replay).
@@ -271,27 +271,27 @@ final class TwoFactorTests: XCTestCase {
         let (tenant, _) = try await world.makeTenant()
         let session = try await world.signIn(tenant, Fixture.ownerEmail, Fixture.ownerPassword)
         await assertDomainError(.failedPrecondition, "ENROLLMENT_NOT_STARTED") {
-            try await world.accounts.confirmTwoFactorEnrollment(
+            try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: session.token, code: "123456", client: Fixture.client)
         }
 
-        let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+        let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.ownerPassword, client: Fixture.client)
         let secret = try World.secretBytes(enrollment)
         world.clock.advance(seconds: 900)
         await assertDomainError(.failedPrecondition, "ENROLLMENT_EXPIRED") {
-            try await world.accounts.confirmTwoFactorEnrollment(
+            try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: session.token, code: try totpCode(secret, world.clock), client: Fixture.client)
         }
-        let status = try await world.accounts.twoFactorStatus(tenant: tenant, token: session.token)
+        let status = try await world.accounts.twoFactor.twoFactorStatus(tenant: tenant, token: session.token)
         XCTAssertFalse(status.enabled)
         XCTAssertNil(status.pendingEnrollmentExpiresAt, "an expired enrolment is not shown as pending")
 
         // One millisecond before the end it still confirms.
-        let again = try await world.accounts.beginTwoFactorEnrollment(
+        let again = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.ownerPassword, client: Fixture.client)
         world.clock.advance(milliseconds: 900_000 - 1)
-        let (codes, _) = try await world.accounts.confirmTwoFactorEnrollment(
+        let (codes, _) = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: tenant, token: session.token, code: try totpCode(try World.secretBytes(again), world.clock),
             client: Fixture.client)
         XCTAssertEqual(codes.count, 10)
@@ -301,17 +301,17 @@ final class TwoFactorTests: XCTestCase {
         let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let session = try await world.signIn(tenant, Fixture.ownerEmail, Fixture.ownerPassword)
-        let first = try await world.accounts.beginTwoFactorEnrollment(
+        let first = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.ownerPassword, client: Fixture.client)
-        let second = try await world.accounts.beginTwoFactorEnrollment(
+        let second = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.ownerPassword, client: Fixture.client)
         XCTAssertNotEqual(first.secretBase32, second.secretBase32)
         await assertDomainError(.unauthenticated, "TOTP_CODE_INVALID") {
-            try await world.accounts.confirmTwoFactorEnrollment(
+            try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: session.token, code: try totpCode(try World.secretBytes(first), world.clock),
                 client: Fixture.client)
         }
-        _ = try await world.accounts.confirmTwoFactorEnrollment(
+        _ = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: tenant, token: session.token, code: try totpCode(try World.secretBytes(second), world.clock),
             client: Fixture.client)
     }
@@ -347,7 +347,7 @@ final class TwoFactorTests: XCTestCase {
 
         // A wrong password still answers INVALID_CREDENTIALS, not a challenge.
         await assertDomainError(.unauthenticated, "INVALID_CREDENTIALS") {
-            try await world.accounts.beginSignIn(
+            try await world.accounts.signIn.beginSignIn(
                 tenant: tenant, email: enrolled.email, password: "wrong-password-991", client: Fixture.client)
         }
 
@@ -416,7 +416,7 @@ final class TwoFactorTests: XCTestCase {
         }
         // Step-up checks share the same replay guard.
         await assertDomainError(.unauthenticated, "TOTP_CODE_REUSED") {
-            try await world.accounts.verifyTwoFactor(
+            try await world.accounts.twoFactor.verifyTwoFactor(
                 tenant: tenant, token: enrolled.token, code: code, client: Fixture.client)
         }
         let after = try await world.liveSessions(tenant, enrolled.user.id).count
@@ -476,7 +476,7 @@ final class TwoFactorTests: XCTestCase {
                 for (service, challenge) in pairs {
                     group.addTask {
                         do {
-                            _ = try await service.completeSignIn(
+                            _ = try await service.signIn.completeSignIn(
                                 tenant: tenant, challenge: challenge.token, code: useRecovery ? "" : code,
                                 recoveryCode: useRecovery ? recovery : "", client: Fixture.client)
                             return "ok"
@@ -508,7 +508,7 @@ final class TwoFactorTests: XCTestCase {
         for useRecovery in [true, false] {
             let current = try await world.store.read { try $0.twoFactor(tenant: tenant.id, user: enrolled.user.id) }
             let oldSecret = current?.sealedSecret
-            let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+            let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
                 tenant: tenant, token: enrolled.token, password: enrolled.password, client: Fixture.client)
             let newSecret = try World.secretBytes(enrollment)
             let challenge = try await world.challenge(enrolled)
@@ -519,13 +519,13 @@ final class TwoFactorTests: XCTestCase {
             let oldNextStepCode = try totpCode(oldBytes, world.clock, offset: 1)
             held.holdNextWrite()
             let inFlight = Task {
-                try await racing.completeSignIn(
+                try await racing.signIn.completeSignIn(
                     tenant: tenant, challenge: challenge.token, code: useRecovery ? "" : oldNextStepCode,
                     recoveryCode: useRecovery ? oldRecovery : "", client: Fixture.client)
             }
             try await waitUntil("the sign-in is writing") { held.isHoldingWrite }
             // The user confirms the new authenticator meanwhile.
-            _ = try await world.accounts.confirmTwoFactorEnrollment(
+            _ = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: enrolled.token, code: try totpCode(newSecret, world.clock), client: Fixture.client)
             held.releaseWrite()
             do {
@@ -549,7 +549,7 @@ final class TwoFactorTests: XCTestCase {
         // Another tenant: refused, and the challenge is still good at home.
         let challenge = try await world.challenge(enrolled)
         await assertDomainError(.unauthenticated, "CHALLENGE_INVALID") {
-            try await world.accounts.completeSignIn(
+            try await world.accounts.signIn.completeSignIn(
                 tenant: other, challenge: challenge.token, code: try totpCode(enrolled.secret, world.clock),
                 recoveryCode: "", client: Fixture.client)
         }
@@ -577,7 +577,7 @@ final class TwoFactorTests: XCTestCase {
         // Garbage challenges.
         for token in ["", "x", String(repeating: "a", count: 300), OpaqueToken.make()] {
             await assertDomainError(.unauthenticated, "CHALLENGE_INVALID") {
-                try await world.accounts.completeSignIn(
+                try await world.accounts.signIn.completeSignIn(
                     tenant: tenant, challenge: token, code: "123456", recoveryCode: "", client: Fixture.client)
             }
         }
@@ -644,7 +644,7 @@ final class TwoFactorTests: XCTestCase {
             try await world.complete(enrolled, try await world.challenge(enrolled), recoveryCode: enrolled.recoveryCodes[0])
         }
         await assertDomainError(.resourceExhausted, "TWO_FACTOR_LOCKED") {
-            try await world.accounts.verifyTwoFactor(
+            try await world.accounts.twoFactor.verifyTwoFactor(
                 tenant: tenant, token: enrolled.token, code: right, client: Fixture.client)
         }
         world.clock.advance(milliseconds: 300_000 - 1)
@@ -684,7 +684,7 @@ final class TwoFactorTests: XCTestCase {
         }
         // Step-up verification shares the count.
         await assertDomainError(.resourceExhausted, "TWO_FACTOR_LOCKED") {
-            try await world.accounts.verifyTwoFactor(
+            try await world.accounts.twoFactor.verifyTwoFactor(
                 tenant: tenant, token: enrolled.token, code: try wrongTOTPCode(enrolled.secret, world.clock),
                 client: Fixture.client)
         }
@@ -814,16 +814,16 @@ final class TwoFactorTests: XCTestCase {
         _ = try await world.complete(enrolled, try await world.challenge(enrolled), recoveryCode: enrolled.recoveryCodes[0])
 
         await assertDomainError(.invalidArgument, "CODE_REQUIRED") {
-            try await world.accounts.regenerateRecoveryCodes(
+            try await world.accounts.twoFactor.regenerateRecoveryCodes(
                 tenant: tenant, token: enrolled.token, code: "", client: Fixture.client)
         }
         await assertDomainError(.unauthenticated, "TOTP_CODE_INVALID") {
-            try await world.accounts.regenerateRecoveryCodes(
+            try await world.accounts.twoFactor.regenerateRecoveryCodes(
                 tenant: tenant, token: enrolled.token, code: try wrongTOTPCode(enrolled.secret, world.clock),
                 client: Fixture.client)
         }
         let sequence = world.lastSequence
-        let fresh = try await world.accounts.regenerateRecoveryCodes(
+        let fresh = try await world.accounts.twoFactor.regenerateRecoveryCodes(
             tenant: tenant, token: enrolled.token, code: try totpCode(enrolled.secret, world.clock), client: Fixture.client)
         XCTAssertEqual(fresh.count, 10)
         XCTAssertEqual(Set(fresh).count, 10)
@@ -853,7 +853,7 @@ final class TwoFactorTests: XCTestCase {
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
         await assertDomainError(.unauthenticated, "INVALID_CREDENTIALS") {
-            try await world.accounts.disableTwoFactor(
+            try await world.accounts.twoFactor.disableTwoFactor(
                 tenant: tenant, token: enrolled.token, code: "", password: "wrong-password-52", client: Fixture.client)
         }
         let counted = try await world.storedUser(tenant, enrolled.user.id)
@@ -861,7 +861,7 @@ final class TwoFactorTests: XCTestCase {
         XCTAssertEqual(counted?.twoFactorEnabled, true)
 
         let sequence = world.lastSequence
-        try await world.accounts.disableTwoFactor(
+        try await world.accounts.twoFactor.disableTwoFactor(
             tenant: tenant, token: enrolled.token, code: "", password: enrolled.password, client: Fixture.client)
         let status = try await world.status(enrolled)
         XCTAssertEqual(
@@ -885,11 +885,11 @@ final class TwoFactorTests: XCTestCase {
         XCTAssertFalse(session.session.secondFactorSatisfied)
         // Disabling again: not on.
         await assertDomainError(.failedPrecondition, "TWO_FACTOR_NOT_ENABLED") {
-            try await world.accounts.disableTwoFactor(
+            try await world.accounts.twoFactor.disableTwoFactor(
                 tenant: tenant, token: enrolled.token, code: "", password: enrolled.password, client: Fixture.client)
         }
         await assertDomainError(.failedPrecondition, "TWO_FACTOR_NOT_ENABLED") {
-            try await world.accounts.disableTwoFactor(
+            try await world.accounts.twoFactor.disableTwoFactor(
                 tenant: tenant, token: enrolled.token, code: try totpCode(enrolled.secret, world.clock), password: "",
                 client: Fixture.client)
         }
@@ -902,14 +902,14 @@ final class TwoFactorTests: XCTestCase {
         let before = try await world.snapshot()
         for (code, password) in [("", ""), ("123456", enrolled.password)] {
             await assertDomainError(.invalidArgument, "CODE_OR_PASSWORD_REQUIRED") {
-                try await world.accounts.disableTwoFactor(
+                try await world.accounts.twoFactor.disableTwoFactor(
                     tenant: tenant, token: enrolled.token, code: code, password: password, client: Fixture.client)
             }
         }
         try await assertUnchanged(world, since: before)
 
         await assertDomainError(.unauthenticated, "TOTP_CODE_INVALID") {
-            try await world.accounts.disableTwoFactor(
+            try await world.accounts.twoFactor.disableTwoFactor(
                 tenant: tenant, token: enrolled.token, code: try wrongTOTPCode(enrolled.secret, world.clock), password: "",
                 client: Fixture.client)
         }
@@ -918,7 +918,7 @@ final class TwoFactorTests: XCTestCase {
 
         let sequence = world.lastSequence
         let code = try totpCode(enrolled.secret, world.clock)
-        try await world.accounts.disableTwoFactor(
+        try await world.accounts.twoFactor.disableTwoFactor(
             tenant: tenant, token: enrolled.token, code: code, password: "", client: Fixture.client)
         credential = try await world.credential(enrolled)
         XCTAssertNil(credential)
@@ -937,7 +937,7 @@ final class TwoFactorTests: XCTestCase {
         let world = try World()
         let (tenant, _) = try await world.makeTenant()
         let enrolled = try await world.enableTwoFactor(tenant)
-        let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+        let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: enrolled.token, password: enrolled.password, client: Fixture.client)
         let newSecret = try World.secretBytes(enrollment)
         var status = try await world.status(enrolled)
@@ -954,7 +954,7 @@ final class TwoFactorTests: XCTestCase {
 
         // Confirming swaps it.
         let sequence = world.lastSequence
-        let (codes, _) = try await world.accounts.confirmTwoFactorEnrollment(
+        let (codes, _) = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: tenant, token: enrolled.token, code: try totpCode(newSecret, world.clock), client: Fixture.client)
         XCTAssertEqual(
             try world.events(after: sequence).map(\.event),
@@ -983,9 +983,9 @@ final class TwoFactorTests: XCTestCase {
         let (tenant, _) = try await world.makeTenant()
         let before = try await world.enableTwoFactor(tenant)
         var reset = before
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: before.email, client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: before.email, client: Fixture.client)
         let token = try XCTUnwrap(try world.lastResetToken(email: before.email))
-        _ = try await world.accounts.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
+        _ = try await world.accounts.passwords.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
         reset.password = Fixture.newPassword
         let enrolled = reset
 
@@ -1005,9 +1005,9 @@ final class TwoFactorTests: XCTestCase {
         // Someone who knew the old password holds a challenge.
         let stale = try await world.challenge(enrolled)
         world.clock.advance(seconds: 1)
-        try await world.accounts.requestPasswordReset(tenant: tenant, email: enrolled.email, client: Fixture.client)
+        try await world.accounts.passwords.requestPasswordReset(tenant: tenant, email: enrolled.email, client: Fixture.client)
         let token = try XCTUnwrap(try world.lastResetToken(email: enrolled.email))
-        _ = try await world.accounts.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
+        _ = try await world.accounts.passwords.resetPassword(tenant: tenant, token: token, newPassword: Fixture.newPassword)
         await assertDomainError(.unauthenticated, "CHALLENGE_INVALID") {
             try await world.complete(enrolled, stale, code: try totpCode(enrolled.secret, world.clock, offset: 1))
         }
@@ -1027,12 +1027,12 @@ final class TwoFactorTests: XCTestCase {
         XCTAssertFalse(validated.twoFactorEnabled, "setup required: policy on, 2FA off")
 
         // Enrolling changes what Validate reports at once (cache invalidated).
-        let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+        let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: session.token, password: Fixture.memberPassword, client: Fixture.client)
         let secret = try World.secretBytes(enrollment)
         (validated, _) = try await world.accounts.validate(tenantReference: "acme", token: session.token)
         XCTAssertFalse(validated.twoFactorEnabled, "pending is not enabled")
-        _ = try await world.accounts.confirmTwoFactorEnrollment(
+        _ = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: tenant, token: session.token, code: try totpCode(secret, world.clock), client: Fixture.client)
         (validated, _) = try await world.accounts.validate(tenantReference: "acme", token: session.token)
         XCTAssertTrue(validated.twoFactorEnabled)
@@ -1040,7 +1040,7 @@ final class TwoFactorTests: XCTestCase {
             XCTAssertTrue(pair.0.twoFactorEnabled)
         }
 
-        try await world.accounts.disableTwoFactor(
+        try await world.accounts.twoFactor.disableTwoFactor(
             tenant: tenant, token: session.token, code: "", password: Fixture.memberPassword, client: Fixture.client)
         (validated, _) = try await world.accounts.validate(tenantReference: "acme", token: session.token)
         XCTAssertFalse(validated.twoFactorEnabled)
@@ -1074,16 +1074,16 @@ final class TwoFactorTests: XCTestCase {
         let enrolled = try await world.enableTwoFactor(tenant)
         // The same store under a service with another key (a lost key file).
         let other = AccountService(store: world.store, hasher: world.hasher, clock: world.clock, secrets: .ephemeral())
-        let outcome = try await other.beginSignIn(
+        let outcome = try await other.signIn.beginSignIn(
             tenant: tenant, email: enrolled.email, password: enrolled.password, client: Fixture.client)
         guard case .secondFactorRequired(let challenge) = outcome else { return XCTFail("expected a challenge") }
         await assertDomainError(.internal, "SECRET_UNREADABLE") {
-            try await other.completeSignIn(
+            try await other.signIn.completeSignIn(
                 tenant: tenant, challenge: challenge.token, code: try totpCode(enrolled.secret, world.clock),
                 recoveryCode: "", client: Fixture.client)
         }
         // Recovery codes do not depend on the key.
-        _ = try await other.completeSignIn(
+        _ = try await other.signIn.completeSignIn(
             tenant: tenant, challenge: challenge.token, code: "", recoveryCode: enrolled.recoveryCodes[0],
             client: Fixture.client)
     }
@@ -1112,18 +1112,18 @@ final class TwoFactorTests: XCTestCase {
         world.clock.advance(seconds: 30)
         let regenerateCode = try totpCode(enrolled.secret, world.clock)
         typed.append(regenerateCode)
-        let fresh = try await world.accounts.regenerateRecoveryCodes(
+        let fresh = try await world.accounts.twoFactor.regenerateRecoveryCodes(
             tenant: tenant, token: enrolled.token, code: regenerateCode, client: Fixture.client)
         world.clock.advance(seconds: 30)
         let verifyCode = try totpCode(enrolled.secret, world.clock)
         typed.append(verifyCode)
-        try await world.accounts.verifyTwoFactor(tenant: tenant, token: enrolled.token, code: verifyCode, client: Fixture.client)
-        let enrollment = try await world.accounts.beginTwoFactorEnrollment(
+        try await world.accounts.twoFactor.verifyTwoFactor(tenant: tenant, token: enrolled.token, code: verifyCode, client: Fixture.client)
+        let enrollment = try await world.accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: tenant, token: enrolled.token, password: enrolled.password, client: Fixture.client)
         world.clock.advance(seconds: 30)
         let disableCode = try totpCode(enrolled.secret, world.clock)
         typed.append(disableCode)
-        try await world.accounts.disableTwoFactor(
+        try await world.accounts.twoFactor.disableTwoFactor(
             tenant: tenant, token: enrolled.token, code: disableCode, password: "", client: Fixture.client)
 
         var secrets = typed

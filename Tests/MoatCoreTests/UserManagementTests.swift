@@ -35,7 +35,7 @@ final class UserManagementTests: XCTestCase {
         let (tenant, _) = try await world.makeTenant()
         let sequence = world.lastSequence
         let now = world.clock.now()
-        let user = try await world.accounts.createUser(
+        let user = try await world.accounts.users.createUser(
             tenant: tenant, actor: .administrator, email: "  New.Person@ACME.test ", password: Fixture.memberPassword,
             role: .member)
         XCTAssertEqual(user.email, "new.person@acme.test")
@@ -64,34 +64,34 @@ final class UserManagementTests: XCTestCase {
 
         // Owners create every role; administrators (processes) too.
         for role in TenantRole.allCases {
-            let byOwner = try await world.accounts.createUser(
+            let byOwner = try await world.accounts.users.createUser(
                 tenant: team.tenant, actor: owner, email: "o-\(role.rawValue)@acme.test",
                 password: Fixture.memberPassword, role: role)
             XCTAssertEqual(byOwner.role, role)
-            let byProcess = try await world.accounts.createUser(
+            let byProcess = try await world.accounts.users.createUser(
                 tenant: team.tenant, actor: .administrator, email: "p-\(role.rawValue)@acme.test",
                 password: Fixture.memberPassword, role: role)
             XCTAssertEqual(byProcess.role, role)
         }
         // Admins create members and admins, never owners.
-        let byAdmin = try await world.accounts.createUser(
+        let byAdmin = try await world.accounts.users.createUser(
             tenant: team.tenant, actor: admin, email: "a-member@acme.test", password: Fixture.memberPassword,
             role: .member)
         XCTAssertEqual(byAdmin.role, .member)
-        let adminByAdmin = try await world.accounts.createUser(
+        let adminByAdmin = try await world.accounts.users.createUser(
             tenant: team.tenant, actor: admin, email: "a-admin@acme.test", password: Fixture.memberPassword, role: .admin)
         XCTAssertEqual(adminByAdmin.role, .admin)
 
         let before = try await world.snapshot()
         await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-            try await world.accounts.createUser(
+            try await world.accounts.users.createUser(
                 tenant: team.tenant, actor: admin, email: "a-owner@acme.test", password: Fixture.memberPassword,
                 role: .owner)
         }
         // Members create nobody.
         for role in TenantRole.allCases {
             await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-                try await world.accounts.createUser(
+                try await world.accounts.users.createUser(
                     tenant: team.tenant, actor: member, email: "m-\(role.rawValue)@acme.test",
                     password: Fixture.memberPassword, role: role)
             }
@@ -132,27 +132,27 @@ final class UserManagementTests: XCTestCase {
         let admin = try await world.actor(team.tenant, token: team.adminToken)
         let member = try await world.actor(team.tenant, token: team.memberToken)
 
-        let selfView = try await world.accounts.user(tenant: team.tenant, actor: member, id: team.member.id.rawValue)
+        let selfView = try await world.accounts.users.user(tenant: team.tenant, actor: member, id: team.member.id.rawValue)
         XCTAssertEqual(selfView.id, team.member.id)
-        let byAdmin = try await world.accounts.user(tenant: team.tenant, actor: admin, id: team.owner.id.rawValue)
+        let byAdmin = try await world.accounts.users.user(tenant: team.tenant, actor: admin, id: team.owner.id.rawValue)
         XCTAssertEqual(byAdmin.id, team.owner.id)
-        let byOwner = try await world.accounts.user(tenant: team.tenant, actor: owner, id: team.member.id.rawValue)
+        let byOwner = try await world.accounts.users.user(tenant: team.tenant, actor: owner, id: team.member.id.rawValue)
         XCTAssertEqual(byOwner.email, "member@acme.test")
-        let byProcess = try await world.accounts.user(
+        let byProcess = try await world.accounts.users.user(
             tenant: team.tenant, actor: .administrator, id: team.admin.id.rawValue)
         XCTAssertEqual(byProcess.role, .admin)
 
         await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-            try await world.accounts.user(tenant: team.tenant, actor: member, id: team.owner.id.rawValue)
+            try await world.accounts.users.user(tenant: team.tenant, actor: member, id: team.owner.id.rawValue)
         }
         await assertDomainError(.notFound, "USER_NOT_FOUND") {
-            try await world.accounts.user(tenant: team.tenant, actor: admin, id: UserID.random().rawValue)
+            try await world.accounts.users.user(tenant: team.tenant, actor: admin, id: UserID.random().rawValue)
         }
         await assertDomainError(.notFound, "USER_NOT_FOUND") {
-            try await world.accounts.user(tenant: team.tenant, actor: admin, id: "us_not-an-id")
+            try await world.accounts.users.user(tenant: team.tenant, actor: admin, id: "us_not-an-id")
         }
         await assertDomainError(.notFound, "USER_NOT_FOUND") {
-            try await world.accounts.user(tenant: team.tenant, actor: admin, id: team.tenant.id.rawValue)
+            try await world.accounts.users.user(tenant: team.tenant, actor: admin, id: team.tenant.id.rawValue)
         }
     }
 
@@ -170,7 +170,7 @@ final class UserManagementTests: XCTestCase {
         var token = ""
         var pages = 0
         repeat {
-            let page = try await world.accounts.listUsers(tenant: team.tenant, actor: admin, pageSize: 2, pageToken: token)
+            let page = try await world.accounts.users.listUsers(tenant: team.tenant, actor: admin, pageSize: 2, pageToken: token)
             XCTAssertLessThanOrEqual(page.users.count, 2)
             XCTAssertTrue(page.users.allSatisfy { $0.tenantID == team.tenant.id })
             emails += page.users.map(\.email)
@@ -184,14 +184,14 @@ final class UserManagementTests: XCTestCase {
         XCTAssertEqual(pages, 3)
         XCTAssertEqual(Set(ids).count, 6)
 
-        let otherUsers = try await world.accounts.listUsers(
+        let otherUsers = try await world.accounts.users.listUsers(
             tenant: other.tenant, actor: .administrator, pageSize: 0, pageToken: "")
         XCTAssertEqual(otherUsers.users.count, 5)
         XCTAssertTrue(Set(otherUsers.users.map(\.id)).isDisjoint(with: ids))
 
         let member = try await world.actor(team.tenant, token: team.memberToken)
         await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-            try await world.accounts.listUsers(tenant: team.tenant, actor: member, pageSize: 0, pageToken: "")
+            try await world.accounts.users.listUsers(tenant: team.tenant, actor: member, pageSize: 0, pageToken: "")
         }
     }
 
@@ -206,7 +206,7 @@ final class UserManagementTests: XCTestCase {
         let admin = try await world.actor(team.tenant, token: team.adminToken)
         let sequence = world.lastSequence
 
-        let disabled = try await world.accounts.setUserEnabled(
+        let disabled = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: admin, id: team.member.id.rawValue, enabled: false)
         XCTAssertEqual(disabled.status, .disabled)
         let stored = try await world.storedUser(team.tenant, team.member.id)
@@ -237,14 +237,14 @@ final class UserManagementTests: XCTestCase {
 
         // Disabling again changes nothing.
         let before = try await world.snapshot()
-        let again = try await world.accounts.setUserEnabled(
+        let again = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: admin, id: team.member.id.rawValue, enabled: false)
         XCTAssertEqual(again.status, .disabled)
         try await assertUnchanged(world, since: before)
 
         // Enabling brings sign-in back, not the old sessions.
         let enabledSequence = world.lastSequence
-        let enabled = try await world.accounts.setUserEnabled(
+        let enabled = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: admin, id: team.member.id.rawValue, enabled: true)
         XCTAssertEqual(enabled.status, .active)
         XCTAssertEqual(
@@ -261,7 +261,7 @@ final class UserManagementTests: XCTestCase {
     func testDisabledAccountIsToldOnlyAfterTheRightPassword() async throws {
         let world = try World()
         let team = try await makeTeam(world)
-        _ = try await world.accounts.setUserEnabled(
+        _ = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: .administrator, id: team.member.id.rawValue, enabled: false)
         let unknown = await assertDomainError(.unauthenticated, "INVALID_CREDENTIALS") {
             try await world.signIn(team.tenant, "nobody@acme.test", Fixture.memberPassword)
@@ -287,7 +287,7 @@ final class UserManagementTests: XCTestCase {
             let actor = try await world.actor(team.tenant, token: token)
             for enabled in [false, true] {
                 await assertDomainError(.failedPrecondition, "CANNOT_DISABLE_SELF") {
-                    try await world.accounts.setUserEnabled(
+                    try await world.accounts.users.setUserEnabled(
                         tenant: team.tenant, actor: actor, id: user.id.rawValue, enabled: enabled)
                 }
             }
@@ -301,7 +301,7 @@ final class UserManagementTests: XCTestCase {
         let admin = try await world.actor(team.tenant, token: team.adminToken)
         let before = try await world.snapshot()
         await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-            try await world.accounts.setUserEnabled(
+            try await world.accounts.users.setUserEnabled(
                 tenant: team.tenant, actor: admin, id: team.owner.id.rawValue, enabled: false)
         }
         try await assertUnchanged(world, since: before)
@@ -311,21 +311,21 @@ final class UserManagementTests: XCTestCase {
         let second = try await world.makeUser(
             team.tenant, email: "owner2@acme.test", password: Fixture.adminPassword, role: .owner)
         let owner = try await world.actor(team.tenant, token: team.ownerToken)
-        _ = try await world.accounts.setUserEnabled(
+        _ = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: owner, id: second.id.rawValue, enabled: false)
         let beforeEnable = try await world.snapshot()
         await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-            try await world.accounts.setUserEnabled(
+            try await world.accounts.users.setUserEnabled(
                 tenant: team.tenant, actor: admin, id: second.id.rawValue, enabled: true)
         }
         try await assertUnchanged(world, since: beforeEnable)
 
         // An admin may disable a member and another admin.
-        _ = try await world.accounts.setUserEnabled(
+        _ = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: admin, id: team.member.id.rawValue, enabled: false)
         let otherAdmin = try await world.makeUser(
             team.tenant, email: "admin2@acme.test", password: Fixture.adminPassword, role: .admin)
-        let disabled = try await world.accounts.setUserEnabled(
+        let disabled = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: admin, id: otherAdmin.id.rawValue, enabled: false)
         XCTAssertEqual(disabled.status, .disabled)
     }
@@ -338,7 +338,7 @@ final class UserManagementTests: XCTestCase {
         let before = try await world.snapshot()
         for id in [other.id, team.admin.id, team.owner.id] {
             await assertDomainError(.permissionDenied, "ROLE_REQUIRED") {
-                try await world.accounts.setUserEnabled(tenant: team.tenant, actor: member, id: id.rawValue, enabled: false)
+                try await world.accounts.users.setUserEnabled(tenant: team.tenant, actor: member, id: id.rawValue, enabled: false)
             }
         }
         try await assertUnchanged(world, since: before)
@@ -350,7 +350,7 @@ final class UserManagementTests: XCTestCase {
         let before = try await world.snapshot()
         for id in [UserID.random().rawValue, "garbage", ""] {
             await assertDomainError(.notFound, "USER_NOT_FOUND") {
-                try await world.accounts.setUserEnabled(tenant: team.tenant, actor: .administrator, id: id, enabled: false)
+                try await world.accounts.users.setUserEnabled(tenant: team.tenant, actor: .administrator, id: id, enabled: false)
             }
         }
         try await assertUnchanged(world, since: before)
@@ -367,9 +367,9 @@ final class UserManagementTests: XCTestCase {
         await assertDomainError(.resourceExhausted, "SIGN_IN_LOCKED") {
             try await world.signIn(team.tenant, team.member.email, Fixture.memberPassword)
         }
-        _ = try await world.accounts.setUserEnabled(
+        _ = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: .administrator, id: team.member.id.rawValue, enabled: false)
-        _ = try await world.accounts.setUserEnabled(
+        _ = try await world.accounts.users.setUserEnabled(
             tenant: team.tenant, actor: .administrator, id: team.member.id.rawValue, enabled: true)
         let stored = try await world.storedUser(team.tenant, team.member.id)
         XCTAssertEqual(stored?.failedSignIns, 0)

@@ -238,7 +238,7 @@ final class SessionsEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(list.sessions[1].lastActiveAtUnix, desktop.session.createdAtUnix - 1)
 
         // After a flush the store has it too.
-        try await moat.daemon.accounts.flushLastActive()
+        try await moat.daemon.accounts.sessions.flushLastActive()
         let stored = try await moat.daemon.store.read { reader in
             try reader.session(tenant: TenantID(unchecked: phone.user.tenantID), id: SessionID(unchecked: phone.session.id))
         }

@@ -59,10 +59,10 @@ private final class DeletionWorld: @unchecked Sendable {
     /// credential, ten recovery codes, a pending enrolment, an open sign-in
     /// challenge, security-log entries.
     func giveEveryKindOfRow(_ tenant: Tenant, email: String, password: String) async throws -> (User, String) {
-        let session = try await accounts.signIn(tenant: tenant, email: email, password: password, client: client)
-        _ = try await accounts.signIn(tenant: tenant, email: email, password: password, client: client)
-        _ = try await accounts.beginTwoFactorEnrollment(tenant: tenant, token: session.token, password: password, client: client)
-        try await accounts.requestPasswordReset(tenant: tenant, email: email, client: client)
+        let session = try await accounts.signIn.signIn(tenant: tenant, email: email, password: password, client: client)
+        _ = try await accounts.signIn.signIn(tenant: tenant, email: email, password: password, client: client)
+        _ = try await accounts.twoFactor.beginTwoFactorEnrollment(tenant: tenant, token: session.token, password: password, client: client)
+        try await accounts.passwords.requestPasswordReset(tenant: tenant, email: email, client: client)
         let user = session.user
         let now = clock.now()
         // 2FA on, written directly (this target has no TOTP to confirm with).
@@ -80,11 +80,11 @@ private final class DeletionWorld: @unchecked Sendable {
         }
         // A team of theirs, with an invitation they sent.
         let actor = try await accounts.actor(tenant: tenant.id, token: session.token, callerIsAdministrator: false)
-        let team = try await accounts.createTeam(tenant: tenant, actor: actor, name: "Team of \(email)")
-        _ = try await accounts.invite(
+        let team = try await accounts.teams.createTeam(tenant: tenant, actor: actor, name: "Team of \(email)")
+        _ = try await accounts.teams.invite(
             tenant: tenant, actor: actor, teamID: team.team.id.rawValue, email: "friend-of-\(email)", role: .member)
         // A challenge, left open.
-        guard case .secondFactorRequired = try await accounts.beginSignIn(
+        guard case .secondFactorRequired = try await accounts.signIn.beginSignIn(
             tenant: tenant, email: email, password: password, client: client)
         else {
             XCTFail("expected a challenge")
@@ -141,12 +141,12 @@ final class DeletionStoreTests: XCTestCase {
         let store = try await openSQLite(directory)
         let world = try DeletionWorld(store: store)
 
-        let (tenant, _) = try await world.accounts.createTenant(
+        let (tenant, _) = try await world.accounts.tenants.createTenant(
             slug: "acme", name: "Acme", ownerEmail: "owner@acme.test", ownerPassword: "owner-pass-7741-ok")
-        _ = try await world.accounts.createUser(
+        _ = try await world.accounts.users.createUser(
             tenant: tenant, actor: .administrator, email: "member@acme.test", password: "member-pass-2209-ok",
             role: .member)
-        _ = try await world.accounts.createUser(
+        _ = try await world.accounts.users.createUser(
             tenant: tenant, actor: .administrator, email: "bystander@acme.test", password: "member-pass-2209-ok",
             role: .member)
         let (member, token) = try await world.giveEveryKindOfRow(
@@ -169,7 +169,7 @@ final class DeletionStoreTests: XCTestCase {
             current.twoFactorEnabled = false
             try writer.update(current)
         }
-        let deleted = try await world.accounts.requestAccountDeletion(
+        let deleted = try await world.accounts.deletion.requestAccountDeletion(
             tenant: tenant, token: token, confirmation: "DELETE", password: "member-pass-2209-ok", code: "", client: client)
         let purgeAfter = try XCTUnwrap(deleted.purgeAfter)
         XCTAssertEqual(purgeAfter, world.clock.now().adding(seconds: thirtyDays))
@@ -178,14 +178,14 @@ final class DeletionStoreTests: XCTestCase {
         XCTAssertEqual(reread?.purgeAfter, purgeAfter, "purge_after round-trips through SQL")
 
         world.clock.advance(milliseconds: purgeAfter.milliseconds - world.clock.now().milliseconds - 1_000)
-        let value1 = try await world.accounts.purgeDueDeletions()
+        let value1 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual([value1.accounts, value1.tenants], [0, 0])
         let value2 = try await store.read { try $0.user(tenant: tenant.id, id: member.id) }
         XCTAssertNotNil(value2)
 
         world.clock.advance(seconds: 1)
         let sequence = try await world.lastSequence()
-        let value3 = try await world.accounts.purgeDueDeletions()
+        let value3 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual([value3.accounts, value3.tenants], [1, 0])
 
         let after = try await rowsMentioning(member.id.rawValue, in: store.database)
@@ -208,11 +208,11 @@ final class DeletionStoreTests: XCTestCase {
         XCTAssertGreaterThan(mentions, 0)
 
         // The email is free again through the real UNIQUE (tenant_id, email).
-        let again = try await world.accounts.createUser(
+        let again = try await world.accounts.users.createUser(
             tenant: tenant, actor: .administrator, email: "member@acme.test", password: "new-pass-5531-fresh",
             role: .member)
         XCTAssertNotEqual(again.id, member.id)
-        _ = try await world.accounts.signIn(
+        _ = try await world.accounts.signIn.signIn(
             tenant: tenant, email: "member@acme.test", password: "new-pass-5531-fresh", client: client)
         await store.close()
     }
@@ -223,24 +223,24 @@ final class DeletionStoreTests: XCTestCase {
         let store = try await openSQLite(directory)
         let world = try DeletionWorld(store: store)
 
-        let (tenant, owner) = try await world.accounts.createTenant(
+        let (tenant, owner) = try await world.accounts.tenants.createTenant(
             slug: "acme", name: "Acme", ownerEmail: "owner@acme.test", ownerPassword: "owner-pass-7741-ok")
-        let (other, _) = try await world.accounts.createTenant(
+        let (other, _) = try await world.accounts.tenants.createTenant(
             slug: "other", name: "Other", ownerEmail: "owner@acme.test", ownerPassword: "owner-pass-7741-ok")
         var ids: [String] = [tenant.id.rawValue, owner.id.rawValue]
         for email in ["a@acme.test", "b@acme.test"] {
-            _ = try await world.accounts.createUser(
+            _ = try await world.accounts.users.createUser(
                 tenant: tenant, actor: .administrator, email: email, password: "member-pass-2209-ok", role: .member)
             let (user, _) = try await world.giveEveryKindOfRow(tenant, email: email, password: "member-pass-2209-ok")
             ids.append(user.id.rawValue)
         }
         let (otherUser, _) = try await world.giveEveryKindOfRow(other, email: "owner@acme.test", password: "owner-pass-7741-ok")
-        _ = try await world.accounts.signIn(tenant: tenant, email: "owner@acme.test", password: "owner-pass-7741-ok", client: client)
+        _ = try await world.accounts.signIn.signIn(tenant: tenant, email: "owner@acme.test", password: "owner-pass-7741-ok", client: client)
         let otherBefore = try await rowsMentioning(other.id.rawValue, in: store.database)
         XCTAssertGreaterThan(otherBefore["sessions"] ?? 0, 0)
 
         let sequence = try await world.lastSequence()
-        let pending = try await world.accounts.requestTenantDeletion(tenant: "acme", confirmation: "DELETE")
+        let pending = try await world.accounts.deletion.requestTenantDeletion(tenant: "acme", confirmation: "DELETE")
         // Every live session in the tenant was revoked through the SQL UPDATE … RETURNING.
         let live = try await store.database.read { connection in
             try connection.queryFirst(
@@ -256,7 +256,7 @@ final class DeletionStoreTests: XCTestCase {
 
         world.clock.advance(seconds: thirtyDays)
         let purgeSequence = try await world.lastSequence()
-        let value4 = try await world.accounts.purgeDueDeletions()
+        let value4 = try await world.accounts.deletion.purgeDueDeletions()
         XCTAssertEqual([value4.accounts, value4.tenants], [0, 1])
 
         for id in ids {
@@ -283,7 +283,7 @@ final class DeletionStoreTests: XCTestCase {
         XCTAssertGreaterThan(outbox, 1, "the outbox keeps the tenant's events")
 
         // The slug is free again.
-        let (fresh, _) = try await world.accounts.createTenant(
+        let (fresh, _) = try await world.accounts.tenants.createTenant(
             slug: "acme", name: "Acme again", ownerEmail: "owner@acme.test", ownerPassword: "owner-pass-7741-ok")
         XCTAssertNotEqual(fresh.id, tenant.id)
         await store.close()

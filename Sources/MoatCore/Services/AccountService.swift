@@ -1,44 +1,4 @@
-import Foundation
 import Synchronization
-
-/// Who is acting on a call that manages users.
-public enum Actor: Sendable {
-    /// An administrator process (SO_PEERCRED), acting with no session.
-    case administrator
-    /// A signed-in user.
-    case user(Session, User)
-
-    /// The acting user's id, if any.
-    public var userID: UserID? {
-        if case .user(_, let user) = self { return user.id }
-        return nil
-    }
-
-    /// Whether the actor acts in this tenant (administrators act in any).
-    public func belongs(to tenant: TenantID) -> Bool {
-        switch self {
-        case .administrator: true
-        case .user(let session, let user): session.tenantID == tenant && user.tenantID == tenant
-        }
-    }
-
-    /// Whether the actor may manage the tenant's users (administrator,
-    /// owner or admin).
-    public var managesUsers: Bool {
-        switch self {
-        case .administrator: true
-        case .user(_, let user): user.role.managesUsers
-        }
-    }
-
-    /// The role the actor acts with; administrators act as owners.
-    public var role: TenantRole {
-        switch self {
-        case .administrator: .owner
-        case .user(_, let user): user.role
-        }
-    }
-}
 
 /// Account settings.
 public struct AccountConfiguration: Sendable, Equatable {
@@ -67,30 +27,37 @@ public struct AccountConfiguration: Sendable, Equatable {
     public init() {}
 }
 
-/// The account domain: tenants, users, signing in and passwords. Every rule
-/// lives here; handlers only translate.
-public final class AccountService: Sendable {
-    let store: any AccountStore
-    let hasher: PasswordHasher
-    let clock: any WallClock
-    let configuration: AccountConfiguration
-    let unknownEmails: UnknownEmailThrottle
-    /// Sign-in attempts per (tenant, email), one at a time.
-    let signInQueue = KeyedSerializer<String>()
+/// The account domain, one service per feature over a shared
+/// ``AccountContext``. This type only builds the services and resolves what
+/// every call needs first (the tenant, the caller, Validate); the rules live
+/// in the services, and handlers only translate.
+public final class AccountService: AccountFeature {
+    let context: AccountContext
     /// The owner of session validity: the session cache, the tenant
     /// directory and the liveness rule. Store writes invalidate it through
-    /// their validity marks; no method here invalidates by hand.
-    public let authority: SessionAuthority
+    /// their validity marks; no service invalidates by hand.
+    public var authority: SessionAuthority { context.authority }
     /// Live sessions for Validate, by token hash (the authority's).
-    public var sessionCache: SessionCache { authority.cache }
-    /// Seals and opens TOTP secrets.
-    let secrets: SecretKeyring
-    /// Failed sign-ins per client address, across tenants.
-    let addressThrottle: AddressThrottle
-    /// The device family of a user agent, for the new-device notice.
-    let deviceFamily: DeviceClassifier
+    public var sessionCache: SessionCache { context.authority.cache }
 
-    /// Creates the service.
+    /// Tenants and their policy.
+    public let tenants: TenantService
+    /// Managing a tenant's users, and the security log.
+    public let users: UserService
+    /// Signing in and out.
+    public let signIn: SignInService
+    /// Changing and resetting passwords.
+    public let passwords: PasswordService
+    /// The Active Sessions page and session background work.
+    public let sessions: SessionService
+    /// TOTP two-factor.
+    public let twoFactor: TwoFactorService
+    /// Teams, members and invitations.
+    public let teams: TeamService
+    /// Deleting, restoring and purging accounts and tenants.
+    public let deletion: DeletionService
+
+    /// Creates the services over one shared context.
     public init(
         store: any AccountStore, hasher: PasswordHasher, clock: any WallClock = SystemWallClock(),
         configuration: AccountConfiguration = AccountConfiguration(), sessionCache: SessionCache = SessionCache(),
@@ -98,15 +65,19 @@ public final class AccountService: Sendable {
         addressFailures: any AddressFailureCounter = MemoryAddressFailureCounter(),
         deviceFamily: @escaping DeviceClassifier = DeviceFamily.verbatim
     ) {
-        self.authority = SessionAuthority(store: store, clock: clock, cache: sessionCache)
-        self.deviceFamily = deviceFamily
-        self.addressThrottle = AddressThrottle(policy: configuration.addressThrottle, counter: addressFailures)
-        self.secrets = secrets
-        self.store = store
-        self.hasher = hasher
-        self.clock = clock
-        self.configuration = configuration
-        self.unknownEmails = UnknownEmailThrottle(capacity: configuration.unknownEmailThrottleEntries)
+        let context = AccountContext(
+            store: store, hasher: hasher, clock: clock, configuration: configuration, sessionCache: sessionCache,
+            secrets: secrets, addressFailures: addressFailures, deviceFamily: deviceFamily)
+        let credentials = Credentials(context: context)
+        self.context = context
+        self.tenants = TenantService(context: context)
+        self.users = UserService(context: context)
+        self.signIn = SignInService(context: context, credentials: credentials)
+        self.passwords = PasswordService(context: context, credentials: credentials)
+        self.sessions = SessionService(context: context)
+        self.twoFactor = TwoFactorService(context: context, credentials: credentials)
+        self.teams = TeamService(context: context)
+        self.deletion = DeletionService(context: context, credentials: credentials)
     }
 
     // MARK: Resolving
@@ -129,7 +100,7 @@ public final class AccountService: Sendable {
 
     /// The actor of a user-management call: the session's user if a token
     /// came, else the administrator process, else UNAUTHENTICATED.
-    public func actor(tenant: TenantID, token: String, callerIsAdministrator: Bool) async throws -> Actor {
+    public func actor(tenant: TenantID, token: String, callerIsAdministrator: Bool) async throws -> Principal {
         if !token.isEmpty {
             let (session, user) = try await authenticate(tenant: tenant, token: token)
             return .user(session, user)
@@ -138,23 +109,20 @@ public final class AccountService: Sendable {
         return .administrator
     }
 
-    // MARK: Paging
+    // MARK: Validate (the hot path)
 
-    static func pageSize(_ requested: Int) throws(DomainError) -> Int {
-        if requested == 0 { return 50 }
-        guard (1...500).contains(requested) else { throw .invalid(.pageSizeInvalid, "page_size must be 1 to 500") }
-        return requested
+    /// Validates a token from the caches alone, without suspending.
+    ///
+    /// - Returns: the answer, or nil when the store must be asked (use
+    ///   ``validate(tenantReference:token:)``).
+    public func validateCached(tenantReference: String, token: String) -> Result<(ValidatedSession, Tenant), DomainError>? {
+        authority.validateCached(tenantReference: tenantReference, token: token)
     }
 
-    static func decodePageToken(_ token: String) throws(DomainError) -> String? {
-        guard !token.isEmpty else { return nil }
-        guard token.utf8.count <= 400, let data = Data(base64Encoded: token), let key = String(data: data, encoding: .utf8)
-        else { throw .invalid(.pageTokenInvalid, "page_token is not one this server made") }
-        return key
-    }
-
-    static func encodePageToken(_ key: String?) -> String {
-        key.map { Data($0.utf8).base64EncodedString() } ?? ""
+    /// Validates a token: the cached answer if there is one, else the store
+    /// (see ``SessionAuthority/validate(tenantReference:token:)``).
+    public func validate(tenantReference: String, token: String) async throws -> (ValidatedSession, Tenant) {
+        try await authority.validate(tenantReference: tenantReference, token: token)
     }
 }
 

@@ -46,7 +46,7 @@ struct SessionsHandler: Moat_V1_SessionsService {
     }
 
     func list(request: Moat_V1_ListSessionsRequest, context: RequestContext) async throws -> Moat_V1_ListSessionsResponse {
-        let listings = try await accounts.listSessions(tenant: try await accounts.tenant(context), token: context.authorization)
+        let listings = try await accounts.sessions.listSessions(tenant: try await accounts.tenant(context), token: context.authorization)
         return .with {
             $0.sessions = listings.map {
                 Moat_V1_Session($0.session, current: $0.current, lastActive: $0.lastActiveAt)
@@ -57,7 +57,7 @@ struct SessionsHandler: Moat_V1_SessionsService {
     func revoke(request: Moat_V1_RevokeSessionRequest, context: RequestContext) async throws
         -> Moat_V1_RevokeSessionResponse
     {
-        try await accounts.revokeSession(
+        try await accounts.sessions.revokeSession(
             tenant: try await accounts.tenant(context), token: context.authorization, sessionID: request.sessionID,
             client: context.clientDetails)
         return Moat_V1_RevokeSessionResponse()
@@ -66,13 +66,13 @@ struct SessionsHandler: Moat_V1_SessionsService {
     func revokeOthers(request: Moat_V1_RevokeOthersRequest, context: RequestContext) async throws
         -> Moat_V1_RevokeSessionsResponse
     {
-        let revoked = try await accounts.revokeOtherSessions(
+        let revoked = try await accounts.sessions.revokeOtherSessions(
             tenant: try await accounts.tenant(context), token: context.authorization, client: context.clientDetails)
         return .with { $0.revoked = UInt32(clamping: revoked) }
     }
 
     func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
-        try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
+        try await accounts.signIn.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
         return Moat_V1_SignOutResponse()
     }
 
@@ -82,7 +82,7 @@ struct SessionsHandler: Moat_V1_SessionsService {
         let tenant = try await accounts.tenant(context)
         let actor = try await accounts.actor(
             tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
-        let revoked = try await accounts.revokeAllSessions(
+        let revoked = try await accounts.sessions.revokeAllSessions(
             tenant: tenant, actor: actor, userID: request.userID, client: context.clientDetails)
         return .with { $0.revoked = UInt32(clamping: revoked) }
     }

@@ -7,7 +7,7 @@ import MoatRPC
 struct TeamsHandler: Moat_V1_TeamsService {
     let accounts: AccountService
 
-    private func resolve(_ context: RequestContext) async throws -> (Tenant, Actor) {
+    private func resolve(_ context: RequestContext) async throws -> (Tenant, Principal) {
         let tenant = try await accounts.tenant(context)
         let actor = try await accounts.actor(
             tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
@@ -17,18 +17,18 @@ struct TeamsHandler: Moat_V1_TeamsService {
     func create(request: Moat_V1_CreateTeamRequest, context: RequestContext) async throws -> Moat_V1_Team {
         let (tenant, actor) = try await resolve(context)
         return Moat_V1_Team(
-            try await accounts.createTeam(
+            try await accounts.teams.createTeam(
                 tenant: tenant, actor: actor, name: request.name, ownerUserID: request.ownerUserID))
     }
 
     func get(request: Moat_V1_GetTeamRequest, context: RequestContext) async throws -> Moat_V1_Team {
         let (tenant, actor) = try await resolve(context)
-        return Moat_V1_Team(try await accounts.team(tenant: tenant, actor: actor, id: request.teamID))
+        return Moat_V1_Team(try await accounts.teams.team(tenant: tenant, actor: actor, id: request.teamID))
     }
 
     func list(request: Moat_V1_ListTeamsRequest, context: RequestContext) async throws -> Moat_V1_ListTeamsResponse {
         let (tenant, actor) = try await resolve(context)
-        let page = try await accounts.listTeams(
+        let page = try await accounts.teams.listTeams(
             tenant: tenant, actor: actor, pageSize: Int(request.pageSize), pageToken: request.pageToken)
         return .with {
             $0.teams = page.teams.map(Moat_V1_Team.init)
@@ -39,12 +39,12 @@ struct TeamsHandler: Moat_V1_TeamsService {
     func rename(request: Moat_V1_RenameTeamRequest, context: RequestContext) async throws -> Moat_V1_Team {
         let (tenant, actor) = try await resolve(context)
         return Moat_V1_Team(
-            try await accounts.renameTeam(tenant: tenant, actor: actor, id: request.teamID, name: request.name))
+            try await accounts.teams.renameTeam(tenant: tenant, actor: actor, id: request.teamID, name: request.name))
     }
 
     func delete(request: Moat_V1_DeleteTeamRequest, context: RequestContext) async throws -> Moat_V1_DeleteTeamResponse {
         let (tenant, actor) = try await resolve(context)
-        try await accounts.deleteTeam(tenant: tenant, actor: actor, id: request.teamID)
+        try await accounts.teams.deleteTeam(tenant: tenant, actor: actor, id: request.teamID)
         return Moat_V1_DeleteTeamResponse()
     }
 
@@ -52,7 +52,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
         let (tenant, actor) = try await resolve(context)
         let role = try request.role.domain(default: .member)
         return Moat_V1_TeamInvitation(
-            try await accounts.invite(
+            try await accounts.teams.invite(
                 tenant: tenant, actor: actor, teamID: request.teamID, email: request.email, role: role))
     }
 
@@ -60,7 +60,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
         -> Moat_V1_ListInvitationsResponse
     {
         let (tenant, actor) = try await resolve(context)
-        let invitations = try await accounts.listInvitations(tenant: tenant, actor: actor, teamID: request.teamID)
+        let invitations = try await accounts.teams.listInvitations(tenant: tenant, actor: actor, teamID: request.teamID)
         return .with { $0.invitations = invitations.map(Moat_V1_TeamInvitation.init) }
     }
 
@@ -68,7 +68,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
         -> Moat_V1_RevokeInvitationResponse
     {
         let (tenant, actor) = try await resolve(context)
-        try await accounts.revokeInvitation(tenant: tenant, actor: actor, id: request.invitationID)
+        try await accounts.teams.revokeInvitation(tenant: tenant, actor: actor, id: request.invitationID)
         return Moat_V1_RevokeInvitationResponse()
     }
 
@@ -76,7 +76,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
         -> Moat_V1_AcceptInvitationResponse
     {
         let tenant = try await accounts.tenant(context)
-        let accepted = try await accounts.acceptInvitation(
+        let accepted = try await accounts.teams.acceptInvitation(
             tenant: tenant, token: request.token, sessionToken: context.authorization, password: request.password)
         return .with {
             $0.team = Moat_V1_Team(
@@ -91,7 +91,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
         -> Moat_V1_ListTeamMembersResponse
     {
         let (tenant, actor) = try await resolve(context)
-        let members = try await accounts.listTeamMembers(tenant: tenant, actor: actor, teamID: request.teamID)
+        let members = try await accounts.teams.listTeamMembers(tenant: tenant, actor: actor, teamID: request.teamID)
         return .with { $0.members = members.map { Moat_V1_TeamMember($0.member, email: $0.email) } }
     }
 
@@ -101,7 +101,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
             throw DomainError(.invalidArgument, .teamRoleInvalid, "name the new role")
         }
         let role = try request.role.domain(default: .member)
-        let changed = try await accounts.changeTeamRole(
+        let changed = try await accounts.teams.changeTeamRole(
             tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID, role: role)
         return Moat_V1_TeamMember(changed.member, email: changed.email)
     }
@@ -110,13 +110,13 @@ struct TeamsHandler: Moat_V1_TeamsService {
         -> Moat_V1_RemoveTeamMemberResponse
     {
         let (tenant, actor) = try await resolve(context)
-        try await accounts.removeTeamMember(tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID)
+        try await accounts.teams.removeTeamMember(tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID)
         return Moat_V1_RemoveTeamMemberResponse()
     }
 
     func leave(request: Moat_V1_LeaveTeamRequest, context: RequestContext) async throws -> Moat_V1_LeaveTeamResponse {
         let (tenant, actor) = try await resolve(context)
-        try await accounts.leaveTeam(tenant: tenant, actor: actor, teamID: request.teamID)
+        try await accounts.teams.leaveTeam(tenant: tenant, actor: actor, teamID: request.teamID)
         return Moat_V1_LeaveTeamResponse()
     }
 
@@ -124,7 +124,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
         -> Moat_V1_TransferOwnershipResponse
     {
         let (tenant, actor) = try await resolve(context)
-        try await accounts.transferTeamOwnership(
+        try await accounts.teams.transferTeamOwnership(
             tenant: tenant, actor: actor, teamID: request.teamID, userID: request.userID)
         return Moat_V1_TransferOwnershipResponse()
     }
@@ -136,7 +136,7 @@ struct TeamsHandler: Moat_V1_TeamsService {
         guard let action = request.action.domain else {
             throw DomainError(.invalidArgument, .teamActionInvalid, "unknown or missing action")
         }
-        let answer = try await accounts.checkTeamPermission(
+        let answer = try await accounts.teams.checkTeamPermission(
             tenant: tenant, sessionToken: context.authorization, teamID: request.teamID, action: action)
         return .with {
             $0.allowed = answer.allowed

@@ -9,7 +9,7 @@ struct TenantsHandler: Moat_V1_TenantsService {
     func create(request: Moat_V1_CreateTenantRequest, context: RequestContext) async throws
         -> Moat_V1_CreateTenantResponse
     {
-        let (tenant, owner) = try await accounts.createTenant(
+        let (tenant, owner) = try await accounts.tenants.createTenant(
             slug: request.slug, name: request.name, ownerEmail: request.ownerEmail,
             ownerPassword: request.ownerPassword)
         return .with {
@@ -23,7 +23,7 @@ struct TenantsHandler: Moat_V1_TenantsService {
     }
 
     func list(request: Moat_V1_ListTenantsRequest, context: RequestContext) async throws -> Moat_V1_ListTenantsResponse {
-        let page = try await accounts.listTenants(pageSize: Int(request.pageSize), pageToken: request.pageToken)
+        let page = try await accounts.tenants.listTenants(pageSize: Int(request.pageSize), pageToken: request.pageToken)
         return .with {
             $0.tenants = page.tenants.map(Moat_V1_Tenant.init)
             $0.nextPageToken = page.nextPageToken
@@ -33,7 +33,7 @@ struct TenantsHandler: Moat_V1_TenantsService {
     func updatePolicy(request: Moat_V1_UpdatePolicyRequest, context: RequestContext) async throws
         -> Moat_V1_TenantPolicy
     {
-        let policy = try await accounts.updatePolicy(
+        let policy = try await accounts.tenants.updatePolicy(
             tenant: request.tenant.isEmpty ? context.tenant : request.tenant
         ) { policy in
             if request.hasMinPasswordLength { policy.minPasswordLength = Int(request.minPasswordLength) }
@@ -60,7 +60,7 @@ struct TenantsHandler: Moat_V1_TenantsService {
         -> Moat_V1_Tenant
     {
         Moat_V1_Tenant(
-            try await accounts.requestTenantDeletion(
+            try await accounts.deletion.requestTenantDeletion(
                 tenant: request.tenant.isEmpty ? context.tenant : request.tenant, confirmation: request.confirmation))
     }
 
@@ -68,6 +68,6 @@ struct TenantsHandler: Moat_V1_TenantsService {
         -> Moat_V1_Tenant
     {
         Moat_V1_Tenant(
-            try await accounts.cancelTenantDeletion(tenant: request.tenant.isEmpty ? context.tenant : request.tenant))
+            try await accounts.deletion.cancelTenantDeletion(tenant: request.tenant.isEmpty ? context.tenant : request.tenant))
     }
 }

@@ -11,7 +11,7 @@ struct TwoFactorHandler: Moat_V1_TwoFactorService {
     func beginEnrollment(request: Moat_V1_BeginEnrollmentRequest, context: RequestContext) async throws
         -> Moat_V1_BeginEnrollmentResponse
     {
-        let enrollment = try await accounts.beginTwoFactorEnrollment(
+        let enrollment = try await accounts.twoFactor.beginTwoFactorEnrollment(
             tenant: try await accounts.tenant(context), token: context.authorization, password: request.password,
             client: context.clientDetails)
         return .with {
@@ -30,7 +30,7 @@ struct TwoFactorHandler: Moat_V1_TwoFactorService {
     func confirmEnrollment(request: Moat_V1_ConfirmEnrollmentRequest, context: RequestContext) async throws
         -> Moat_V1_ConfirmEnrollmentResponse
     {
-        let (codes, enabledAt) = try await accounts.confirmTwoFactorEnrollment(
+        let (codes, enabledAt) = try await accounts.twoFactor.confirmTwoFactorEnrollment(
             tenant: try await accounts.tenant(context), token: context.authorization, code: request.code,
             client: context.clientDetails)
         return .with {
@@ -42,7 +42,7 @@ struct TwoFactorHandler: Moat_V1_TwoFactorService {
     func disable(request: Moat_V1_DisableTwoFactorRequest, context: RequestContext) async throws
         -> Moat_V1_DisableTwoFactorResponse
     {
-        try await accounts.disableTwoFactor(
+        try await accounts.twoFactor.disableTwoFactor(
             tenant: try await accounts.tenant(context), token: context.authorization, code: request.code,
             password: request.password, client: context.clientDetails)
         return Moat_V1_DisableTwoFactorResponse()
@@ -51,7 +51,7 @@ struct TwoFactorHandler: Moat_V1_TwoFactorService {
     func status(request: Moat_V1_TwoFactorStatusRequest, context: RequestContext) async throws
         -> Moat_V1_TwoFactorStatusResponse
     {
-        let status = try await accounts.twoFactorStatus(
+        let status = try await accounts.twoFactor.twoFactorStatus(
             tenant: try await accounts.tenant(context), token: context.authorization)
         return .with {
             $0.enabled = status.enabled
@@ -65,7 +65,7 @@ struct TwoFactorHandler: Moat_V1_TwoFactorService {
     func regenerateRecoveryCodes(request: Moat_V1_RegenerateRecoveryCodesRequest, context: RequestContext)
         async throws -> Moat_V1_RegenerateRecoveryCodesResponse
     {
-        let codes = try await accounts.regenerateRecoveryCodes(
+        let codes = try await accounts.twoFactor.regenerateRecoveryCodes(
             tenant: try await accounts.tenant(context), token: context.authorization, code: request.code,
             client: context.clientDetails)
         return .with { $0.recoveryCodes = codes }
@@ -74,7 +74,7 @@ struct TwoFactorHandler: Moat_V1_TwoFactorService {
     func verify(request: Moat_V1_VerifyTwoFactorRequest, context: RequestContext) async throws
         -> Moat_V1_VerifyTwoFactorResponse
     {
-        try await accounts.verifyTwoFactor(
+        try await accounts.twoFactor.verifyTwoFactor(
             tenant: try await accounts.tenant(context), token: context.authorization, code: request.code,
             client: context.clientDetails)
         return Moat_V1_VerifyTwoFactorResponse()

@@ -6,7 +6,7 @@ import MoatRPC
 struct UsersHandler: Moat_V1_UsersService {
     let accounts: AccountService
 
-    private func actor(_ tenant: Tenant, _ context: RequestContext) async throws -> Actor {
+    private func actor(_ tenant: Tenant, _ context: RequestContext) async throws -> Principal {
         try await accounts.actor(
             tenant: tenant.id, token: context.authorization, callerIsAdministrator: context.caller.isAdmin)
     }
@@ -14,7 +14,7 @@ struct UsersHandler: Moat_V1_UsersService {
     func create(request: Moat_V1_CreateUserRequest, context: RequestContext) async throws -> Moat_V1_User {
         let tenant = try await accounts.tenant(context)
         guard let role = request.role.domain else { throw DomainError(.invalidArgument, .roleInvalid, "unknown role") }
-        let user = try await accounts.createUser(
+        let user = try await accounts.users.createUser(
             tenant: tenant, actor: try await actor(tenant, context), email: request.email,
             password: request.password, role: role)
         return Moat_V1_User(user)
@@ -23,12 +23,12 @@ struct UsersHandler: Moat_V1_UsersService {
     func get(request: Moat_V1_GetUserRequest, context: RequestContext) async throws -> Moat_V1_User {
         let tenant = try await accounts.tenant(context)
         return Moat_V1_User(
-            try await accounts.user(tenant: tenant, actor: try await actor(tenant, context), id: request.userID))
+            try await accounts.users.user(tenant: tenant, actor: try await actor(tenant, context), id: request.userID))
     }
 
     func list(request: Moat_V1_ListUsersRequest, context: RequestContext) async throws -> Moat_V1_ListUsersResponse {
         let tenant = try await accounts.tenant(context)
-        let page = try await accounts.listUsers(
+        let page = try await accounts.users.listUsers(
             tenant: tenant, actor: try await actor(tenant, context), pageSize: Int(request.pageSize),
             pageToken: request.pageToken)
         return .with {
@@ -50,13 +50,13 @@ struct UsersHandler: Moat_V1_UsersService {
     {
         let tenant = try await accounts.tenant(context)
         return Moat_V1_User(
-            try await accounts.setUserEnabled(
+            try await accounts.users.setUserEnabled(
                 tenant: tenant, actor: try await actor(tenant, context), id: request.userID, enabled: enabled))
     }
 
     func signIn(request: Moat_V1_SignInRequest, context: RequestContext) async throws -> Moat_V1_SignInResponse {
         let tenant = try await accounts.tenant(context)
-        let outcome = try await accounts.beginSignIn(
+        let outcome = try await accounts.signIn.beginSignIn(
             tenant: tenant, email: request.email, password: request.password,
             client: ClientDetails(request.client, metadata: context.metadata))
         switch outcome {
@@ -76,7 +76,7 @@ struct UsersHandler: Moat_V1_UsersService {
         -> Moat_V1_SignInResponse
     {
         let tenant = try await accounts.tenant(context)
-        let result = try await accounts.completeSignIn(
+        let result = try await accounts.signIn.completeSignIn(
             tenant: tenant, challenge: request.challenge, code: request.code, recoveryCode: request.recoveryCode,
             client: context.clientDetails)
         return Self.signedIn(result, tenant: tenant)
@@ -92,14 +92,14 @@ struct UsersHandler: Moat_V1_UsersService {
     }
 
     func signOut(request: Moat_V1_SignOutRequest, context: RequestContext) async throws -> Moat_V1_SignOutResponse {
-        try await accounts.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
+        try await accounts.signIn.signOut(tenant: try await accounts.tenant(context), token: context.authorization)
         return Moat_V1_SignOutResponse()
     }
 
     func changePassword(request: Moat_V1_ChangePasswordRequest, context: RequestContext) async throws
         -> Moat_V1_ChangePasswordResponse
     {
-        let revoked = try await accounts.changePassword(
+        let revoked = try await accounts.passwords.changePassword(
             tenant: try await accounts.tenant(context), token: context.authorization,
             currentPassword: request.currentPassword, newPassword: request.newPassword,
             revokeOtherSessions: request.revokeOtherSessions,
@@ -110,7 +110,7 @@ struct UsersHandler: Moat_V1_UsersService {
     func requestPasswordReset(request: Moat_V1_RequestPasswordResetRequest, context: RequestContext) async throws
         -> Moat_V1_RequestPasswordResetResponse
     {
-        try await accounts.requestPasswordReset(
+        try await accounts.passwords.requestPasswordReset(
             tenant: try await accounts.tenant(context), email: request.email,
             client: ClientDetails(request.client, metadata: context.metadata))
         return Moat_V1_RequestPasswordResetResponse()
@@ -119,7 +119,7 @@ struct UsersHandler: Moat_V1_UsersService {
     func resetPassword(request: Moat_V1_ResetPasswordRequest, context: RequestContext) async throws
         -> Moat_V1_ResetPasswordResponse
     {
-        let revoked = try await accounts.resetPassword(
+        let revoked = try await accounts.passwords.resetPassword(
             tenant: try await accounts.tenant(context), token: request.token, newPassword: request.newPassword,
             code: request.code)
         return .with { $0.revokedSessions = UInt32(clamping: revoked) }
@@ -129,7 +129,7 @@ struct UsersHandler: Moat_V1_UsersService {
         -> Moat_V1_User
     {
         Moat_V1_User(
-            try await accounts.requestAccountDeletion(
+            try await accounts.deletion.requestAccountDeletion(
                 tenant: try await accounts.tenant(context), token: context.authorization,
                 confirmation: request.confirmation, password: request.password, code: request.code,
                 client: context.clientDetails))
@@ -137,7 +137,7 @@ struct UsersHandler: Moat_V1_UsersService {
 
     func restoreAccount(request: Moat_V1_RestoreAccountRequest, context: RequestContext) async throws -> Moat_V1_User {
         Moat_V1_User(
-            try await accounts.restoreAccount(
+            try await accounts.deletion.restoreAccount(
                 tenant: try await accounts.tenant(context), email: request.email, password: request.password,
                 code: request.code, client: ClientDetails(request.client, metadata: context.metadata)))
     }
@@ -146,7 +146,7 @@ struct UsersHandler: Moat_V1_UsersService {
         -> Moat_V1_ListSecurityEventsResponse
     {
         let tenant = try await accounts.tenant(context)
-        let page = try await accounts.securityLog(
+        let page = try await accounts.users.securityLog(
             tenant: tenant, actor: try await actor(tenant, context), userID: request.userID,
             pageSize: Int(request.pageSize), pageToken: request.pageToken)
         return .with {

@@ -7,28 +7,18 @@ public struct SessionListing: Sendable {
     public var current: Bool
 }
 
-extension AccountService {
-    // MARK: Validate (the hot path)
+/// The Active Sessions page (list, revoke) and the session background
+/// work (flushing activity, purging ended sessions). Validate itself is
+/// the ``SessionAuthority``'s.
+public final class SessionService: AccountFeature {
+    let context: AccountContext
 
-    /// Validates a token from the caches alone, without suspending.
-    ///
-    /// - Returns: the answer, or nil when the store must be asked (use
-    ///   ``validate(tenantReference:token:)``).
-    public func validateCached(tenantReference: String, token: String) -> Result<(ValidatedSession, Tenant), DomainError>? {
-        authority.validateCached(tenantReference: tenantReference, token: token)
+    init(context: AccountContext) {
+        self.context = context
     }
+}
 
-    /// Validates a token: the cached answer if there is one, else the store
-    /// (see ``SessionAuthority/validate(tenantReference:token:)``).
-    public func validate(tenantReference: String, token: String) async throws -> (ValidatedSession, Tenant) {
-        try await authority.validate(tenantReference: tenantReference, token: token)
-    }
-
-    /// Tokens are 43 base64url characters; anything far off is not one.
-    static func plausibleToken(_ token: String) -> Bool {
-        SessionAuthority.plausibleToken(token)
-    }
-
+extension SessionService {
     // MARK: The Active Sessions page
 
     /// The user's live sessions, newest activity first, the caller's marked.
@@ -74,7 +64,7 @@ extension AccountService {
 
     /// Ends every session of a user: administrators and tenant owners/admins
     /// (an owner's sessions only by an owner or an administrator).
-    public func revokeAllSessions(tenant: Tenant, actor: Actor, userID: String, client: ClientDetails) async throws
+    public func revokeAllSessions(tenant: Tenant, actor: Principal, userID: String, client: ClientDetails) async throws
         -> Int
     {
         guard actor.belongs(to: tenant.id), actor.managesUsers else { throw DomainError.forbidden }

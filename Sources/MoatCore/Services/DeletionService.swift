@@ -28,14 +28,20 @@ public struct PurgeReport: Sendable, Equatable {
     public var failed = 0
 }
 
-extension AccountService {
-    /// Refuses, inside a write, to add anything to a tenant whose deletion
-    /// is scheduled (the check a stale cached tenant cannot make).
-    static func requireActiveTenant(_ reader: any AccountStoreReader, _ tenant: TenantID) throws {
-        if let stored = try reader.tenant(id: tenant), stored.status != .active {
-            throw DomainError.tenantPendingDeletion(purgeAfter: stored.purgeAfter)
-        }
+/// Deleting and restoring accounts and tenants, and purging them after
+/// the grace period.
+public final class DeletionService: AccountFeature {
+    let context: AccountContext
+    /// Password and second-factor checks shared with other features.
+    let credentials: Credentials
+
+    init(context: AccountContext, credentials: Credentials) {
+        self.context = context
+        self.credentials = credentials
     }
+}
+
+extension DeletionService {
 
     /// The text a user types to confirm a deletion.
     public static let deletionConfirmation = "DELETE"
@@ -52,7 +58,7 @@ extension AccountService {
         let (_, user) = try await authenticate(tenant: tenant.id, token: token)
         let client = Self.bounded(client)
         guard confirmation == Self.deletionConfirmation else { throw DomainError.confirmationRequired }
-        try await reauthenticate(tenant: tenant, user: user, password: password, client: client, action: "account deletion")
+        try await credentials.reauthenticate(tenant: tenant, user: user, password: password, client: client, action: "account deletion")
         let now = clock.now()
         let purgeAfter = now.adding(seconds: configuration.deletionGraceSeconds)
         let schedule: @Sendable (any AccountStoreWriter) throws -> User = { writer in
@@ -102,7 +108,7 @@ extension AccountService {
         let client = Self.bounded(client)
         if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
         let user = try await signInQueue.run("\(tenant.id.rawValue)/\(email)") { () -> User in
-            try await checkPassword(tenant: tenant, email: email, secret: secret, client: client)
+            try await credentials.checkPassword(tenant: tenant, email: email, secret: secret, client: client)
         }
         guard user.status == .pendingDeletion, let purgeAfter = user.purgeAfter else { throw DomainError.notPendingDeletion }
         guard clock.now() < purgeAfter else {
@@ -136,7 +142,7 @@ extension AccountService {
         guard !code.isEmpty else {
             throw DomainError.invalid(.codeRequired, "two-factor is on: a current code is required")
         }
-        return try await withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
+        return try await credentials.withSecondFactor(tenant: tenant, user: user, code: code, recoveryCode: "", client: client) {
             writer, _ in try body(writer)
         }
     }

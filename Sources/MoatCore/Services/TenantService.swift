@@ -1,6 +1,15 @@
 import Foundation
 
-extension AccountService {
+/// Tenants: creating, listing, and their policy.
+public final class TenantService: AccountFeature {
+    let context: AccountContext
+
+    init(context: AccountContext) {
+        self.context = context
+    }
+}
+
+extension TenantService {
     /// Checks a slug: 3 to 63 of `a-z`, `0-9`, `-`, not starting or ending
     /// with `-`.
     static func validateSlug(_ slug: String) throws(DomainError) -> String {

@@ -48,13 +48,22 @@ extension DomainError {
         .failedPrecondition, .lastOwner, "a team needs an owner: transfer ownership or delete the team first")
 }
 
-extension AccountService {
+/// Teams, their members and invitations.
+public final class TeamService: AccountFeature {
+    let context: AccountContext
+
+    init(context: AccountContext) {
+        self.context = context
+    }
+}
+
+extension TeamService {
     // MARK: Who may do what
 
     /// The role an actor acts with in a team: administrators as owners,
     /// tenant owners as owners, tenant admins as at least admins, everyone
     /// else with their membership's role (nil: none).
-    static func effectiveTeamRole(actor: Actor, member: TeamMember?) -> TeamRole? {
+    static func effectiveTeamRole(actor: Principal, member: TeamMember?) -> TeamRole? {
         switch actor {
         case .administrator:
             return .owner
@@ -72,7 +81,7 @@ extension AccountService {
     /// role table (`TeamAction.minimumRole`). A team of another tenant, an
     /// unknown one, or one the actor has no role in is NOT_FOUND.
     static func authorizeTeam(
-        _ reader: any AccountStoreReader, tenant: TenantID, actor: Actor, teamID: TeamID, action: TeamAction
+        _ reader: any AccountStoreReader, tenant: TenantID, actor: Principal, teamID: TeamID, action: TeamAction
     ) throws -> (team: Team, member: TeamMember?, role: TeamRole) {
         guard actor.belongs(to: tenant), let team = try reader.team(tenant: tenant, id: teamID) else {
             throw DomainError.teamNotFound
@@ -96,7 +105,7 @@ extension AccountService {
     /// A security-log line for `user` about a team change, with the acting
     /// session's device when a user acted.
     static func teamLog(
-        tenant: TenantID, user: UserID, kind: SecurityEventKind, actor: Actor, detail: String, at now: Timestamp
+        tenant: TenantID, user: UserID, kind: SecurityEventKind, actor: Principal, detail: String, at now: Timestamp
     ) -> SecurityLogEntry {
         var ip = ""
         var userAgent = ""
@@ -109,7 +118,7 @@ extension AccountService {
     }
 
     /// "by us_..." or "by an administrator", for log details.
-    static func byActor(_ actor: Actor) -> String {
+    static func byActor(_ actor: Principal) -> String {
         actor.userID.map { "by \($0)" } ?? "by an administrator"
     }
 
@@ -121,7 +130,7 @@ extension AccountService {
 
     /// Creates a team; its owner is the acting user, or for an administrator
     /// caller the user it names. Emits `team.created`.
-    public func createTeam(tenant: Tenant, actor: Actor, name: String, ownerUserID: String = "") async throws
+    public func createTeam(tenant: Tenant, actor: Principal, name: String, ownerUserID: String = "") async throws
         -> TeamAccess
     {
         guard actor.belongs(to: tenant.id) else { throw DomainError.forbidden }
@@ -158,7 +167,7 @@ extension AccountService {
     }
 
     /// A team with the caller's role (VIEW).
-    public func team(tenant: Tenant, actor: Actor, id: String) async throws -> TeamAccess {
+    public func team(tenant: Tenant, actor: Principal, id: String) async throws -> TeamAccess {
         let id = try Self.parseTeamID(id)
         return try await store.read { reader in
             let (team, member, role) = try Self.authorizeTeam(
@@ -169,7 +178,7 @@ extension AccountService {
 
     /// A page of teams ordered by (name, id): the caller's own, or every team
     /// of the tenant for administrators and tenant owners/admins.
-    public func listTeams(tenant: Tenant, actor: Actor, pageSize: Int, pageToken: String) async throws
+    public func listTeams(tenant: Tenant, actor: Principal, pageSize: Int, pageToken: String) async throws
         -> (teams: [TeamAccess], nextPageToken: String)
     {
         guard actor.belongs(to: tenant.id) else { throw DomainError.forbidden }
@@ -210,7 +219,7 @@ extension AccountService {
     }
 
     /// Renames a team (RENAME). Emits `team.renamed` when the name changed.
-    public func renameTeam(tenant: Tenant, actor: Actor, id: String, name: String) async throws -> TeamAccess {
+    public func renameTeam(tenant: Tenant, actor: Principal, id: String, name: String) async throws -> TeamAccess {
         let id = try Self.parseTeamID(id)
         let name = try Team.normalizedName(name)
         let now = clock.now()
@@ -237,7 +246,7 @@ extension AccountService {
 
     /// Deletes a team with its memberships and invitations (DELETE). Emits
     /// `team.deleted` and a security-log line for each former member.
-    public func deleteTeam(tenant: Tenant, actor: Actor, id: String) async throws {
+    public func deleteTeam(tenant: Tenant, actor: Principal, id: String) async throws {
         let id = try Self.parseTeamID(id)
         let now = clock.now()
         try await store.write { writer in
@@ -261,7 +270,7 @@ extension AccountService {
     /// Invites an email to a team (INVITE; only an owner may invite an
     /// owner). The token goes only into `team.invitation_created`. A pending
     /// invitation of the same email to the team is revoked (replaced).
-    public func invite(tenant: Tenant, actor: Actor, teamID: String, email: String, role: TeamRole) async throws
+    public func invite(tenant: Tenant, actor: Principal, teamID: String, email: String, role: TeamRole) async throws
         -> TeamInvitation
     {
         let teamID = try Self.parseTeamID(teamID)
@@ -311,7 +320,7 @@ extension AccountService {
     }
 
     /// The team's pending invitations, newest first (INVITE).
-    public func listInvitations(tenant: Tenant, actor: Actor, teamID: String) async throws -> [TeamInvitation] {
+    public func listInvitations(tenant: Tenant, actor: Principal, teamID: String) async throws -> [TeamInvitation] {
         let teamID = try Self.parseTeamID(teamID)
         let now = clock.now()
         return try await store.read { reader in
@@ -323,7 +332,7 @@ extension AccountService {
     /// Revokes a pending invitation (INVITE; only an owner for an invitation
     /// to OWNER). Anything not pending, or of a team the caller cannot see, is
     /// NOT_FOUND (`INVITATION_NOT_FOUND`).
-    public func revokeInvitation(tenant: Tenant, actor: Actor, id: String) async throws {
+    public func revokeInvitation(tenant: Tenant, actor: Principal, id: String) async throws {
         guard let id = InvitationID(id) else { throw DomainError.invitationNotFound }
         let now = clock.now()
         try await store.write { writer in
@@ -382,7 +391,7 @@ extension AccountService {
                     .permissionDenied, .invitationEmailMismatch,
                     "the invitation is for another email: sign in as the invited user")
             }
-            let actor = Actor.user(session, user)
+            let actor = Principal.user(session, user)
             let now = clock.now()
             return try await store.write { writer in
                 try Self.requireActiveTenant(writer, tenant.id)
@@ -427,7 +436,7 @@ extension AccountService {
     /// Adds the invitation's user to its team with `team.member_added` and a
     /// security-log line.
     private static func join(
-        _ writer: any AccountStoreWriter, invitation: TeamInvitation, user: User, actor: Actor?, at now: Timestamp
+        _ writer: any AccountStoreWriter, invitation: TeamInvitation, user: User, actor: Principal?, at now: Timestamp
     ) throws -> TeamMember {
         let member = TeamMember(
             tenantID: invitation.tenantID, teamID: invitation.teamID, userID: user.id, role: invitation.role,
@@ -448,7 +457,7 @@ extension AccountService {
     // MARK: Members
 
     /// The team's members with their emails, ordered by email (VIEW).
-    public func listTeamMembers(tenant: Tenant, actor: Actor, teamID: String) async throws -> [TeamMemberListing] {
+    public func listTeamMembers(tenant: Tenant, actor: Principal, teamID: String) async throws -> [TeamMemberListing] {
         let teamID = try Self.parseTeamID(teamID)
         return try await store.read { reader in
             _ = try Self.authorizeTeam(reader, tenant: tenant.id, actor: actor, teamID: teamID, action: .view)
@@ -462,7 +471,7 @@ extension AccountService {
 
     /// Sets a member's role (MANAGE_MEMBERS; only an owner may change an
     /// owner or grant OWNER; never demotes the last owner).
-    public func changeTeamRole(tenant: Tenant, actor: Actor, teamID: String, userID: String, role: TeamRole)
+    public func changeTeamRole(tenant: Tenant, actor: Principal, teamID: String, userID: String, role: TeamRole)
         async throws -> TeamMemberListing
     {
         let teamID = try Self.parseTeamID(teamID)
@@ -521,7 +530,7 @@ extension AccountService {
 
     /// Removes a member (MANAGE_MEMBERS; only an owner may remove an owner;
     /// never the last owner).
-    public func removeTeamMember(tenant: Tenant, actor: Actor, teamID: String, userID: String) async throws {
+    public func removeTeamMember(tenant: Tenant, actor: Principal, teamID: String, userID: String) async throws {
         let teamID = try Self.parseTeamID(teamID)
         let userID = try Self.parseMemberID(userID)
         let now = clock.now()
@@ -550,7 +559,7 @@ extension AccountService {
     }
 
     /// The acting user leaves the team (never the last owner).
-    public func leaveTeam(tenant: Tenant, actor: Actor, teamID: String) async throws {
+    public func leaveTeam(tenant: Tenant, actor: Principal, teamID: String) async throws {
         let teamID = try Self.parseTeamID(teamID)
         let now = clock.now()
         try await store.write { writer in
@@ -578,7 +587,7 @@ extension AccountService {
 
     /// Makes a member an owner (TRANSFER_OWNERSHIP); the calling member, if
     /// an owner, becomes an admin.
-    public func transferTeamOwnership(tenant: Tenant, actor: Actor, teamID: String, userID: String) async throws {
+    public func transferTeamOwnership(tenant: Tenant, actor: Principal, teamID: String, userID: String) async throws {
         let teamID = try Self.parseTeamID(teamID)
         let userID = try Self.parseMemberID(userID)
         let now = clock.now()
@@ -623,7 +632,7 @@ extension AccountService {
     {
         let (session, user) = try await authenticate(tenant: tenant.id, token: sessionToken)
         let teamID = try Self.parseTeamID(teamID)
-        let actor = Actor.user(session, user)
+        let actor = Principal.user(session, user)
         return try await store.read { reader in
             guard try reader.team(tenant: tenant.id, id: teamID) != nil else { throw DomainError.teamNotFound }
             let member = try reader.teamMember(tenant: tenant.id, team: teamID, user: user.id)

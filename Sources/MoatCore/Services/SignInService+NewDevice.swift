@@ -29,7 +29,7 @@ public struct DeviceFamily: Sendable, Hashable {
 /// user-agent parser; the domain knows no user-agent syntax).
 public typealias DeviceClassifier = @Sendable (_ userAgent: String) -> DeviceFamily
 
-extension AccountService {
+extension SignInService {
     /// How many security-log lines a sign-in looks through for an earlier
     /// sign-in from the same device; the look-up runs in the sign-in's write.
     static let newDeviceScanLimit = 500
@@ -51,7 +51,7 @@ extension AccountService {
         let days = configuration.newDeviceWindowDays
         guard days > 0 else { return nil }
         let since = now.adding(seconds: -Int64(days) * 86400)
-        let family = deviceFamily(session.client.userAgent)
+        let family = context.deviceFamily(session.client.userAgent)
         let network = Self.network(session.client.ip)
         var priorSignIn = false
         var scanned = 0
@@ -65,7 +65,7 @@ extension AccountService {
                 guard entry.kind == .signInSucceeded else { continue }
                 priorSignIn = true
                 if entry.createdAt < since { break scan }
-                if Self.network(entry.ip) == network, deviceFamily(entry.userAgent) == family { return nil }
+                if Self.network(entry.ip) == network, context.deviceFamily(entry.userAgent) == family { return nil }
             }
             guard page.count == pageSize, let last = page.last else {
                 // The whole log was read: no sign-in at all means a first one.

@@ -6,7 +6,7 @@ public struct SecurityLogPage: Sendable, Equatable {
     public var nextPageToken: String
 }
 
-extension AccountService {
+extension UserService {
     /// A user's security log, newest first, a page at a time.
     ///
     /// A signed-in user reads their own (`userID` empty or their id); tenant
@@ -14,7 +14,7 @@ extension AccountService {
     /// A member asking for someone else is PERMISSION_DENIED (`ROLE_REQUIRED`)
     /// whether or not that user exists; a user not in the tenant (another
     /// tenant's id included) is NOT_FOUND (`USER_NOT_FOUND`).
-    public func securityLog(tenant: Tenant, actor: Actor, userID: String, pageSize: Int, pageToken: String)
+    public func securityLog(tenant: Tenant, actor: Principal, userID: String, pageSize: Int, pageToken: String)
         async throws -> SecurityLogPage
     {
         guard actor.belongs(to: tenant.id) else { throw DomainError.forbidden }

@@ -1,6 +1,19 @@
 import Foundation
 
-extension AccountService {
+/// Passwords: change, reset by emailed token, and the reset that restores
+/// an account during its deletion grace period.
+public final class PasswordService: AccountFeature {
+    let context: AccountContext
+    /// Password and second-factor checks shared with other features.
+    let credentials: Credentials
+
+    init(context: AccountContext, credentials: Credentials) {
+        self.context = context
+        self.credentials = credentials
+    }
+}
+
+extension PasswordService {
     /// Changes the password of the session's user. Needs the current
     /// password; optionally signs out every other session. Emits
     /// `password.changed` in the same transaction.
@@ -12,7 +25,7 @@ extension AccountService {
     ) async throws -> Int {
         let (session, user) = try await authenticate(tenant: tenant.id, token: token)
         let client = Self.bounded(client)
-        try await reauthenticate(
+        try await credentials.reauthenticate(
             tenant: tenant, user: user, password: currentPassword, client: client, action: "password change")
         try PasswordRules.check(newPassword, minimumLength: tenant.policy.minPasswordLength, email: user.email)
         let hash = try await hasher.hash(PasswordRules.normalized(newPassword))

@@ -4,7 +4,7 @@ extension DomainError {
         .codeRequired, "two-factor is on: restoring the account needs a current code")
 }
 
-extension AccountService {
+extension PasswordService {
     /// Whether a reset requested now for `user` restores the account: it is
     /// pending deletion, within its grace period, in a tenant that is not.
     /// A user who forgot the password can then still restore the account
@@ -55,7 +55,7 @@ extension AccountService {
             return revoked.count
         }
         guard user.twoFactorEnabled else { return try await store.write(restore) }
-        return try await withSecondFactor(
+        return try await credentials.withSecondFactor(
             tenant: tenant, user: user, code: code, recoveryCode: "", client: ClientDetails()
         ) { writer, _ in try restore(writer) }
     }
