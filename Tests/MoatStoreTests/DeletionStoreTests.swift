@@ -304,16 +304,16 @@ final class PostgresPurgeTests: XCTestCase {
         let storeB = try await schema.openStore(encoder: DeletionJSONEncoder(), connections: 3)
         let a = try DeletionWorld(store: storeA)
         let b = try DeletionWorld(store: storeB)
-        let (tenant, _) = try await a.accounts.createTenant(
+        let (tenant, _) = try await a.accounts.tenants.createTenant(
             slug: "acme", name: "Acme", ownerEmail: "owner@acme.test", ownerPassword: "owner-pass-7741-ok")
         var members: [UserID] = []
         for index in 0..<6 {
             let email = "member\(index)@acme.test"
-            _ = try await a.accounts.createUser(
+            _ = try await a.accounts.users.createUser(
                 tenant: tenant, actor: .administrator, email: email, password: "member-pass-2209-ok", role: .member)
-            let session = try await a.accounts.signIn(
+            let session = try await a.accounts.signIn.signIn(
                 tenant: tenant, email: email, password: "member-pass-2209-ok", client: client)
-            _ = try await a.accounts.requestAccountDeletion(
+            _ = try await a.accounts.deletion.requestAccountDeletion(
                 tenant: tenant, token: session.token, confirmation: "DELETE", password: "member-pass-2209-ok", code: "",
                 client: client)
             members.append(session.user.id)
@@ -323,7 +323,7 @@ final class PostgresPurgeTests: XCTestCase {
 
         let counts = try await withThrowingTaskGroup(of: Int.self) { group in
             for world in [a, b, a, b] {
-                group.addTask { try await world.accounts.purgeDueDeletions().accounts }
+                group.addTask { try await world.accounts.deletion.purgeDueDeletions().accounts }
             }
             var total = 0
             for try await purged in group { total += purged }
