@@ -52,22 +52,33 @@ public protocol ValidityMarkSink: AnyObject, Sendable {
 /// multi-instance store subscribes a publisher that sends the same marks to
 /// the other instances (revocation log + NOTIFY), and applies the marks it
 /// receives from them through ``publish(_:)`` on its own relay.
-/// Subscribers live as long as the relay.
+/// Subscribers are held weakly (see below).
 public final class ValidityMarkRelay: Sendable {
-    private let sinks = Mutex<[any ValidityMarkSink]>([])
+    /// Subscribers are held weakly: the session authority holds the store
+    /// that holds this relay, and a strong reference back would keep both
+    /// alive for ever once their owner lets go (found by the request fuzzer,
+    /// which builds and drops whole in-memory daemons).
+    private struct Subscriber {
+        weak var sink: (any ValidityMarkSink)?
+    }
+
+    private let sinks = Mutex<[Subscriber]>([])
 
     /// A relay with no subscribers.
     public init() {}
 
-    /// Adds a subscriber.
+    /// Adds a subscriber, for as long as something else keeps it alive.
     public func subscribe(_ sink: any ValidityMarkSink) {
-        sinks.withLock { $0.append(sink) }
+        sinks.withLock { sinks in
+            sinks.removeAll { $0.sink == nil }
+            sinks.append(Subscriber(sink: sink))
+        }
     }
 
-    /// Hands marks to every subscriber (nothing for empty marks).
+    /// Hands marks to every live subscriber (nothing for empty marks).
     public func publish(_ marks: ValidityMarks) {
         guard !marks.isEmpty else { return }
-        for sink in sinks.withLock({ $0 }) { sink.apply(marks) }
+        for sink in sinks.withLock({ $0.compactMap(\.sink) }) { sink.apply(marks) }
     }
 }
 
