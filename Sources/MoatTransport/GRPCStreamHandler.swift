@@ -290,7 +290,7 @@ final class GRPCStreamHandler: ChannelInboundHandler {
         let rpcError = Self.wireError(error, logger: logger, requestID: requestID)
         var headers = Self.responseHeaders
         for (name, value) in GRPCMapping.errorTrailers(rpcError) { headers.add(name: name, value: value) }
-        if rpcError.code == .unimplemented, rpcError.reason == "COMPRESSION_UNSUPPORTED" {
+        if rpcError.code == .unimplemented, rpcError.reason == RPCError.Reason.compressionUnsupported.rawValue {
             headers.add(name: "grpc-accept-encoding", value: "identity")
         }
         context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers, endStream: true))), promise: nil)
