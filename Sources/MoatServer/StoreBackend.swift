@@ -27,7 +27,8 @@ enum StoreBackend: Sendable {
                 return .postgres(
                     try await PostgresAccountStore.open(
                         configuration: PostgresConfiguration(
-                            url: url, password: password, connections: configuration.store.postgresConnections),
+                            url: url, password: password, connections: configuration.store.postgresConnections,
+                            fence: .milliseconds(configuration.cluster.fenceMilliseconds)),
                         encoder: ProtobufEventEncoder(), logger: logger))
             } catch let error as StoreError {
                 throw DaemonStartError("cannot open the PostgreSQL store: \(error)")

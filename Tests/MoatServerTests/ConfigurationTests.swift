@@ -100,6 +100,25 @@ final class ConfigurationTests: XCTestCase {
         }
     }
 
+    /// `cluster.fence_ms`: default 250, `--set` and TOML, rendered by
+    /// --print-config, out-of-range values named.
+    func testClusterFenceSetting() throws {
+        XCTAssertEqual(try ConfigurationLoader.load(file: nil).cluster.fenceMilliseconds, 250)
+        let set = try ConfigurationLoader.load(file: nil, overrides: ["cluster.fence_ms=40"])
+        XCTAssertEqual(set.cluster.fenceMilliseconds, 40)
+        XCTAssertEqual(try ConfigurationLoader.load(file: try write("[cluster]\nfence_ms = 1000\n")).cluster.fenceMilliseconds, 1000)
+        let reloaded = try ConfigurationLoader.load(file: try write(ConfigurationLoader.render(set)))
+        XCTAssertEqual(reloaded.cluster, set.cluster, "--print-config output loads back")
+        for (override, key) in [
+            ("cluster.fence_ms=9", "cluster.fence_ms"), ("cluster.fence_ms=60001", "cluster.fence_ms"),
+            ("cluster.fence_ms=\"fast\"", "cluster.fence_ms"), ("cluster.fence=250", "cluster.fence"),
+        ] {
+            XCTAssertThrowsError(try ConfigurationLoader.load(file: nil, overrides: [override]), override) { error in
+                XCTAssertTrue("\(error)".contains(key), "\(error)")
+            }
+        }
+    }
+
     func testUnknownKeysAreErrors() throws {
         let file = try write("[limits]\nmax_conections = 5\n")
         XCTAssertThrowsError(try ConfigurationLoader.load(file: file)) { error in

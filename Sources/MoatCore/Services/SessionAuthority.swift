@@ -20,6 +20,10 @@ public final class SessionAuthority: ValidityMarkSink {
     let tenants = TenantDirectory()
     private let store: any AccountStore
     private let clock: any WallClock
+    /// The store's fence when other processes write it too (PostgreSQL with
+    /// several moatd): while it is not current, the caches are not trusted
+    /// and every answer comes from the store. Nil (no cost) on SQLite.
+    private let fence: CacheFence?
 
     /// Creates the authority over a store and subscribes it to the store's
     /// validity marks.
@@ -27,6 +31,7 @@ public final class SessionAuthority: ValidityMarkSink {
         self.store = store
         self.clock = clock
         self.cache = cache
+        self.fence = store.validityMarks.fence
         store.validityMarks.subscribe(self)
     }
 
@@ -45,6 +50,12 @@ public final class SessionAuthority: ValidityMarkSink {
         for tenant in marks.tenants { tenants.invalidate(tenant) }
     }
 
+    /// Whether the caches may answer: always on a store only this process
+    /// writes; on a shared one, only while this instance has confirmed,
+    /// within the fencing bound, that it applied every committed mark.
+    @inline(__always)
+    var cachesTrusted: Bool { fence?.isCurrent ?? true }
+
     // MARK: Tenants
 
     /// The tenant a request names, by id or slug; NOT_FOUND if none.
@@ -61,10 +72,12 @@ public final class SessionAuthority: ValidityMarkSink {
         return tenant
     }
 
-    /// The tenant from the directory, without the store; nil if not cached.
+    /// The tenant from the directory, without the store; nil if not cached
+    /// or if the caches are not trusted now (a fenced instance).
     public func cachedTenant(reference: String) throws(DomainError) -> Tenant? {
         guard !reference.isEmpty, reference.contains(where: { !$0.isWhitespace }) else { throw DomainError.tenantRequired }
         guard reference.utf8.count <= 128 else { throw DomainError.tenantNotFound }
+        guard cachesTrusted else { return nil }
         return tenants.lookup(reference)
     }
 
@@ -101,7 +114,13 @@ public final class SessionAuthority: ValidityMarkSink {
         guard Self.plausibleToken(token) else { throw DomainError.sessionInvalid }
         let hash = OpaqueToken.hash(token)
         let now = clock.now()
-        switch cache.validate(tenant: tenant.id, tenantStatus: tenant.status, tokenHash: hash, now: now) {
+        // A fenced instance skips the cache (it may miss a revocation made
+        // elsewhere) and answers from the store, caching what it read.
+        let lookup: SessionCache.Lookup =
+            cachesTrusted
+            ? cache.validate(tenant: tenant.id, tenantStatus: tenant.status, tokenHash: hash, now: now)
+            : .miss(epoch: cache.epoch)
+        switch lookup {
         case .hit(let validated):
             return (validated, tenant)
         case .invalid:

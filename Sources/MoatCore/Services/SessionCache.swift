@@ -132,6 +132,11 @@ public final class SessionCache: Sendable {
         }
     }
 
+    /// The current invalidation epoch, for a load that bypasses
+    /// ``validate(tenant:tenantStatus:tokenHash:now:)`` (a fenced instance
+    /// reading the store) and then ``insert(_:loadedAt:)``s what it read.
+    public var epoch: UInt64 { state.withLock { $0.epoch } }
+
     /// Caches a session loaded from the store, unless an invalidation
     /// happened since the load began (its epoch is older).
     public func insert(_ validated: ValidatedSession, loadedAt epoch: UInt64) {

@@ -64,8 +64,17 @@ public final class ValidityMarkRelay: Sendable {
 
     private let sinks = Mutex<[Subscriber]>([])
 
-    /// A relay with no subscribers.
-    public init() {}
+    /// When marks can be committed by another process too (several moatd
+    /// on one PostgreSQL), the fence that says whether this instance has
+    /// applied them all recently enough to answer from its caches; nil for
+    /// a store only this process writes (SQLite, memory).
+    public let fence: CacheFence?
+
+    /// A relay with no subscribers, and a fence when other processes write
+    /// the same store.
+    public init(fence: CacheFence? = nil) {
+        self.fence = fence
+    }
 
     /// Adds a subscriber, for as long as something else keeps it alive.
     public func subscribe(_ sink: any ValidityMarkSink) {

@@ -162,6 +162,11 @@ public enum ConfigurationLoader {
             try store.finish()
         }
 
+        if var cluster = try root.table("cluster") {
+            if let value = try cluster.int("fence_ms", in: 10...60_000) { configuration.cluster.fenceMilliseconds = value }
+            try cluster.finish()
+        }
+
         if var hashing = try root.table("hashing") {
             if let value = try hashing.int("memory_kib", in: 8...(4 << 20)) {
                 configuration.hashing.parameters.memoryKiB = value
@@ -360,6 +365,9 @@ public enum ConfigurationLoader {
             postgres_url = \(quote(configuration.store.postgresURL ?? ""))
             postgres_password_file = \(quote(configuration.store.postgresPasswordFile ?? ""))
             postgres_connections = \(configuration.store.postgresConnections)
+
+            [cluster]
+            fence_ms = \(configuration.cluster.fenceMilliseconds)
 
             [hashing]
             memory_kib = \(configuration.hashing.parameters.memoryKiB)

@@ -25,6 +25,9 @@ public struct MoatConfiguration: Sendable, Equatable {
     /// The database.
     public var store = Store()
 
+    /// Several instances on one PostgreSQL.
+    public var cluster = Cluster()
+
     /// Password hashing.
     public var hashing = HashingConfiguration()
 
@@ -99,6 +102,17 @@ public struct MoatConfiguration: Sendable, Equatable {
         public var cleanupIntervalSeconds = 3600
         /// Ended (revoked or expired) sessions are kept this long. Default 7.
         public var retentionDays = 7
+        public init() {}
+    }
+
+    /// Several moatd on one PostgreSQL (`[cluster]`); no effect on SQLite.
+    public struct Cluster: Sendable, Equatable {
+        /// The fencing bound in milliseconds (`cluster.fence_ms`, 10 to
+        /// 60000). Default 250. A revoking call returns once every live
+        /// instance applied it, or after this long; an instance that has not
+        /// confirmed it is current within it answers Validate from the
+        /// database, not its caches.
+        public var fenceMilliseconds = 250
         public init() {}
     }
 

@@ -31,9 +31,13 @@ public final class PostgresAccountStore: AccountStore {
     /// or (through LISTEN/NOTIFY) on any other instance on the database.
     public let eventSignal: EventSignal
     /// Receives each write's validity marks after it has committed (or
-    /// failed), before `write` returns. Per instance: another moatd on the
-    /// same database does not see them (see the README).
-    public let validityMarks = ValidityMarkRelay()
+    /// failed), before `write` returns, and the marks of every other
+    /// instance's writes (through the revocation log, see
+    /// ``PostgresCluster``). Carries the cluster's fence.
+    public let validityMarks: ValidityMarkRelay
+    /// This instance in the cluster of moatd sharing the database: the
+    /// revocation log, the heartbeats, the fence.
+    public let cluster: PostgresCluster
     private let encoder: any EventEncoder
     private let listener: PostgresEventListener
 
@@ -41,12 +45,15 @@ public final class PostgresAccountStore: AccountStore {
     public static let eventChannel = "moat_events"
 
     private init(
-        database: PostgresDatabase, encoder: any EventEncoder, listener: PostgresEventListener, eventSignal: EventSignal
+        database: PostgresDatabase, encoder: any EventEncoder, listener: PostgresEventListener, eventSignal: EventSignal,
+        cluster: PostgresCluster, validityMarks: ValidityMarkRelay
     ) {
         self.database = database
         self.encoder = encoder
         self.listener = listener
         self.eventSignal = eventSignal
+        self.cluster = cluster
+        self.validityMarks = validityMarks
     }
 
     /// Connects and applies the pending ``PostgresSchema`` migrations (under
@@ -57,9 +64,13 @@ public final class PostgresAccountStore: AccountStore {
         let database = try await PostgresDatabase.open(
             configuration: configuration, migrations: PostgresSchema.migrations, logger: logger)
         let signal = EventSignal()
-        let listener = PostgresEventListener(configuration: configuration, signal: signal, logger: logger)
+        let relay = ValidityMarkRelay(fence: CacheFence(bound: configuration.fence))
+        let cluster = PostgresCluster(fence: configuration.fence, relay: relay)
+        let listener = PostgresEventListener(configuration: configuration, signal: signal, cluster: cluster, logger: logger)
         listener.start()
-        return PostgresAccountStore(database: database, encoder: encoder, listener: listener, eventSignal: signal)
+        return PostgresAccountStore(
+            database: database, encoder: encoder, listener: listener, eventSignal: signal, cluster: cluster,
+            validityMarks: relay)
     }
 
     /// Lets queued transactions finish and closes every connection. Idempotent.
@@ -76,20 +87,39 @@ public final class PostgresAccountStore: AccountStore {
     /// Runs a serializable write transaction (its body possibly more than
     /// once, see ``PostgresDatabase``); if the body throws, nothing it did
     /// is kept and its error is rethrown as is.
+    ///
+    /// A write that marked something appends the marks to the revocation
+    /// log in its transaction, applies them here after the commit, then
+    /// returns once every live instance has applied them too, or once the
+    /// fencing bound has passed (``PostgresCluster``). Other writes cost
+    /// nothing more.
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
         let encoder = self.encoder
+        let cluster = self.cluster
         let appended = EventAppendMarker()
         // One marker for every attempt of a retried body: the marks handed
         // over are the union of all attempts' (a superset of the committed
         // one's; dropping a cache entry too many is harmless, one too few is
         // not, and a commit whose outcome was lost may be retried).
         let marks = ValidityMarker()
-        defer { validityMarks.publish(marks.marks) }
-        let result = try await database.write { db in
-            try body(PostgresAccountWriter(db: db, encoder: encoder, appended: appended, marks: marks))
+        let outcome: (result: T, position: Int64?)
+        do {
+            outcome = try await database.write { db -> (result: T, position: Int64?) in
+                let result = try body(PostgresAccountWriter(db: db, encoder: encoder, appended: appended, marks: marks))
+                let recorded = marks.marks
+                return (result, recorded.isEmpty ? nil : try cluster.append(recorded, db))
+            }
+        } catch {
+            validityMarks.publish(marks.marks)
+            throw error
         }
+        let committedAt = CacheFence.now()
+        validityMarks.publish(marks.marks)
         if appended.isSet { eventSignal.signal() }
-        return result
+        if let position = outcome.position {
+            _ = await cluster.awaitApplied(position, committedAt: committedAt, database: database)
+        }
+        return outcome.result
     }
 
     /// A daemon-wide fact (e.g. the key file's fingerprint), or nil if unset.
@@ -186,23 +216,30 @@ private enum PostgresEventSQL {
     }
 }
 
-// MARK: - Cross-instance wake-ups
+// MARK: - Cross-instance wake-ups and revocations
 
-/// A dedicated connection that LISTENs on ``PostgresAccountStore/eventChannel``
-/// and signals the store's `EventSignal` when any instance commits events,
-/// so a long poll waiting here wakes for a write made through another
-/// moatd. Reconnects on its own; while it is down, long polls still end at
-/// their wait limit and local commits still signal directly.
+/// The instance's dedicated connection: it LISTENs on
+/// ``PostgresAccountStore/eventChannel`` (and signals the store's
+/// `EventSignal` when any instance commits events, so a long poll waiting
+/// here wakes for a write made through another moatd) and on the
+/// cluster's channels, and runs the ``PostgresCluster`` cycles: at once
+/// when another instance appends to the revocation log, and every third of
+/// the fencing bound otherwise (the heartbeat and polling backstop).
+/// Reconnects on its own; while it is down, long polls still end at their
+/// wait limit, local commits still signal directly, and the fence lapses
+/// (Validate reads the database).
 final class PostgresEventListener: Sendable {
     private let configuration: PostgresConfiguration
     private let signal: EventSignal
+    private let cluster: PostgresCluster
     private let logger: Logger
     private let stopping = Mutex(false)
     private let exits = ExitLatch()
 
-    init(configuration: PostgresConfiguration, signal: EventSignal, logger: Logger) {
+    init(configuration: PostgresConfiguration, signal: EventSignal, cluster: PostgresCluster, logger: Logger) {
         self.configuration = configuration
         self.signal = signal
+        self.cluster = cluster
         self.logger = logger
     }
 
@@ -224,31 +261,81 @@ final class PostgresEventListener: Sendable {
     private var isStopping: Bool { stopping.withLock { $0 } }
 
     private func run() {
+        let fence = configuration.fence.components
+        let fenceNanoseconds = fence.seconds * 1_000_000_000 + fence.attoseconds / 1_000_000_000
+        let interval = max(1_000_000, fenceNanoseconds / 3)
+        // A cycle holds its row lock for a few statements; if this process
+        // is stopped inside one, the server ends it rather than keep the
+        // writers waiting on the lock (they wait one bound at most anyway).
+        let idleTimeout = max(500, 2 * fenceNanoseconds / 1_000_000)
         var connection: PostgresConnection?
         var failures = 0
+        var nextCycle: Int64 = 0
+        var cycles = 0
         while !isStopping {
             do {
                 if connection == nil || !(connection?.isUp ?? false) {
+                    connection?.close()
+                    connection = nil
                     let fresh = try PostgresConnection(url: configuration.url, password: configuration.password)
-                    try fresh.run("LISTEN \(PostgresAccountStore.eventChannel)")
+                    try fresh.run(
+                        """
+                        SET idle_in_transaction_session_timeout = '\(idleTimeout)ms';
+                        LISTEN \(PostgresAccountStore.eventChannel);
+                        LISTEN \(PostgresCluster.revocationChannel);
+                        LISTEN \(PostgresCluster.acknowledgementChannel)
+                        """)
+                    try cluster.register(fresh)
                     connection = fresh
                     // Anything committed while we were away: wake the polls to look.
-                    if failures > 0 { signal.signal() }
+                    if failures > 0 {
+                        signal.signal()
+                        logger.info("cluster listener reconnected", metadata: ["moat.instance": "\(cluster.instanceID)"])
+                    }
                     failures = 0
+                    nextCycle = 0
                 }
-                if let connection, try connection.waitForNotifications(timeout: .milliseconds(200)) > 0 {
-                    signal.signal()
+                guard let connection else { continue }
+                if CacheFence.now() >= nextCycle {
+                    let started = CacheFence.now()
+                    cycles += 1
+                    guard try cluster.cycle(connection, housekeeping: cycles % 512 == 0) else {
+                        // Our row was deleted (we were silent for minutes): register again, cycle again.
+                        logger.warning(
+                            "cluster registration was lost; registering again", metadata: ["moat.instance": "\(cluster.instanceID)"])
+                        try cluster.register(connection)
+                        continue
+                    }
+                    nextCycle = started + interval
                 }
+                let wait = min(max(0, nextCycle - CacheFence.now()), 200_000_000)
+                var events = false
+                for notification in try connection.waitForNotifications(timeout: .nanoseconds(wait)) {
+                    switch notification.channel {
+                    case PostgresAccountStore.eventChannel:
+                        events = true
+                    case PostgresCluster.revocationChannel where notification.payload != cluster.instanceID:
+                        nextCycle = 0
+                    case PostgresCluster.acknowledgementChannel:
+                        cluster.acknowledge(notification.payload)
+                    default:
+                        break
+                    }
+                }
+                if events { signal.signal() }
             } catch {
                 connection?.close()
                 connection = nil
                 failures += 1
                 if failures == 1 {
-                    logger.warning("event listener lost its connection; reconnecting", metadata: ["error": "\(error)"])
+                    logger.warning(
+                        "cluster listener lost its connection; reconnecting (Validate reads the database until it is back)",
+                        metadata: ["error": "\(error)"])
                 }
-                usleep(useconds_t(min(failures, 10) * 100_000))
+                usleep(useconds_t(min(failures, 10) * 50_000))
             }
         }
+        if let connection, connection.isUp { cluster.deregister(connection) }
         connection?.close()
     }
 }

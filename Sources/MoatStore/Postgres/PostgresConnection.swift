@@ -92,9 +92,12 @@ final class PostgresConnection {
 
     /// Runs one statement with parameters and returns its result (the caller
     /// clears it).
-    func execute(_ sql: String, _ bindings: [any SQLiteBindable]) throws -> OpaquePointer {
+    /// `savepoint: false` skips the statement savepoint of a write
+    /// transaction, for a statement whose only failures are ones that need
+    /// a new transaction anyway (two round trips fewer).
+    func execute(_ sql: String, _ bindings: [any SQLiteBindable], savepoint: Bool = true) throws -> OpaquePointer {
         let translated = try translation(of: sql)
-        let guarded = inWriteTransaction && !Self.isPlainSelect(translated)
+        let guarded = savepoint && inWriteTransaction && !Self.isPlainSelect(translated)
         if guarded { try run("SAVEPOINT moat_statement") }
         do {
             let result = try executeTranslated(translated, bindings)
@@ -328,30 +331,44 @@ extension PostgresConnection {
     /// Waits up to `timeout` for notifications on a connection that ran
     /// `LISTEN`; returns how many arrived. Throws `STORE_UNAVAILABLE` when
     /// the connection dropped.
-    func waitForNotifications(timeout: Duration) throws -> Int {
+    func waitForNotifications(timeout: Duration) throws -> [PostgresNotification] {
         guard let handle, PQstatus(handle) == CONNECTION_OK else {
             throw StoreError(.unavailable, message: "the PostgreSQL listener connection is down")
         }
-        var count = drainNotifications(handle)
-        if count > 0 { return count }
+        // Notifications that arrived while the connection ran statements
+        // are already buffered.
+        _ = PQconsumeInput(handle)
+        var received = drainNotifications(handle)
+        if !received.isEmpty { return received }
         var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int32(max(0, timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000))
         let ready = poll(&descriptor, 1, milliseconds)
         if ready > 0 {
             guard PQconsumeInput(handle) == 1 else {
                 throw StoreError(.unavailable, message: "the PostgreSQL listener connection broke: \(Self.text(PQerrorMessage(handle)))")
             }
-            count = drainNotifications(handle)
+            received = drainNotifications(handle)
         }
-        return count
+        return received
     }
 
-    private func drainNotifications(_ handle: OpaquePointer) -> Int {
-        var count = 0
+    private func drainNotifications(_ handle: OpaquePointer) -> [PostgresNotification] {
+        var received: [PostgresNotification] = []
         while let notification = PQnotifies(handle) {
+            received.append(
+                PostgresNotification(
+                    channel: String(cString: notification.pointee.relname),
+                    payload: notification.pointee.extra.map { String(cString: $0) } ?? ""))
             PQfreemem(notification)
-            count += 1
         }
-        return count
+        return received
     }
+}
+
+/// One NOTIFY received on a LISTEN connection.
+struct PostgresNotification: Sendable, Equatable {
+    /// The channel it was sent on.
+    var channel: String
+    /// Its payload ("" when none).
+    var payload: String
 }

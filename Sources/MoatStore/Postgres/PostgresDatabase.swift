@@ -17,13 +17,23 @@ public struct PostgresConfiguration: Sendable, Hashable {
     /// How many times a transaction is run before a transient failure
     /// (serialization failure, deadlock, lost connection) is reported.
     public var maxAttempts: Int
+    /// The fencing bound of the instances sharing the database
+    /// (`cluster.fence_ms`): a revoking call returns once every live
+    /// instance applied it or after this long, and an instance that has
+    /// not confirmed it is current within it answers Validate from the
+    /// database, not its caches (see ``PostgresCluster``).
+    public var fence: Duration
 
     /// Creates a configuration; every parameter but `url` has a default.
-    public init(url: String, password: String? = nil, connections: Int = 4, maxAttempts: Int = 10) {
+    public init(
+        url: String, password: String? = nil, connections: Int = 4, maxAttempts: Int = 10,
+        fence: Duration = PostgresCluster.defaultFence
+    ) {
         self.url = url
         self.password = password
         self.connections = connections
         self.maxAttempts = maxAttempts
+        self.fence = fence
     }
 
     /// Throws `INVALID_CONFIGURATION` for values the store cannot run with.
@@ -33,6 +43,9 @@ public struct PostgresConfiguration: Sendable, Hashable {
         if url.contains("\0") || (password?.contains("\0") ?? false) { throw invalid("a NUL character in the URL or password") }
         if !(1...256).contains(connections) { throw invalid("connections must be 1...256, got \(connections)") }
         if !(1...100).contains(maxAttempts) { throw invalid("maxAttempts must be 1...100, got \(maxAttempts)") }
+        if !(PostgresCluster.fenceRange).contains(fence) {
+            throw invalid("the fencing bound must be 10 ms to 60 s, got \(fence)")
+        }
     }
 }
 
@@ -146,12 +159,28 @@ public final class PostgresDatabase: Sendable {
         try await run(write: true, body)
     }
 
+    /// Runs `body` once in a `READ COMMITTED` transaction whose row locks
+    /// wait at most `lockTimeout` milliseconds (then the lock error is
+    /// thrown): for a `SELECT ... FOR SHARE` that must see, and wait for,
+    /// the latest committed version of rows others are updating. Not retried.
+    func lockingRead<T: Sendable>(
+        lockTimeout milliseconds: Int64, _ body: @escaping @Sendable (PostgresQuerying) throws -> T
+    ) async throws -> T {
+        try await run(mode: .lockingRead(lockTimeoutMilliseconds: max(1, milliseconds)), attempts: 1, body)
+    }
+
     private func run<T: Sendable>(write: Bool, _ body: @escaping @Sendable (PostgresQuerying) throws -> T) async throws -> T {
-        let attempts = configuration.maxAttempts
+        try await run(mode: write ? .write : .read, attempts: configuration.maxAttempts, body)
+    }
+
+    private func run<T: Sendable>(
+        mode: PostgresTransaction.Mode, attempts: Int, _ body: @escaping @Sendable (PostgresQuerying) throws -> T
+    ) async throws -> T {
+        let write = mode == .write
         let core = self.core
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let job = PostgresJob { slot in
-                let (result, retries) = PostgresTransaction.run(slot, write: write, maxAttempts: attempts, body)
+                let (result, retries) = PostgresTransaction.run(slot, mode: mode, maxAttempts: attempts, body)
                 core.counters.withLock { counters in
                     counters.retries += retries
                     if write { counters.writes += 1 } else { counters.reads += 1 }
@@ -255,6 +284,25 @@ final class PostgresSlot {
 
 /// One transaction with its retries.
 enum PostgresTransaction {
+    /// What kind of transaction a body runs in.
+    enum Mode: Equatable {
+        /// `REPEATABLE READ READ ONLY`: one snapshot.
+        case read
+        /// `SERIALIZABLE`, statements in savepoints.
+        case write
+        /// `READ COMMITTED` with a lock timeout (row-locking reads).
+        case lockingRead(lockTimeoutMilliseconds: Int64)
+
+        var begin: String {
+            switch self {
+            case .read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            case .write: "BEGIN ISOLATION LEVEL SERIALIZABLE"
+            case .lockingRead(let milliseconds):
+                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '\(milliseconds)ms'"
+            }
+        }
+    }
+
     private enum Attempt<T> {
         case done(Result<T, any Error>)
         case retry(StoreError)
@@ -263,12 +311,12 @@ enum PostgresTransaction {
     /// Runs `body` until it commits, fails for good, or the attempts are
     /// spent; returns the result and how many attempts were retried.
     static func run<T>(
-        _ slot: PostgresSlot, write: Bool, maxAttempts: Int, _ body: (PostgresQuerying) throws -> T
+        _ slot: PostgresSlot, mode: Mode, maxAttempts: Int, _ body: (PostgresQuerying) throws -> T
     ) -> (Result<T, any Error>, Int) {
         var attempt = 0
         while true {
             attempt += 1
-            switch once(slot, write: write, body) {
+            switch once(slot, mode: mode, body) {
             case .done(let result):
                 return (result, attempt - 1)
             case .retry(let error):
@@ -296,12 +344,12 @@ enum PostgresTransaction {
         return error
     }
 
-    private static func once<T>(_ slot: PostgresSlot, write: Bool, _ body: (PostgresQuerying) throws -> T) -> Attempt<T> {
+    private static func once<T>(_ slot: PostgresSlot, mode: Mode, _ body: (PostgresQuerying) throws -> T) -> Attempt<T> {
+        let write = mode == .write
         let connection: PostgresConnection
         do {
             connection = try slot.connection()
-            try connection.run(
-                write ? "BEGIN ISOLATION LEVEL SERIALIZABLE" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try connection.run(mode.begin)
         } catch {
             if let transient = isTransient(error) { return .retry(transient) }
             return .done(.failure(error))

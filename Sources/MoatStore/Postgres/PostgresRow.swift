@@ -135,6 +135,18 @@ public struct PostgresQuerying: SQLQuerying {
         return rows
     }
 
+    /// Runs one query without the statement savepoint of a write
+    /// transaction and maps its first row, if any (for statements whose
+    /// failure dooms the transaction anyway).
+    func queryFirstWithoutSavepoint<T>(
+        _ sql: String, _ bindings: [any SQLiteBindable], _ transform: (PostgresRow) throws -> T
+    ) throws -> T? {
+        let result = try connection.execute(sql, bindings, savepoint: false)
+        defer { PQclear(result) }
+        guard PQntuples(result) > 0 else { return nil }
+        return try transform(PostgresRow(result: result, row: 0))
+    }
+
     /// Runs one query and maps its first row, if any.
     public func queryFirst<T>(_ sql: String, _ bindings: [any SQLiteBindable], _ transform: (PostgresRow) throws -> T) throws
         -> T?

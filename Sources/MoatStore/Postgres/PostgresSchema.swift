@@ -21,8 +21,10 @@ import Logging
 /// - `security_log.id` is an identity column: ids increase but a rolled-back
 ///   or retried insert leaves a gap (paging only needs the order).
 public enum PostgresSchema {
-    /// Every migration, in version order.
-    public static let migrations: [Migration] = [version1, version2, version3, version4, version5, version6]
+    /// Every migration, in version order: the shared ones (same versions
+    /// and names as ``AccountSchema``), then the PostgreSQL-only ones
+    /// (``postgresOnlyVersions``: the cluster tables of ``version7``).
+    public static let migrations: [Migration] = [version1, version2, version3, version4, version5, version6, version7]
 
     private static let text = "TEXT COLLATE \"C\""
 
