@@ -56,8 +56,10 @@ public final class PostgresAccountStore: AccountStore {
         self.validityMarks = validityMarks
     }
 
-    /// Connects and applies the pending ``PostgresSchema`` migrations (under
-    /// the advisory lock, so concurrent starts migrate once).
+    /// Connects, applies the pending ``PostgresSchema`` migrations (under
+    /// the advisory lock, so concurrent starts migrate once), registers
+    /// this instance in the cluster and waits (a couple of seconds at most)
+    /// for its first confirmation, so the caches are trusted from the start.
     public static func open(
         configuration: PostgresConfiguration, encoder: any EventEncoder, logger: Logger = Logger(label: "moat.store")
     ) async throws -> PostgresAccountStore {
@@ -68,6 +70,10 @@ public final class PostgresAccountStore: AccountStore {
         let cluster = PostgresCluster(fence: configuration.fence, relay: relay)
         let listener = PostgresEventListener(configuration: configuration, signal: signal, cluster: cluster, logger: logger)
         listener.start()
+        // Give the listener its first cycle, so an instance starts with
+        // trusted caches; if it cannot, Validate reads the database until it can.
+        let ready = ContinuousClock.now + max(configuration.fence, .seconds(2))
+        while !cluster.fence.isCurrent, ContinuousClock.now < ready { try? await Task.sleep(for: .milliseconds(2)) }
         return PostgresAccountStore(
             database: database, encoder: encoder, listener: listener, eventSignal: signal, cluster: cluster,
             validityMarks: relay)
