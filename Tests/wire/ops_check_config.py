@@ -29,6 +29,8 @@ def main():
     check(["--set", "hashing.memory_kib=8", "--set", "hashing.iterations=1"], 2,
           "key hashing.memory_kib", "below OWASP's minimum", "hashing.allow_weak")
     check(["--set", "hashing.memory_kib=8", "--set", "hashing.iterations=1", "--set", "hashing.allow_weak=true"], 0)
+    check(["--set", "cluster.fence_ms=100"], 0, "configuration ok")
+    check(["--set", "cluster.fence_ms=5"], 2, "key cluster.fence_ms", "outside")
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as handle:
         handle.write("[limits]\nmax_connections = 0\n")
         bad = handle.name
