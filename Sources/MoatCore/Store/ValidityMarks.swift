@@ -48,11 +48,11 @@ public protocol ValidityMarkSink: AnyObject, Sendable {
 /// The one place a store's validity marks go after commit: every
 /// subscriber gets them, synchronously, before `write` returns.
 ///
-/// This is the hook for more than one daemon on one database: a
-/// multi-instance store subscribes a publisher that sends the same marks to
-/// the other instances (revocation log + NOTIFY), and applies the marks it
-/// receives from them through ``publish(_:)`` on its own relay.
-/// Subscribers are held weakly (see below).
+/// This is also the hook for more than one daemon on one database: the
+/// PostgreSQL store writes each transaction's marks to a revocation log in
+/// that transaction, and publishes the marks it reads there from the other
+/// instances through ``publish(_:)`` on its own relay, whose ``fence`` says
+/// whether it is caught up. Subscribers are held weakly (see below).
 public final class ValidityMarkRelay: Sendable {
     /// Subscribers are held weakly: the session authority holds the store
     /// that holds this relay, and a strong reference back would keep both
