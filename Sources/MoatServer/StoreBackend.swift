@@ -80,6 +80,21 @@ enum StoreBackend: Sendable {
         }
     }
 
+    /// Where the fleet-wide background jobs run: every run with SQLite; on
+    /// PostgreSQL one instance at a time (an advisory lock per job), the
+    /// others skipping the run.
+    func jobGate(logger: Logger) -> JobGate {
+        switch self {
+        case .sqlite: return .always
+        case .postgres(let store):
+            return JobGate { job, body in
+                if try await store.exclusively(job, body) == nil {
+                    logger.debug("another instance is running the job; skipped", metadata: ["moat.job": "\(job)"])
+                }
+            }
+        }
+    }
+
     func close() async {
         switch self {
         case .sqlite(let store): await store.close()
