@@ -166,6 +166,10 @@ public final class MoatDaemon: Sendable {
             configuration: .init(
                 services: [
                     .init(service: ServingStateService(state: serving), successTerminationBehavior: .ignore),
+                    .init(
+                        service: StoreProbe.service(
+                            backend: backend, readiness: serving.store, interval: backend.probeInterval, logger: logger),
+                        successTerminationBehavior: .ignore),
                     // Shut down in reverse order: the server drains first,
                     // then the last last-active flush runs.
                     .init(

@@ -37,7 +37,7 @@ enum StoreBackend: Sendable {
 
     /// The first line of the password file (mode bits are the operator's
     /// business, as for `PGPASSFILE`; the value is never logged).
-    private static func readPassword(_ path: String) throws -> String {
+    static func readPassword(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DaemonStartError("store.postgres_password_file: cannot read \(path)")
         }
@@ -92,6 +92,25 @@ enum StoreBackend: Sendable {
                     logger.debug("another instance is running the job; skipped", metadata: ["moat.job": "\(job)"])
                 }
             }
+        }
+    }
+
+    /// An empty read transaction (the health probe): returns once the
+    /// store answered one; on PostgreSQL this reconnects a dropped pool
+    /// connection.
+    func probeRead() async throws {
+        switch self {
+        case .sqlite(let store): try await store.database.read { _ in }
+        case .postgres(let store): try await store.database.read { _ in }
+        }
+    }
+
+    /// How often Health's store probe runs: every second on PostgreSQL (a
+    /// server that can go away), every 5 s on SQLite (a local file).
+    var probeInterval: Duration {
+        switch self {
+        case .sqlite: .seconds(5)
+        case .postgres: .seconds(1)
         }
     }
 
