@@ -11,13 +11,13 @@ public final class StoreReadiness: Sendable {
         /// The last probe succeeded.
         public var isReady: Bool
         /// The stable reason of the last failure (a `StoreError` reason such
-        /// as `STORE_UNAVAILABLE`), empty while ready.
-        public var reason: String
+        /// as `STORE_UNAVAILABLE`); nil while ready.
+        public var reason: String?
         /// When the store stopped answering; nil while ready.
         public var since: ContinuousClock.Instant?
     }
 
-    private let state = Mutex(Status(isReady: true, reason: "", since: nil))
+    private let state = Mutex(Status(isReady: true, reason: nil, since: nil))
 
     /// Creates a readiness that starts ready.
     public init() {}
@@ -29,7 +29,7 @@ public final class StoreReadiness: Sendable {
     @discardableResult
     public func recordReady() -> Bool {
         state.withLock { status in
-            defer { status = Status(isReady: true, reason: "", since: nil) }
+            defer { status = Status(isReady: true, reason: nil, since: nil) }
             return !status.isReady
         }
     }

@@ -56,7 +56,7 @@ public struct HealthService: Moat_V1_HealthService {
         response.startedAtUnix = Int64(startedAt.timeIntervalSince1970)
         let store = state.store.status
         response.store = store.isReady ? .storeReady : .storeUnavailable
-        response.storeReason = store.reason
+        response.storeReason = store.reason ?? ""
         response.storeUnavailableSeconds = store.since.map {
             UInt64(max(0, (ContinuousClock.now - $0).components.seconds))
         } ?? 0
