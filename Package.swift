@@ -138,7 +138,7 @@ let package = Package(
 
         .testTarget(
             name: "MoatStoreTests",
-            dependencies: ["MoatStore", "MoatCore", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["MoatStore", "MoatCore", "MoatCrypto", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MoatRPCTests", dependencies: ["MoatRPC", "MoatProto"]),
         .testTarget(name: "MoatProtoTests", dependencies: ["MoatProto"]),
         .testTarget(

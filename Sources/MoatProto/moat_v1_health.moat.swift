@@ -8,7 +8,9 @@ public enum Moat_V1_Health {
     public static let serviceName = "moat.v1.Health"
     public enum Method {
         /// Check answers SERVING while the daemon accepts calls, NOT_SERVING while
-        /// it drains for shutdown.
+        /// it drains for shutdown. `store` says whether the database answers: while
+        /// it does not (PostgreSQL away), the daemon keeps SERVING what it can
+        /// (Validate from its cache) and writes answer UNAVAILABLE.
         public static let check = MethodDescriptor(service: "moat.v1.Health", method: "Check", access: .public)
         public static let all: [MethodDescriptor] = [check]
     }
@@ -19,7 +21,9 @@ public enum Moat_V1_Health {
 /// Health reports whether the daemon is serving.
 public protocol Moat_V1_HealthService: RPCService {
     /// Check answers SERVING while the daemon accepts calls, NOT_SERVING while
-    /// it drains for shutdown.
+    /// it drains for shutdown. `store` says whether the database answers: while
+    /// it does not (PostgreSQL away), the daemon keeps SERVING what it can
+    /// (Validate from its cache) and writes answer UNAVAILABLE.
     func check(request: Moat_V1_CheckRequest, context: RequestContext) async throws -> Moat_V1_CheckResponse
 }
 
@@ -40,7 +44,9 @@ public struct Moat_V1_HealthClient: Sendable {
     public let transport: any ClientTransport
     public init(transport: any ClientTransport) { self.transport = transport }
     /// Check answers SERVING while the daemon accepts calls, NOT_SERVING while
-    /// it drains for shutdown.
+    /// it drains for shutdown. `store` says whether the database answers: while
+    /// it does not (PostgreSQL away), the daemon keeps SERVING what it can
+    /// (Validate from its cache) and writes answer UNAVAILABLE.
     public func check(_ request: Moat_V1_CheckRequest = .init(), options: CallOptions = .init()) async throws -> Moat_V1_CheckResponse {
         try await transport.unary(Moat_V1_Health.Method.check, request: request, options: options)
     }

@@ -48,6 +48,17 @@ public nonisolated struct Moat_V1_CheckResponse: Sendable {
   /// Unix time (seconds) the daemon started.
   public var startedAtUnix: Int64 = 0
 
+  /// Whether the store answered its last probe (one a second on PostgreSQL,
+  /// every few seconds on SQLite).
+  public var store: Moat_V1_CheckResponse.StoreStatus = .storeUnknown
+
+  /// A stable reason while the store is not ready (e.g. STORE_UNAVAILABLE),
+  /// else empty.
+  public var storeReason: String = String()
+
+  /// Seconds since the store stopped answering; 0 while it is ready.
+  public var storeUnavailableSeconds: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum ServingStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -88,6 +99,48 @@ public nonisolated struct Moat_V1_CheckResponse: Sendable {
 
   }
 
+  public nonisolated enum StoreStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case storeUnknown // = 0
+
+    /// The last probe of the store succeeded.
+    case storeReady // = 1
+
+    /// The store cannot be reached; `store_reason` says why.
+    case storeUnavailable // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .storeUnknown
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .storeUnknown
+      case 1: self = .storeReady
+      case 2: self = .storeUnavailable
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .storeUnknown: return 0
+      case .storeReady: return 1
+      case .storeUnavailable: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Moat_V1_CheckResponse.StoreStatus] = [
+      .storeUnknown,
+      .storeReady,
+      .storeUnavailable,
+    ]
+
+  }
+
   public init() {}
 }
 
@@ -116,7 +169,7 @@ nonisolated extension Moat_V1_CheckRequest: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CheckResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{3}started_at_unix\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{3}started_at_unix\0\u{1}store\0\u{3}store_reason\0\u{3}store_unavailable_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -128,6 +181,9 @@ nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobu
       case 2: try { try decoder.decodeSingularStringField(value: &self.version) }()
       case 3: try { try decoder.decodeSingularUInt64Field(value: &self.uptimeSeconds) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.startedAtUnix) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.store) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.storeReason) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.storeUnavailableSeconds) }()
       default: break
       }
     }
@@ -146,6 +202,15 @@ nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobu
     if self.startedAtUnix != 0 {
       try visitor.visitSingularInt64Field(value: self.startedAtUnix, fieldNumber: 4)
     }
+    if self.store != .storeUnknown {
+      try visitor.visitSingularEnumField(value: self.store, fieldNumber: 5)
+    }
+    if !self.storeReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.storeReason, fieldNumber: 6)
+    }
+    if self.storeUnavailableSeconds != 0 {
+      try visitor.visitSingularUInt64Field(value: self.storeUnavailableSeconds, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -154,6 +219,9 @@ nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs.version != rhs.version {return false}
     if lhs.uptimeSeconds != rhs.uptimeSeconds {return false}
     if lhs.startedAtUnix != rhs.startedAtUnix {return false}
+    if lhs.store != rhs.store {return false}
+    if lhs.storeReason != rhs.storeReason {return false}
+    if lhs.storeUnavailableSeconds != rhs.storeUnavailableSeconds {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -161,4 +229,8 @@ nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Moat_V1_CheckResponse.ServingStatus: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0UNKNOWN\0\u{1}SERVING\0\u{1}NOT_SERVING\0")
+}
+
+nonisolated extension Moat_V1_CheckResponse.StoreStatus: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STORE_UNKNOWN\0\u{1}STORE_READY\0\u{1}STORE_UNAVAILABLE\0")
 }

@@ -10,14 +10,16 @@ enum EventRetention {
     /// The pruning as a periodic service.
     static func service(
         events: EventStream, settings: MoatConfiguration.Events, clock: JobClock = .continuous,
-        logger: Logger
+        gate: JobGate = .always, logger: Logger
     ) -> PeriodicService {
         let every = Duration.seconds(settings.pruneIntervalSeconds)
         return PeriodicService(
             name: "event retention", firstDelay: every, interval: every, clock: clock, logger: logger,
             work: {
-                let deleted = try await events.prune()
-                if deleted > 0 { logger.info("deleted acknowledged events", metadata: ["moat.count": "\(deleted)"]) }
+                try await gate.run(.eventRetention) {
+                    let deleted = try await events.prune()
+                    if deleted > 0 { logger.info("deleted acknowledged events", metadata: ["moat.count": "\(deleted)"]) }
+                }
             },
             atShutdown: { events.shutDown() })
     }

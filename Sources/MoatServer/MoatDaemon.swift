@@ -95,12 +95,12 @@ public final class MoatDaemon: Sendable {
         let store = backend.store
         self.store = store
         self.hashingPool = hashingPool
-        // Per-address sign-in failures: in the SQLite file (they survive a
-        // restart); on PostgreSQL per instance, in memory, for now.
+        // Per-address sign-in failures in the store: they survive a restart,
+        // and on PostgreSQL every instance counts into the same windows.
         let addressFailures: any AddressFailureCounter =
             switch backend {
             case .sqlite(let sqlite): SQLiteAddressFailureCounter(store: sqlite)
-            case .postgres: MemoryAddressFailureCounter()
+            case .postgres(let postgres): PostgresAddressFailureCounter(store: postgres)
             }
         let accounts = AccountService(
             store: store, hasher: hasher, clock: clock, configuration: configuration.accounts,
@@ -153,6 +153,7 @@ public final class MoatDaemon: Sendable {
         }
         let notifier = SystemdNotifier.fromEnvironment()
         self.notifier = notifier
+        let jobGate = backend.jobGate(logger: logger)
         let systemd: [ServiceGroupConfiguration.ServiceConfiguration] = notifier.map { notifier in
             [.init(
                 service: SystemdNotifyService(
@@ -165,6 +166,10 @@ public final class MoatDaemon: Sendable {
             configuration: .init(
                 services: [
                     .init(service: ServingStateService(state: serving), successTerminationBehavior: .ignore),
+                    .init(
+                        service: StoreProbe.service(
+                            backend: backend, readiness: serving.store, interval: backend.probeInterval, logger: logger),
+                        successTerminationBehavior: .ignore),
                     // Shut down in reverse order: the server drains first,
                     // then the last last-active flush runs.
                     .init(
@@ -173,12 +178,12 @@ public final class MoatDaemon: Sendable {
                         successTerminationBehavior: .ignore),
                     .init(
                         service: SessionMaintenance.cleanup(
-                            accounts: accounts, settings: configuration.sessions, logger: logger),
+                            accounts: accounts, settings: configuration.sessions, gate: jobGate, logger: logger),
                         successTerminationBehavior: .ignore),
                     .init(
                         service: PurgeJob.service(
                             accounts: accounts, intervalSeconds: configuration.accounts.purgeIntervalSeconds,
-                            logger: logger),
+                            gate: jobGate, logger: logger),
                         successTerminationBehavior: .ignore),
                 ] + listener + [
                     .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup),
@@ -187,7 +192,8 @@ public final class MoatDaemon: Sendable {
                     // Told first: wakes waiting long polls so the drain
                     // does not wait for them.
                     .init(
-                        service: EventRetention.service(events: events, settings: configuration.events, logger: logger),
+                        service: EventRetention.service(
+                            events: events, settings: configuration.events, gate: jobGate, logger: logger),
                         successTerminationBehavior: .ignore),
                 ] + systemd,  // last, so STOPPING=1 goes out the moment SIGTERM arrives
                 gracefulShutdownSignals: [.sigterm, .sigint],

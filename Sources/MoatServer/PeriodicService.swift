@@ -1,4 +1,5 @@
 import Logging
+import MoatStore
 import ServiceLifecycle
 
 /// The one shape of the daemon's background jobs: a `Service` that runs its
@@ -72,4 +73,15 @@ struct JobClock: Sendable {
 
     /// Real time that does not stop while the machine sleeps.
     static let continuous = JobClock(ContinuousClock())
+}
+
+/// Where a fleet-wide job's run goes ahead: always with SQLite (one
+/// daemon per file); on PostgreSQL only on the instance that holds the
+/// job's advisory lock, the others skipping that run.
+struct JobGate: Sendable {
+    /// Runs `body` unless another instance is running `job`.
+    let run: @Sendable (BackgroundJob, @escaping @Sendable () async throws -> Void) async throws -> Void
+
+    /// Every run goes ahead.
+    static let always = JobGate { _, body in try await body() }
 }

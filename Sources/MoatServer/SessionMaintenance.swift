@@ -6,7 +6,10 @@ import MoatCore
 /// drained), and ended sessions are deleted after the retention period,
 /// soon after start and then every cleanup interval.
 enum SessionMaintenance {
-    /// Writes the last-active times kept in memory.
+    /// Writes the last-active times kept in memory. Runs on every instance
+    /// (each flushes its own memory); the store only ever raises a
+    /// last-active time, so flushes from several instances in any order
+    /// keep the latest.
     static func lastActiveFlush(
         accounts: AccountService, settings: MoatConfiguration.Sessions, clock: JobClock = .continuous,
         logger: Logger
@@ -21,16 +24,22 @@ enum SessionMaintenance {
     /// Deletes sessions that ended more than the retention period ago.
     static func cleanup(
         accounts: AccountService, settings: MoatConfiguration.Sessions, clock: JobClock = .continuous,
-        logger: Logger
+        gate: JobGate = .always, logger: Logger
     ) -> PeriodicService {
         let retentionSeconds = Int64(settings.retentionDays) * 86400
         return PeriodicService(
             name: "session cleanup", firstDelay: .seconds(min(60, settings.cleanupIntervalSeconds)),
             interval: .seconds(settings.cleanupIntervalSeconds), clock: clock, logger: logger
         ) {
-            // Flushes last-active times first, so no live session looks ended.
-            let deleted = try await accounts.sessions.purgeEndedSessions(retentionSeconds: retentionSeconds)
-            if deleted > 0 { logger.info("deleted ended sessions", metadata: ["moat.count": "\(deleted)"]) }
+            // Flushes this instance's last-active times first, so no
+            // session live here looks ended. (Another instance's unflushed
+            // activity is younger than one flush interval, far inside the
+            // retention period, so it cannot make a live session look ended
+            // that long ago.)
+            try await gate.run(.sessionCleanup) {
+                let deleted = try await accounts.sessions.purgeEndedSessions(retentionSeconds: retentionSeconds)
+                if deleted > 0 { logger.info("deleted ended sessions", metadata: ["moat.count": "\(deleted)"]) }
+            }
         }
     }
 }

@@ -38,7 +38,7 @@ enum StoreBackend: Sendable {
 
     /// The first line of the password file (mode bits are the operator's
     /// business, as for `PGPASSFILE`; the value is never logged).
-    private static func readPassword(_ path: String) throws -> String {
+    static func readPassword(_ path: String) throws -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DaemonStartError("store.postgres_password_file: cannot read \(path)")
         }
@@ -78,6 +78,40 @@ enum StoreBackend: Sendable {
         switch self {
         case .sqlite(let store): try await store.database.write { _ in }
         case .postgres(let store): try await store.database.write { _ in }
+        }
+    }
+
+    /// Where the fleet-wide background jobs run: every run with SQLite; on
+    /// PostgreSQL one instance at a time (an advisory lock per job), the
+    /// others skipping the run.
+    func jobGate(logger: Logger) -> JobGate {
+        switch self {
+        case .sqlite: return .always
+        case .postgres(let store):
+            return JobGate { job, body in
+                if try await store.exclusively(job, body) == nil {
+                    logger.debug("another instance is running the job; skipped", metadata: ["moat.job": "\(job)"])
+                }
+            }
+        }
+    }
+
+    /// An empty read transaction (the health probe): returns once the
+    /// store answered one; on PostgreSQL this reconnects a dropped pool
+    /// connection.
+    func probeRead() async throws {
+        switch self {
+        case .sqlite(let store): try await store.database.read { _ in }
+        case .postgres(let store): try await store.database.read { _ in }
+        }
+    }
+
+    /// How often Health's store probe runs: every second on PostgreSQL (a
+    /// server that can go away), every 5 s on SQLite (a local file).
+    var probeInterval: Duration {
+        switch self {
+        case .sqlite: .seconds(5)
+        case .postgres: .seconds(1)
         }
     }
 

@@ -11,7 +11,8 @@ struct EventLatency: AsyncParsableCommand {
         abstract: "Time from an event-causing call to the waiting long poll's answer (p50/p99/max).",
         discussion: """
             Each sample: a Poll waits (filtered to this run's tenant and tenant.policy_updated), \
-            then --settle-ms later a Tenants.UpdatePolicy is sent on another connection. Reports \
+            then --settle-ms later a Tenants.UpdatePolicy is sent on another connection (to another \
+            instance with --cause-socket). Reports \
             the poll's answer time measured from the causing call's return and from its send. \
             The poll may answer before the causing call's own answer arrives (both follow the \
             same commit); those samples count as 0 from the return and are reported.
@@ -19,6 +20,9 @@ struct EventLatency: AsyncParsableCommand {
 
     @Option(help: "The daemon's socket (default $MOAT_SOCKET or ./moat-data/moat.sock).")
     var socket: String = ProcessInfo.processInfo.environment["MOAT_SOCKET"] ?? "./moat-data/moat.sock"
+    @Option(
+        help: "Send the causing calls to this socket instead: another moatd on the same PostgreSQL, so the wake-up crosses instances (LISTEN/NOTIFY).")
+    var causeSocket: String?
     @Option(help: "Samples to take.") var samples = 200
     @Option(help: "Milliseconds between starting the poll and sending the causing call.") var settleMs = 20
     @Option(help: "Write the results as JSON to this file.") var json: String?
@@ -29,7 +33,7 @@ struct EventLatency: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let causer = MoatClient(socketPath: socket)
+        let causer = MoatClient(socketPath: causeSocket ?? socket)
         let poller = MoatClient(socketPath: socket)
         let slug = "bench-ev-" + String(UUID().uuidString.prefix(8)).lowercased()
         let consumer = "bench-latency-" + String(UUID().uuidString.prefix(8)).lowercased()

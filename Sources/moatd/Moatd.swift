@@ -52,6 +52,11 @@ struct Moatd: AsyncParsableCommand {
             valueName: "file"))
     var restore: String?
 
+    @Flag(
+        name: .long,
+        help: "Copy this data directory's stopped SQLite deployment into the empty PostgreSQL database of store.postgres_url (password from store.postgres_password_file or the libpq environment), then exit.")
+    var copyToPostgres = false
+
     func run() async throws {
         var settings: MoatConfiguration
         do {
@@ -84,6 +89,23 @@ struct Moatd: AsyncParsableCommand {
                 }
             } catch {
                 FileHandle.standardError.write(Data("moatd: restore refused: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            return
+        }
+        if copyToPostgres {
+            var logger = Logger(label: "moatd")
+            logger.logLevel = .warning
+            do {
+                let report = try await CopyToPostgres.run(configuration: settings, logger: logger)
+                print("copied \(settings.dataDirectory) into PostgreSQL")
+                for table in report.source.keys.sorted() {
+                    print("\(table.padding(toLength: 24, withPad: " ", startingAt: 0)) \(report.source[table] ?? 0) rows")
+                }
+                print("event sequence           \(report.eventSequence)")
+                print("start moatd with store.backend = \"postgres\" and the same master.key")
+            } catch {
+                FileHandle.standardError.write(Data("moatd: copy refused: \(error)\n".utf8))
                 throw ExitCode(1)
             }
             return

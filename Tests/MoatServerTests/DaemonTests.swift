@@ -3,6 +3,7 @@ import Logging
 import MoatClient
 import MoatProto
 import MoatRPC
+import MoatStore
 import Synchronization
 import XCTest
 
@@ -134,5 +135,31 @@ final class DaemonTests: XCTestCase {
         state.stopServing()
         response = try await service.check(request: .init(), context: context)
         XCTAssertEqual(response.status, .notServing)
+    }
+
+    /// Health tells whether the store answers, while the daemon keeps
+    /// serving: ready with no reason, then unavailable with the store's
+    /// reason (the state change reported once), then ready again.
+    func testHealthReportsTheStoreReadiness() async throws {
+        let state = ServingState()
+        let service = HealthService(version: "9.9.9", state: state)
+        let context = RequestContext(
+            requestID: 1, method: Moat_V1_Health.Method.check,
+            caller: Caller(credentials: PeerCredentials(uid: 0, gid: 0, pid: 1), isAdmin: true), deadline: .now + .seconds(1))
+        var response = try await service.check(request: .init(), context: context)
+        XCTAssertEqual(response.store, .storeReady)
+        XCTAssertEqual(response.storeReason, "")
+        XCTAssertTrue(state.store.recordUnavailable(reason: StoreError.Reason.unavailable.rawValue))
+        XCTAssertFalse(state.store.recordUnavailable(reason: StoreError.Reason.unavailable.rawValue))
+        response = try await service.check(request: .init(), context: context)
+        XCTAssertEqual(response.status, .serving, "cached Validates are still served")
+        XCTAssertEqual(response.store, .storeUnavailable)
+        XCTAssertEqual(response.storeReason, "STORE_UNAVAILABLE")
+        XCTAssertTrue(state.store.recordReady())
+        XCTAssertFalse(state.store.recordReady())
+        response = try await service.check(request: .init(), context: context)
+        XCTAssertEqual(response.store, .storeReady)
+        XCTAssertEqual(response.storeReason, "")
+        XCTAssertEqual(response.storeUnavailableSeconds, 0)
     }
 }

@@ -121,6 +121,8 @@ final class ReasonCatalogTests: XCTestCase {
         let notReasons: Set<String> = [
             "DELETE", "EDIT_CONTENT", "INVITE", "MANAGE_CONTENT", "MANAGE_MEMBERS", "MANAGE_SETTINGS", "MOAT_SOCKET",
             "RENAME", "SERVING", "TRANSFER_OWNERSHIP", "VIEW",
+            // Health's store status (STORE_UNAVAILABLE is also a store reason).
+            "STORE_READY",
             // systemd's environment, a socket family, HTTP and HTTP/2 words.
             "AF_UNIX", "HEAD", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC",
             "SETTINGS_MAX_CONCURRENT_STREAMS",

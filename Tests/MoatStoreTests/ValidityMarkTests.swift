@@ -211,6 +211,9 @@ let writerMethodClasses: [String: ValidityClass] = [
         "invitations are not part of Validate"),
     "acceptTeamInvitation(tenant: TenantID, tokenHash: [UInt8], user: UserID, at: Timestamp)": .unaffected(
         "invitations are not part of Validate"),
+    // SignInThrottleStoreWriter
+    "setUnknownEmailLockout(tenant: TenantID, email: String, _ lockout: Lockout, at: Timestamp, capacity: Int)":
+        .unaffected("an email with no account has no sessions"),
     // TwoFactorStoreWriter
     "setTwoFactor(_ credential: TwoFactorCredential)": .marks(
         exercise: { writer, fx in try writer.setTwoFactor(fx.credential) },

@@ -66,7 +66,9 @@ int moat_events_delete_consumer(moat_client *client, const char *tenant, const c
 
 /* /moat.v1.Health/Check
  * Check answers SERVING while the daemon accepts calls, NOT_SERVING while
- * it drains for shutdown.
+ * it drains for shutdown. `store` says whether the database answers: while
+ * it does not (PostgreSQL away), the daemon keeps SERVING what it can
+ * (Validate from its cache) and writes answer UNAVAILABLE.
  * @access public
  */
 int moat_health_check(moat_client *client, const char *tenant, const char *authorization,

@@ -14,8 +14,6 @@ final class AccountContext: Sendable {
     let authority: SessionAuthority
     /// Seals and opens TOTP secrets.
     let secrets: SecretKeyring
-    /// Failure counts of emails with no account.
-    let unknownEmails: UnknownEmailThrottle
     /// Sign-in attempts per (tenant, email), one at a time.
     let signInQueue = KeyedSerializer<String>()
     /// Failed sign-ins per client address, across tenants.
@@ -34,7 +32,6 @@ final class AccountContext: Sendable {
         self.configuration = configuration
         self.authority = SessionAuthority(store: store, clock: clock, cache: sessionCache)
         self.secrets = secrets
-        self.unknownEmails = UnknownEmailThrottle(capacity: configuration.unknownEmailThrottleEntries)
         self.addressThrottle = AddressThrottle(policy: configuration.addressThrottle, counter: addressFailures)
         self.deviceFamily = deviceFamily
     }

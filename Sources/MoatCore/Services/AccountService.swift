@@ -1,13 +1,12 @@
-import Synchronization
-
 /// Account settings.
 public struct AccountConfiguration: Sendable, Equatable {
     /// How long a password-reset token lives. Default 1 hour.
     public var resetTokenLifetimeSeconds: Int64 = 3600
     /// How long a team invitation can be accepted. Default 7 days.
     public var invitationLifetimeSeconds: Int64 = 604_800
-    /// Unknown emails whose failures are tracked in memory, so an unknown
-    /// email locks out exactly like a known one (no enumeration by lockout).
+    /// Unknown emails whose failures the store keeps (the least recently
+    /// failed are forgotten past this), so an unknown email locks out
+    /// exactly like a known one (no enumeration by lockout).
     public var unknownEmailThrottleEntries = 100_000
     /// Two-factor settings.
     public var twoFactor = TwoFactorSettings()
@@ -123,34 +122,5 @@ public final class AccountService: AccountFeature {
     /// (see ``SessionAuthority/validate(tenantReference:token:)``).
     public func validate(tenantReference: String, token: String) async throws -> (ValidatedSession, Tenant) {
         try await authority.validate(tenantReference: tenantReference, token: token)
-    }
-}
-
-/// Failure counts of unknown emails, in memory and bounded, so that
-/// lockout behaves the same whether or not an account exists.
-final class UnknownEmailThrottle: Sendable {
-    private struct Key: Hashable {
-        let tenant: TenantID
-        let email: String
-    }
-
-    private let state = Mutex([Key: Lockout]())
-    private let capacity: Int
-
-    init(capacity: Int) { self.capacity = capacity }
-
-    func lockout(tenant: TenantID, email: String) -> Lockout {
-        state.withLock { $0[Key(tenant: tenant, email: email)] ?? Lockout() }
-    }
-
-    func record(tenant: TenantID, email: String, _ lockout: Lockout) {
-        state.withLock { entries in
-            if entries.count >= capacity, entries[Key(tenant: tenant, email: email)] == nil {
-                // Forget an arbitrary entry: the cost is one unknown email's
-                // count, never a real account's.
-                if let victim = entries.keys.first { entries.removeValue(forKey: victim) }
-            }
-            entries[Key(tenant: tenant, email: email)] = lockout
-        }
     }
 }

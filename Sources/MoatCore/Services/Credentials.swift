@@ -15,16 +15,29 @@ extension Credentials {
     /// email and wrong password are the same UNAUTHENTICATED
     /// (`INVALID_CREDENTIALS`) after the same Argon2id work. Callers hold
     /// the sign-in queue of the email.
-    func checkPassword(tenant: Tenant, email: String, secret: [UInt8], client: ClientDetails) async throws -> User {
+    ///
+    /// Each attempt is counted toward the lockout *before* the hash is
+    /// checked, in one write that refuses if the account (or unknown email)
+    /// is locked. So guesses checked in parallel, here or on other moatd
+    /// instances sharing the database, can never outnumber the threshold:
+    /// the attempt that reaches it locks, and the ones after it are refused
+    /// unchecked. A right password resets the count: here when
+    /// `resetsCountOnSuccess` is set or the account cannot sign in (disabled,
+    /// pending deletion, its tenant pending deletion), else in the caller's
+    /// own write (`SignInService.passwordAccepted`).
+    func checkPassword(
+        tenant: Tenant, email: String, secret: [UInt8], client: ClientDetails, resetsCountOnSuccess: Bool = false
+    ) async throws -> User {
         let start = clock.now()
         try await checkAddress(tenant: tenant, client: client, at: start)
         let user = try await store.read { try $0.user(tenant: tenant.id, email: email) }
 
         guard let user else {
-            let lockout = context.unknownEmails.lockout(tenant: tenant.id, email: email)
-            if let wait = lockout.retryAfter(at: start) { throw Lockout.lockedError(retryAfter: wait) }
-            _ = try await hasher.verifyDecoy(secret)
-            context.unknownEmails.record(tenant: tenant.id, email: email, lockout.failed(at: clock.now(), policy: tenant.policy))
+            try await countUnknownEmailAttempt(tenant: tenant, email: email, at: start)
+            do { _ = try await hasher.verifyDecoy(secret) } catch {
+                try await refundUnknownEmailAttempt(tenant: tenant, email: email)
+                throw error
+            }
             try await countAddressFailure(tenant: tenant, client: client)
             throw DomainError.invalidCredentials
         }
@@ -32,29 +45,110 @@ extension Credentials {
         // While locked nothing is checked and nothing is written (the
         // failure that locked it is in the security log already), so locked
         // attempts cost an attacker nothing and us nothing.
-        if let wait = Lockout(failures: user.failedSignIns, lockedUntil: user.lockedUntil).retryAfter(at: start) {
-            throw Lockout.lockedError(retryAfter: wait)
-        }
+        try await countAttempt(tenant: tenant, user: user.id, at: start)
 
-        guard try await hasher.verify(secret, against: user.passwordHash) else {
-            try await recordFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password")
+        guard try await verifyCounted(secret, against: user.passwordHash, tenant: tenant, user: user.id) else {
+            try await logFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password")
             try await countAddressFailure(tenant: tenant, client: client)
             throw DomainError.invalidCredentials
+        }
+        if resetsCountOnSuccess || user.status != .active || tenant.status != .active {
+            try await resetCount(tenant: tenant.id, user: user.id)
         }
         return user
     }
 
-    /// Counts a wrong password toward the account's lockout and logs it.
-    func recordFailure(tenant: Tenant, user: UserID, client: ClientDetails, detail: String) async throws {
-        let now = clock.now()
+    /// Counts one password attempt on the account, unless it is locked at
+    /// `now` (then SIGN_IN_LOCKED and nothing is written). Atomic across
+    /// instances: the store's write re-reads the count.
+    func countAttempt(tenant: Tenant, user: UserID, at now: Timestamp) async throws {
         let policy = tenant.policy
-        try await store.write { writer in
-            guard var current = try writer.user(tenant: tenant.id, id: user) else { return }
-            let next = Lockout(failures: current.failedSignIns, lockedUntil: current.lockedUntil)
-                .failed(at: now, policy: policy)
+        let wait = try await store.write { writer -> Int64? in
+            guard var current = try writer.user(tenant: tenant.id, id: user) else { return nil }
+            let lockout = Lockout(failures: current.failedSignIns, lockedUntil: current.lockedUntil)
+            if let wait = lockout.retryAfter(at: now) { return wait }
+            let next = lockout.failed(at: now, policy: policy)
             current.failedSignIns = next.failures
             current.lockedUntil = next.lockedUntil
             try writer.update(current)
+            return nil
+        }
+        if let wait { throw Lockout.lockedError(retryAfter: wait) }
+    }
+
+    /// The unknown-email twin of ``countAttempt(tenant:user:at:)``: the
+    /// email's count lives in the store (shared, and kept across restarts),
+    /// bounded by `unknownEmailThrottleEntries`.
+    private func countUnknownEmailAttempt(tenant: Tenant, email: String, at now: Timestamp) async throws {
+        let policy = tenant.policy
+        let capacity = configuration.unknownEmailThrottleEntries
+        let wait = try await store.write { writer -> Int64? in
+            let lockout = try writer.unknownEmailLockout(tenant: tenant.id, email: email) ?? Lockout()
+            if let wait = lockout.retryAfter(at: now) { return wait }
+            try writer.setUnknownEmailLockout(
+                tenant: tenant.id, email: email, lockout.failed(at: now, policy: policy), at: now, capacity: capacity)
+            return nil
+        }
+        if let wait { throw Lockout.lockedError(retryAfter: wait) }
+    }
+
+    /// Checks a password whose attempt was counted; if it could not be
+    /// checked at all (the hashing pool refused: overloaded), the attempt is
+    /// given back, so an overloaded sign-in is no lockout step.
+    private func verifyCounted(_ secret: [UInt8], against hash: String, tenant: Tenant, user: UserID) async throws
+        -> Bool
+    {
+        do {
+            return try await hasher.verify(secret, against: hash)
+        } catch {
+            try await refundAttempt(tenant: tenant, user: user)
+            throw error
+        }
+    }
+
+    /// Takes back one counted attempt that was never checked. If what is
+    /// left is below the threshold, a lock goes too (only reaching the
+    /// threshold locks).
+    private func refundAttempt(tenant: Tenant, user: UserID) async throws {
+        let threshold = tenant.policy.lockoutThreshold
+        try await store.write { writer in
+            guard var current = try writer.user(tenant: tenant.id, id: user), current.failedSignIns > 0 else { return }
+            current.failedSignIns -= 1
+            if current.failedSignIns < threshold { current.lockedUntil = nil }
+            try writer.update(current)
+        }
+    }
+
+    /// ``refundAttempt(tenant:user:)`` for an email with no account.
+    private func refundUnknownEmailAttempt(tenant: Tenant, email: String) async throws {
+        let threshold = tenant.policy.lockoutThreshold
+        let capacity = configuration.unknownEmailThrottleEntries
+        let now = clock.now()
+        try await store.write { writer in
+            guard var lockout = try writer.unknownEmailLockout(tenant: tenant.id, email: email), lockout.failures > 0
+            else { return }
+            lockout.failures -= 1
+            if lockout.failures < threshold { lockout.lockedUntil = nil }
+            try writer.setUnknownEmailLockout(tenant: tenant.id, email: email, lockout, at: now, capacity: capacity)
+        }
+    }
+
+    /// A right password: the lockout count starts again.
+    private func resetCount(tenant: TenantID, user: UserID) async throws {
+        try await store.write { writer in
+            guard var current = try writer.user(tenant: tenant, id: user),
+                current.failedSignIns != 0 || current.lockedUntil != nil
+            else { return }
+            current.failedSignIns = 0
+            current.lockedUntil = nil
+            try writer.update(current)
+        }
+    }
+
+    /// Logs a wrong password (already counted by ``countAttempt(tenant:user:at:)``).
+    func logFailure(tenant: Tenant, user: UserID, client: ClientDetails, detail: String) async throws {
+        let now = clock.now()
+        try await store.write { writer in
             try writer.append(
                 SecurityLogEntry(
                     tenantID: tenant.id, userID: user, kind: .signInFailed, ip: client.ip,
@@ -83,16 +177,15 @@ extension Credentials {
         async throws
     {
         try await signInQueue.run("\(tenant.id.rawValue)/\(user.email)") {
+            try await countAttempt(tenant: tenant, user: user.id, at: clock.now())
             let fresh = try await store.read { try $0.user(tenant: tenant.id, id: user.id) } ?? user
-            if let wait = Lockout(failures: fresh.failedSignIns, lockedUntil: fresh.lockedUntil).retryAfter(at: clock.now()) {
-                throw Lockout.lockedError(retryAfter: wait)
-            }
             guard let candidate = try? Self.candidatePassword(password),
-                try await hasher.verify(candidate, against: fresh.passwordHash)
+                try await verifyCounted(candidate, against: fresh.passwordHash, tenant: tenant, user: user.id)
             else {
-                try await recordFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password on \(action)")
+                try await logFailure(tenant: tenant, user: user.id, client: client, detail: "wrong password on \(action)")
                 throw DomainError(.unauthenticated, .invalidCredentials, "the password is wrong")
             }
+            try await resetCount(tenant: tenant.id, user: user.id)
         }
     }
 

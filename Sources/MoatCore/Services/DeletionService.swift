@@ -108,7 +108,8 @@ extension DeletionService {
         let client = Self.bounded(client)
         if tenant.status == .pendingDeletion { throw DomainError.tenantPendingDeletion(purgeAfter: tenant.purgeAfter) }
         let user = try await signInQueue.run("\(tenant.id.rawValue)/\(email)") { () -> User in
-            try await credentials.checkPassword(tenant: tenant, email: email, secret: secret, client: client)
+            try await credentials.checkPassword(
+                tenant: tenant, email: email, secret: secret, client: client, resetsCountOnSuccess: true)
         }
         guard user.status == .pendingDeletion, let purgeAfter = user.purgeAfter else { throw DomainError.notPendingDeletion }
         guard clock.now() < purgeAfter else {

@@ -21,7 +21,9 @@ public protocol AccountStore: Sendable {
 }
 
 /// Queries, inside a transaction.
-public protocol AccountStoreReader: TwoFactorStoreReader, DeletionStoreReader, EventStoreReader, TeamStoreReader {
+public protocol AccountStoreReader:
+    TwoFactorStoreReader, DeletionStoreReader, EventStoreReader, TeamStoreReader, SignInThrottleStoreReader
+{
     func tenant(id: TenantID) throws -> Tenant?
     func tenant(slug: String) throws -> Tenant?
     /// Tenants ordered by slug, after `afterSlug` (exclusive).
@@ -56,7 +58,8 @@ public protocol AccountStoreReader: TwoFactorStoreReader, DeletionStoreReader, E
 /// them after the commit. `ValidityMarkTests` classifies every method of
 /// these protocols and fails for one it does not know.
 public protocol AccountStoreWriter:
-    AccountStoreReader, TwoFactorStoreWriter, DeletionStoreWriter, EventStoreWriter, TeamStoreWriter
+    AccountStoreReader, TwoFactorStoreWriter, DeletionStoreWriter, EventStoreWriter, TeamStoreWriter,
+    SignInThrottleStoreWriter
 {
     /// Throws ALREADY_EXISTS (`SLUG_TAKEN`) for a used slug.
     func insert(_ tenant: Tenant) throws

@@ -39,6 +39,7 @@ extension MemoryTransaction {
         state.teams = state.teams.filter { !teams.contains($0.key) }
         state.teamMembers = state.teamMembers.filter { !teams.contains($0.key.team) }
         state.teamInvitations = state.teamInvitations.filter { !teams.contains($0.value.teamID) }
+        state.unknownEmails = state.unknownEmails.filter { $0.key.tenant != id }
         // Every session and user of the tenant went: drop everything.
         marks.tenant(id)
         marks.everything()

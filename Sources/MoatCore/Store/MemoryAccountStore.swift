@@ -23,6 +23,7 @@ public final class MemoryAccountStore: AccountStore {
         var teams: [TeamID: Team] = [:]
         var teamMembers: [TeamMemberKey: TeamMember] = [:]
         var teamInvitations: [InvitationID: TeamInvitation] = [:]
+        var unknownEmails: [UnknownEmailKey: (lockout: Lockout, updatedAt: Timestamp)] = [:]
     }
 
     private let state = Mutex(State())
@@ -224,4 +225,31 @@ final class MemoryTransaction: AccountStoreWriter {
         state.nextLogID += 1
         state.securityLog.append(entry)
     }
+}
+
+extension MemoryTransaction {
+    func unknownEmailLockout(tenant: TenantID, email: String) -> Lockout? {
+        state.unknownEmails[UnknownEmailKey(tenant: tenant, email: email)]?.lockout
+    }
+
+    func setUnknownEmailLockout(tenant: TenantID, email: String, _ lockout: Lockout, at: Timestamp, capacity: Int) {
+        guard state.tenants[tenant] != nil else { return }
+        let key = UnknownEmailKey(tenant: tenant, email: email)
+        guard lockout != Lockout() else {
+            state.unknownEmails.removeValue(forKey: key)
+            return
+        }
+        if state.unknownEmails[key] == nil, state.unknownEmails.count >= max(1, capacity),
+            let oldest = state.unknownEmails.min(by: { ($0.value.updatedAt, $0.key.email) < ($1.value.updatedAt, $1.key.email) })
+        {
+            state.unknownEmails.removeValue(forKey: oldest.key)
+        }
+        state.unknownEmails[key] = (lockout, at)
+    }
+}
+
+/// An email with no account, in a tenant (the unknown-email lockout's key).
+struct UnknownEmailKey: Hashable, Sendable {
+    let tenant: TenantID
+    let email: String
 }

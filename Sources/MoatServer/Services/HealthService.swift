@@ -7,6 +7,9 @@ import Synchronization
 public final class ServingState: Sendable {
     private let serving = Atomic<Bool>(true)
 
+    /// Whether the store answers (its probe's last reading).
+    public let store = StoreReadiness()
+
     /// Creates a state that starts serving.
     public init() {}
 
@@ -17,7 +20,8 @@ public final class ServingState: Sendable {
     public func stopServing() { serving.store(false, ordering: .relaxed) }
 }
 
-/// `moat.v1.Health`: serving status, version and uptime.
+/// `moat.v1.Health`: serving status, version, uptime, and whether the
+/// store answers.
 public struct HealthService: Moat_V1_HealthService {
     private let version: String
     private let startedAt: Date
@@ -50,6 +54,12 @@ public struct HealthService: Moat_V1_HealthService {
         response.version = version
         response.uptimeSeconds = UInt64(max(0, (ContinuousClock.now - startedInstant).components.seconds))
         response.startedAtUnix = Int64(startedAt.timeIntervalSince1970)
+        let store = state.store.status
+        response.store = store.isReady ? .storeReady : .storeUnavailable
+        response.storeReason = store.reason ?? ""
+        response.storeUnavailableSeconds = store.since.map {
+            UInt64(max(0, (ContinuousClock.now - $0).components.seconds))
+        } ?? 0
         return response
     }
 }

@@ -21,7 +21,7 @@
 ///   group-commit batch at COMMIT.
 public enum AccountSchema {
     /// Every migration of the account store, in version order.
-    public static let migrations: [Migration] = [version1, version2, version3, version4, version5, version6]
+    public static let migrations: [Migration] = [version1, version2, version3, version4, version5, version6, version7]
 
     /// The tables the migrations create (the migrator adds
     /// `schema_migrations`; SQLite adds `sqlite_sequence` for the
@@ -29,7 +29,7 @@ public enum AccountSchema {
     public static let tables = [
         "tenants", "users", "sessions", "password_resets", "events", "security_log", "meta",
         "two_factor", "two_factor_pending", "recovery_codes", "sign_in_challenges", "event_consumers",
-        "teams", "team_members", "team_invitations", "address_failures",
+        "teams", "team_members", "team_invitations", "address_failures", "unknown_email_failures",
     ]
 
     /// Version 1: every table.

@@ -8,11 +8,11 @@ import Synchronization
 extension PostgresSchema {
     /// The PostgreSQL-only migrations (the SQLite store has one process and
     /// no cluster): their versions follow the shared ones.
-    public static let postgresOnlyVersions: Set<Int> = [7]
+    public static let postgresOnlyVersions: Set<Int> = [8]
 
-    /// Version 7: the revocation log and the instance heartbeats that make
+    /// Version 8: the revocation log and the instance heartbeats that make
     /// validity marks reach every moatd on the database (``PostgresCluster``).
-    public static let version7 = clusterMigration(version: 7)
+    public static let version8 = clusterMigration(version: 8)
 
     /// The cluster tables, as a migration of the given version (kept apart
     /// so that it can move when other migrations are added).

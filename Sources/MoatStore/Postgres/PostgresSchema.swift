@@ -23,8 +23,10 @@ import Logging
 public enum PostgresSchema {
     /// Every migration, in version order: the shared ones (same versions
     /// and names as ``AccountSchema``), then the PostgreSQL-only ones
-    /// (``postgresOnlyVersions``: the cluster tables of ``version7``).
-    public static let migrations: [Migration] = [version1, version2, version3, version4, version5, version6, version7]
+    /// (``postgresOnlyVersions``: the cluster tables of ``version8``).
+    public static let migrations: [Migration] = [
+        version1, version2, version3, version4, version5, version6, version7, version8,
+    ]
 
     private static let text = "TEXT COLLATE \"C\""
 
@@ -268,6 +270,21 @@ public enum PostgresSchema {
                 failures     BIGINT NOT NULL CHECK (failures >= 0)
             );
             CREATE INDEX address_failures_by_start ON address_failures (window_start);
+            """)
+
+    /// Version 7: the unknown-email lockout (``AccountSchema/version7``).
+    public static let version7 = Migration(
+        version: 7, name: AccountSchema.version7.name,
+        sql: """
+            CREATE TABLE unknown_email_failures (
+                tenant_id    \(text) NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+                email        \(text) NOT NULL,
+                failures     BIGINT NOT NULL CHECK (failures >= 0),
+                locked_until BIGINT,
+                updated_at   BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, email)
+            );
+            CREATE INDEX unknown_email_failures_by_update ON unknown_email_failures (updated_at);
             """)
 }
 

@@ -145,7 +145,37 @@ const ProtobufCEnumDescriptor moat__v1__check_response__serving_status__descript
   moat__v1__check_response__serving_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor moat__v1__check_response__field_descriptors[4] =
+static const ProtobufCEnumValue moat__v1__check_response__store_status__enum_values_by_number[3] =
+{
+  { "STORE_UNKNOWN", "MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_UNKNOWN", 0 },
+  { "STORE_READY", "MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_READY", 1 },
+  { "STORE_UNAVAILABLE", "MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_UNAVAILABLE", 2 },
+};
+static const ProtobufCIntRange moat__v1__check_response__store_status__value_ranges[] = {
+{0, 0},{0, 3}
+};
+static const ProtobufCEnumValueIndex moat__v1__check_response__store_status__enum_values_by_name[3] =
+{
+  { "STORE_READY", 1 },
+  { "STORE_UNAVAILABLE", 2 },
+  { "STORE_UNKNOWN", 0 },
+};
+const ProtobufCEnumDescriptor moat__v1__check_response__store_status__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "moat.v1.CheckResponse.StoreStatus",
+  "StoreStatus",
+  "Moat__V1__CheckResponse__StoreStatus",
+  "moat.v1",
+  3,
+  moat__v1__check_response__store_status__enum_values_by_number,
+  3,
+  moat__v1__check_response__store_status__enum_values_by_name,
+  1,
+  moat__v1__check_response__store_status__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor moat__v1__check_response__field_descriptors[7] =
 {
   {
     "status",
@@ -195,17 +225,56 @@ static const ProtobufCFieldDescriptor moat__v1__check_response__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "store",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CheckResponse, store),
+    &moat__v1__check_response__store_status__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "store_reason",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CheckResponse, store_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "store_unavailable_seconds",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CheckResponse, store_unavailable_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__check_response__field_indices_by_name[] = {
   3,   /* field[3] = started_at_unix */
   0,   /* field[0] = status */
+  4,   /* field[4] = store */
+  5,   /* field[5] = store_reason */
+  6,   /* field[6] = store_unavailable_seconds */
   2,   /* field[2] = uptime_seconds */
   1,   /* field[1] = version */
 };
 static const ProtobufCIntRange moat__v1__check_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor moat__v1__check_response__descriptor =
 {
@@ -215,7 +284,7 @@ const ProtobufCMessageDescriptor moat__v1__check_response__descriptor =
   "Moat__V1__CheckResponse",
   "moat.v1",
   sizeof(Moat__V1__CheckResponse),
-  4,
+  7,
   moat__v1__check_response__field_descriptors,
   moat__v1__check_response__field_indices_by_name,
   1,  moat__v1__check_response__number_ranges,

@@ -27,6 +27,18 @@ typedef enum _Moat__V1__CheckResponse__ServingStatus {
   MOAT__V1__CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(MOAT__V1__CHECK_RESPONSE__SERVING_STATUS)
 } Moat__V1__CheckResponse__ServingStatus;
+typedef enum _Moat__V1__CheckResponse__StoreStatus {
+  MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_UNKNOWN = 0,
+  /*
+   * The last probe of the store succeeded.
+   */
+  MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_READY = 1,
+  /*
+   * The store cannot be reached; `store_reason` says why.
+   */
+  MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_UNAVAILABLE = 2
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(MOAT__V1__CHECK_RESPONSE__STORE_STATUS)
+} Moat__V1__CheckResponse__StoreStatus;
 
 /* --- messages --- */
 
@@ -55,10 +67,24 @@ struct  Moat__V1__CheckResponse
    * Unix time (seconds) the daemon started.
    */
   int64_t started_at_unix;
+  /*
+   * Whether the store answered its last probe (one a second on PostgreSQL,
+   * every few seconds on SQLite).
+   */
+  Moat__V1__CheckResponse__StoreStatus store;
+  /*
+   * A stable reason while the store is not ready (e.g. STORE_UNAVAILABLE),
+   * else empty.
+   */
+  char *store_reason;
+  /*
+   * Seconds since the store stopped answering; 0 while it is ready.
+   */
+  uint64_t store_unavailable_seconds;
 };
 #define MOAT__V1__CHECK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__check_response__descriptor) \
-    , MOAT__V1__CHECK_RESPONSE__SERVING_STATUS__UNKNOWN, (char *)protobuf_c_empty_string, 0, 0 }
+    , MOAT__V1__CHECK_RESPONSE__SERVING_STATUS__UNKNOWN, (char *)protobuf_c_empty_string, 0, 0, MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_UNKNOWN, (char *)protobuf_c_empty_string, 0 }
 
 
 /* Moat__V1__CheckRequest methods */
@@ -137,6 +163,7 @@ void moat__v1__health__check(ProtobufCService *service,
 extern const ProtobufCMessageDescriptor moat__v1__check_request__descriptor;
 extern const ProtobufCMessageDescriptor moat__v1__check_response__descriptor;
 extern const ProtobufCEnumDescriptor    moat__v1__check_response__serving_status__descriptor;
+extern const ProtobufCEnumDescriptor    moat__v1__check_response__store_status__descriptor;
 extern const ProtobufCServiceDescriptor moat__v1__health__descriptor;
 
 PROTOBUF_C__END_DECLS
