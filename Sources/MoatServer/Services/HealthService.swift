@@ -1,4 +1,5 @@
 import Foundation
+public import MoatCore
 public import MoatProto
 public import MoatRPC
 import Synchronization
@@ -20,14 +21,15 @@ public final class ServingState: Sendable {
 /// `moat.v1.Health`: serving status, version and uptime.
 public struct HealthService: Moat_V1_HealthService {
     private let version: String
-    private let startedAt: Date
+    private let startedAtUnix: Int64
     private let startedInstant: ContinuousClock.Instant
     private let state: ServingState
 
-    /// Creates the service; uptime counts from now.
-    public init(version: String = MoatVersion.current, state: ServingState) {
+    /// Creates the service; uptime counts from now, and the start time it
+    /// reports is `clock`'s now (the daemon's clock).
+    public init(version: String = MoatVersion.current, state: ServingState, clock: any WallClock = SystemWallClock()) {
         self.version = version
-        self.startedAt = Date()
+        self.startedAtUnix = clock.now().milliseconds / 1000
         self.startedInstant = .now
         self.state = state
     }
@@ -49,7 +51,7 @@ public struct HealthService: Moat_V1_HealthService {
         response.status = state.isServing ? .serving : .notServing
         response.version = version
         response.uptimeSeconds = UInt64(max(0, (ContinuousClock.now - startedInstant).components.seconds))
-        response.startedAtUnix = Int64(startedAt.timeIntervalSince1970)
+        response.startedAtUnix = startedAtUnix
         return response
     }
 }
