@@ -157,7 +157,7 @@ let package = Package(
             name: "MoatServerTests",
             dependencies: ["MoatServer", "MoatClient", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "MoatFuzzingTests", dependencies: ["MoatFuzzing"]),
-        .testTarget(name: "MoatClientTests", dependencies: ["MoatClient", "MoatServer"]),
+        .testTarget(name: "MoatClientTests", dependencies: ["MoatClient", "MoatCore", "MoatServer"]),
         .testTarget(
             name: "CMoatClientTests",
             dependencies: ["CMoatClient", "MoatServer", "MoatClient", "MoatProto"]),

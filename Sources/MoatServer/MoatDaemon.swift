@@ -128,7 +128,7 @@ public final class MoatDaemon: Sendable {
         let router = try ServiceRouter.make(
             accounts: accounts, events: events, serving: serving,
             operatorServices: [OperationsHandler(store: backend, keyRotation: rotation, metrics: exporter)],
-            extraServices: extraServices)
+            extraServices: extraServices, clock: clock)
 
         var serverConfiguration = UnixSocketServer.Configuration(
             socketPath: configuration.socketPath,

@@ -13,12 +13,14 @@ public enum ServiceRouter {
     ///     key files (`moat.v1.Operations`); none for an in-memory router.
     ///   - extraServices: services an embedder adds; they may not take over
     ///     one of Moat's paths.
+    ///   - clock: the daemon's clock (Health reports its start time by it).
     public static func make(
         accounts: AccountService, events: EventStream, serving: ServingState,
-        operatorServices: [any RPCService] = [], extraServices: [any RPCService] = []
+        operatorServices: [any RPCService] = [], extraServices: [any RPCService] = [],
+        clock: any WallClock = SystemWallClock()
     ) throws(Router.RegistrationError) -> Router {
         let sessions = SessionsHandler(accounts: accounts)
-        let health = HealthService(state: serving)
+        let health = HealthService(state: serving, clock: clock)
         var router = try Router(
             services: [
                 health, TenantsHandler(accounts: accounts), UsersHandler(accounts: accounts), sessions,

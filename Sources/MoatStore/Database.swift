@@ -177,6 +177,14 @@ public final class Database: Sendable {
         await core.exits.wait()
     }
 
+    /// Suspends until at least `count` writes wait in the queue (true), or
+    /// ``close()`` begins or `timeout` passes (false). Tests use it to order
+    /// writes behind a held one, and to know a close began, without polling
+    /// ``metrics``.
+    public func untilQueuedWrites(_ count: Int, timeout: Duration = .seconds(20)) async -> Bool {
+        await core.writes.untilQueued(count, timeout: timeout)
+    }
+
     /// A snapshot of the counters.
     public var metrics: StoreMetrics {
         var snapshot = core.counters.withLock { $0 }
@@ -291,8 +299,10 @@ private final class Core: Sendable {
 
     /// Refuses new jobs; the threads drain their queues and exit.
     func shutDown() {
-        writes.close()
+        // Reads first: a write-queue watcher woken by the close then finds
+        // reads refused too.
         reads.close()
+        writes.close()
     }
 }
 

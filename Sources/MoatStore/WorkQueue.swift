@@ -13,8 +13,19 @@ final class WorkQueue<Job: Sendable>: Sendable {
         var head = 0
         var isClosed = false
         var sleepers = 0
+        var nextWatcher: UInt64 = 0
+        /// ``untilQueued(_:timeout:)`` callers and the count each waits for.
+        var watchers: [UInt64: (count: Int, continuation: CheckedContinuation<Bool, Never>)] = [:]
 
         var count: Int { jobs.count - head }
+
+        /// Removes and returns the watchers whose count is reached.
+        mutating func reachedWatchers() -> [CheckedContinuation<Bool, Never>] {
+            guard !watchers.isEmpty else { return [] }
+            let reached = watchers.filter { $0.value.count <= count }
+            for id in reached.keys { watchers.removeValue(forKey: id) }
+            return reached.values.map(\.continuation)
+        }
     }
 
     private let state = Mutex(State())
@@ -22,14 +33,16 @@ final class WorkQueue<Job: Sendable>: Sendable {
 
     /// Appends a job. Returns false (and drops the job) if the queue is closed.
     func push(_ job: Job) -> Bool {
-        let (accepted, wake) = state.withLock { state -> (Bool, Bool) in
-            guard !state.isClosed else { return (false, false) }
+        let (accepted, wake, reached) = state.withLock { state -> (Bool, Bool, [CheckedContinuation<Bool, Never>]) in
+            guard !state.isClosed else { return (false, false, []) }
             state.jobs.append(job)
-            guard state.sleepers > 0 else { return (true, false) }
+            let reached = state.reachedWatchers()
+            guard state.sleepers > 0 else { return (true, false, reached) }
             state.sleepers -= 1
-            return (true, true)
+            return (true, true, reached)
         }
         if wake { wakeUp.signal() }
+        for watcher in reached { watcher.resume(returning: true) }
         return accepted
     }
 
@@ -63,16 +76,62 @@ final class WorkQueue<Job: Sendable>: Sendable {
     /// Refuses further pushes and wakes every sleeping thread; queued jobs are
     /// still handed out.
     func close() {
-        let sleepers = state.withLock { state -> Int in
+        let (sleepers, watchers) = state.withLock { state -> (Int, [CheckedContinuation<Bool, Never>]) in
             state.isClosed = true
-            defer { state.sleepers = 0 }
-            return state.sleepers
+            defer {
+                state.sleepers = 0
+                state.watchers = [:]
+            }
+            return (state.sleepers, state.watchers.values.map(\.continuation))
         }
         for _ in 0..<sleepers { wakeUp.signal() }
+        for watcher in watchers { watcher.resume(returning: false) }
     }
 
     /// The number of queued jobs.
     var count: Int { state.withLock { $0.count } }
+
+    /// Suspends until at least `count` jobs are queued (true), or the queue
+    /// closes or `timeout` passes (false): tests know a job is queued
+    /// without polling ``count``.
+    func untilQueued(_ count: Int, timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { await self.watch(count) }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                    return false
+                } catch {
+                    return nil
+                }
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? false
+        }
+    }
+
+    private func watch(_ count: Int) async -> Bool {
+        let id = state.withLock { state in
+            state.nextWatcher &+= 1
+            return state.nextWatcher
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                // Registered under the lock, so a cancellation is either seen
+                // here or finds the watcher (its handler takes the same lock).
+                let answer = state.withLock { state -> Bool? in
+                    if state.count >= count { return true }
+                    if Task.isCancelled || state.isClosed { return false }
+                    state.watchers[id] = (count, continuation)
+                    return nil
+                }
+                if let answer { continuation.resume(returning: answer) }
+            }
+        } onCancel: {
+            state.withLock { $0.watchers.removeValue(forKey: id) }?.continuation.resume(returning: false)
+        }
+    }
 }
 
 /// Counts running threads and lets async callers wait until all have exited.

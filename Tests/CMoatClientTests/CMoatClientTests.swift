@@ -377,6 +377,7 @@ final class CMoatClientTests: XCTestCase {
         defer { moat.stop() }
         let client = try CClient(path: moat.socketPath)
         XCTAssertEqual(healthStatus(client).code, ok)
+        // real time: the daemon's real 1 s idle timeout closes the C client's socket.
         Thread.sleep(forTimeInterval: 1.6)
         let after = healthStatus(client)
         XCTAssertEqual(after.code, ok, after.summary)

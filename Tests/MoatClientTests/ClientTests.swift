@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MoatClient
+import MoatCore
 import MoatServer
 import Synchronization
 import XCTest
@@ -18,6 +19,9 @@ struct ProbeService: RPCService {
             ServerMethod(descriptor: Self.sleep) { payload, _ in
                 sleeping.add()
                 let milliseconds = payload.first.map(Int.init) ?? 0
+                // real time: a handler busy for a while, past a real per-call
+                // deadline or across the start of a drain (which has no
+                // outside sign); tests wait on `sleeping`, never on this.
                 try await Task.sleep(for: .milliseconds(milliseconds * 10))
                 return payload
             },
@@ -30,17 +34,58 @@ struct ProbeService: RPCService {
 }
 
 /// Counts calls that reached a handler, so a test waits for them instead
-/// of sleeping.
+/// of sleeping or polling.
 final class SleepingCalls: Sendable {
-    private let count = Mutex(0)
-
-    func add() { count.withLock { $0 += 1 } }
-
-    /// Yields until `expected` calls started (30 s at most).
-    func wait(for expected: Int) async {
-        let giveUp = ContinuousClock.now + .seconds(30)
-        while count.withLock({ $0 }) < expected, ContinuousClock.now < giveUp { await Task.yield() }
+    private struct State {
+        var count = 0
+        var givenUp = false
+        var waiters: [(expected: Int, continuation: CheckedContinuation<Void, Never>)] = []
     }
+
+    private let state = Mutex(State())
+
+    func add() {
+        let reached = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.count += 1
+            let count = state.count
+            defer { state.waiters.removeAll { $0.expected <= count } }
+            return state.waiters.filter { $0.expected <= count }.map(\.continuation)
+        }
+        for waiter in reached { waiter.resume() }
+    }
+
+    /// Returns once `expected` calls started (30 s at most, so a broken test
+    /// fails its assertions instead of hanging).
+    func wait(for expected: Int) async {
+        let reached = XCTestExpectation(description: "\(expected) calls started")
+        let waiting = Task {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = self.state.withLock { state -> Bool in
+                    if state.count >= expected || state.givenUp { return true }
+                    state.waiters.append((expected, continuation))
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+            reached.fulfill()
+        }
+        if await XCTWaiter.fulfillment(of: [reached], timeout: 30) != .completed {
+            let waiters = state.withLock { state in
+                state.givenUp = true
+                defer { state.waiters = [] }
+                return state.waiters.map(\.continuation)
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        await waiting.value
+    }
+}
+
+/// The system's clock moved `seconds` ahead.
+struct AheadClock: WallClock {
+    let seconds: Int64
+
+    func now() -> Timestamp { SystemWallClock().now().adding(seconds: seconds) }
 }
 
 /// A daemon on a temporary data directory.
@@ -71,10 +116,13 @@ final class DaemonFixture: @unchecked Sendable {
         try await task?.value
     }
 
-    func restart() async throws {
+    /// Stops the daemon and opens a new one on the same directory, whose
+    /// clock runs `ahead` of the system's.
+    func restart(clockAhead ahead: Int64 = 0) async throws {
         try await stop()
         daemon = try await MoatDaemon.open(
-            configuration: daemon.configuration, logger: Logger(label: "test"), extraServices: [probe])
+            configuration: daemon.configuration, logger: Logger(label: "test"), clock: AheadClock(seconds: ahead),
+            extraServices: [probe])
         try await start()
     }
 
@@ -186,8 +234,9 @@ final class ClientTests: XCTestCase {
         } catch let error as RPCError {
             XCTAssertEqual(error.code, .unavailable)
         }
-        try await Task.sleep(for: .milliseconds(1100))
-        try await fixture.restart()
+        // The new daemon's clock is 2 s ahead, so its start time is later
+        // than the first's without waiting for the next second.
+        try await fixture.restart(clockAhead: 2)
         let after = try await client.health.check()
         XCTAssertEqual(after.status, .serving)
         XCTAssertGreaterThan(after.startedAtUnix, before.startedAtUnix, "a new daemon answered")

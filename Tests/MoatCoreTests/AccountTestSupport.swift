@@ -195,47 +195,87 @@ final class World: Sendable {
     }
 }
 
+/// Opened once; tasks await it instead of polling or sleeping.
+final class TestLatch: Sendable {
+    private let state = Mutex((open: false, waiters: [CheckedContinuation<Void, Never>]()))
+
+    func open() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    var isOpen: Bool { state.withLock { $0.open } }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let open = state.withLock { state -> Bool in
+                if !state.open { state.waiters.append(continuation) }
+                return state.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    /// Waits until opened (true) or, so a broken test fails instead of
+    /// hanging the suite, until `seconds` pass (false).
+    func wait(upTo seconds: TimeInterval) async -> Bool {
+        let opened = XCTestExpectation(description: "latch opened")
+        let waiting = Task {
+            await wait()
+            opened.fulfill()
+        }
+        let result = await XCTWaiter.fulfillment(of: [opened], timeout: seconds)
+        if result != .completed { open() }  // ends the waiting task
+        await waiting.value
+        return result == .completed
+    }
+}
+
 /// The memory store with a gate on writes: after `holdNextWrite()`, the
 /// next write waits, before its body runs, until `releaseWrite()`.
 final class HeldWriteStore: AccountStore {
-    private struct Control {
+    private struct Gates {
         var holdNext = false
-        var holding = false
-        var released = false
+        var holding = TestLatch()
+        var release = TestLatch()
     }
 
     let inner: MemoryAccountStore
-    private let control = Mutex(Control())
+    private let gates = Mutex(Gates())
 
     init(inner: MemoryAccountStore) { self.inner = inner }
 
     var validityMarks: ValidityMarkRelay { inner.validityMarks }
 
-    func holdNextWrite() { control.withLock { $0 = Control(holdNext: true) } }
+    func holdNextWrite() { gates.withLock { $0 = Gates(holdNext: true) } }
 
-    /// Whether a held write is waiting.
-    var isHoldingWrite: Bool { control.withLock { $0.holding } }
+    /// Waits until the held write is waiting (it has not run its body);
+    /// fails the test after 10 s.
+    func waitUntilHoldingWrite(file: StaticString = #filePath, line: UInt = #line) async {
+        let holding = gates.withLock { $0.holding }
+        let held = await holding.wait(upTo: 10)
+        XCTAssertTrue(held, "the held write never started", file: file, line: line)
+    }
 
-    func releaseWrite() { control.withLock { $0.released = true } }
+    func releaseWrite() { gates.withLock { $0.release }.open() }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T {
         try await inner.read(body)
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
-        let hold = control.withLock { control -> Bool in
-            guard control.holdNext else { return false }
-            control.holdNext = false
-            control.holding = true
-            return true
+        let held = gates.withLock { gates -> Gates? in
+            guard gates.holdNext else { return nil }
+            gates.holdNext = false
+            return gates
         }
-        if hold {
-            var waited = 0
-            while !control.withLock({ $0.released }), waited < 10_000 {  // 10 s at most
-                try await Task.sleep(for: .milliseconds(1))
-                waited += 1
-            }
-            control.withLock { $0.holding = false }
+        if let held {
+            held.holding.open()
+            _ = await held.release.wait(upTo: 10)
         }
         return try await inner.write(body)
     }

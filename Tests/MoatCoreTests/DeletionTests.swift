@@ -879,7 +879,7 @@ final class TenantDeletionTests: XCTestCase {
         let signIn = Task {
             try await racing.signIn.signIn(tenant: tenant, email: email, password: Fixture.memberPassword, client: Fixture.client)
         }
-        try await waitUntil("the sign-in is writing its session") { held.isHoldingWrite }
+        await held.waitUntilHoldingWrite()
         _ = try await world.accounts.deletion.requestTenantDeletion(tenant: tenant.slug, confirmation: "DELETE")
         held.releaseWrite()
         _ = await signIn.result  // refused (TENANT_PENDING_DELETION) or revoked: either is fine

@@ -19,7 +19,8 @@ final class EventLongPollTests: XCTestCase {
 
     /// Waits (bounded) until `count` polls are suspended on the signal.
     func waitForWaiters(_ signal: EventSignal, _ count: Int = 1) async throws {
-        for _ in 0..<5000 where signal.waiterCount < count { try await Task.sleep(for: .milliseconds(1)) }
+        let waiting = await signal.untilWaiting(count)
+        XCTAssertTrue(waiting, "the poll is waiting")
         XCTAssertEqual(signal.waiterCount, count, "the poll is waiting")
     }
 
@@ -127,13 +128,29 @@ final class EventSignalTests: XCTestCase {
         let signal = EventSignal()
         let observed = signal.generation
         let waits = (0..<50).map { _ in Task { await signal.wait(since: observed, timeout: .seconds(30)) } }
-        for _ in 0..<5000 where signal.waiterCount < 50 { try await Task.sleep(for: .milliseconds(1)) }
+        let waiting = await signal.untilWaiting(50)
+        XCTAssertTrue(waiting)
         XCTAssertEqual(signal.waiterCount, 50)
         signal.signal()
         for wait in waits {
             let wake = await wait.value
             XCTAssertEqual(wake, .signalled)
         }
+        XCTAssertEqual(signal.waiterCount, 0)
+    }
+
+    func testUntilWaitingCountsSuspendedWaits() async {
+        let signal = EventSignal()
+        let now = await signal.untilWaiting(0)
+        XCTAssertTrue(now, "no waits needed")
+        let nobody = await signal.untilWaiting(1, timeout: .milliseconds(20))
+        XCTAssertFalse(nobody, "nobody waits: the timeout answers")
+        let wait = Task { await signal.wait(since: signal.generation, timeout: .seconds(30)) }
+        let one = await signal.untilWaiting(1)
+        XCTAssertTrue(one)
+        signal.signal()
+        let wake = await wait.value
+        XCTAssertEqual(wake, .signalled)
         XCTAssertEqual(signal.waiterCount, 0)
     }
 
@@ -151,13 +168,22 @@ final class EventSignalTests: XCTestCase {
     func testManyCancellationsLeakNothing() async throws {
         let signal = EventSignal()
         let observed = signal.generation
-        let waits = (0..<100).map { _ in Task { await signal.wait(since: observed, timeout: .seconds(30)) } }
-        // Cancel while some register and some are registered.
-        for (index, wait) in waits.enumerated() {
-            if index % 10 == 0 { try await Task.sleep(for: .milliseconds(1)) }
-            wait.cancel()
+        // Cancelled once registered: all 40 are waiting when cancelled.
+        let registered = (0..<40).map { _ in Task { await signal.wait(since: observed, timeout: .seconds(30)) } }
+        let waiting = await signal.untilWaiting(40)
+        XCTAssertTrue(waiting)
+        for wait in registered { wait.cancel() }
+        // Cancelled before waiting: the task is cancelled when it calls wait.
+        let early = (0..<30).map { _ in
+            Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                return await signal.wait(since: observed, timeout: .seconds(30))
+            }
         }
-        for wait in waits {
+        // Cancelled at once: each while it registers or once it is registered.
+        let racing = (0..<30).map { _ in Task { await signal.wait(since: observed, timeout: .seconds(30)) } }
+        for wait in racing { wait.cancel() }
+        for wait in registered + early + racing {
             let wake = await wait.value
             XCTAssertEqual(wake, .cancelled)
         }
@@ -168,7 +194,8 @@ final class EventSignalTests: XCTestCase {
         let signal = EventSignal()
         let observed = signal.generation
         let wait = Task { await signal.wait(since: observed, timeout: .seconds(30)) }
-        for _ in 0..<5000 where signal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        let waiting = await signal.untilWaiting(1)
+        XCTAssertTrue(waiting)
         signal.shutDown()
         let wake = await wait.value
         XCTAssertEqual(wake, .shutDown)

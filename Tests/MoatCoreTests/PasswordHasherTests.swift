@@ -4,31 +4,6 @@ import XCTest
 
 @testable import MoatCore
 
-/// A flag set on one thread and polled on another.
-final class Flag: Sendable {
-    private let value = Mutex(false)
-    func set() { value.withLock { $0 = true } }
-    var isSet: Bool { value.withLock { $0 } }
-}
-
-/// A counter shared between threads.
-final class Counter: Sendable {
-    private let value = Mutex(0)
-    func increment() { value.withLock { $0 += 1 } }
-    var count: Int { value.withLock { $0 } }
-}
-
-/// Polls `condition` every millisecond for up to 10 s.
-func waitUntil(
-    _ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool
-) async throws {
-    for _ in 0..<10_000 {
-        if condition() { return }
-        try await Task.sleep(for: .milliseconds(1))
-    }
-    XCTFail("timed out waiting until \(what)", file: file, line: line)
-}
-
 /// Runs `body`, which must fail at once with RESOURCE_EXHAUSTED OVERLOADED.
 func assertOverloaded<T>(
     file: StaticString = #filePath, line: UInt = #line, _ body: () async throws -> T

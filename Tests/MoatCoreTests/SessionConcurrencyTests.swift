@@ -146,7 +146,7 @@ final class SessionConcurrencyTests: XCTestCase {
 
         env.store.holdNextRead()
         let inFlight = Task { await sessionRaceAttempt(accounts, tenant.slug, token, cachedFirst: false) }
-        guard try await env.store.waitUntilHoldingRead() else {
+        guard await env.store.waitUntilHoldingRead() else {
             env.store.releaseRead()
             return XCTFail("the validate never reached the store", file: file, line: line)
         }
@@ -218,7 +218,7 @@ final class SessionConcurrencyTests: XCTestCase {
                         client: Fixture.client)
                 }
             }
-            guard try await env.store.waitUntilHoldingWrite() else {
+            guard await env.store.waitUntilHoldingWrite() else {
                 env.store.releaseWrite()
                 XCTFail("\(path): the revoking write never started")
                 continue

@@ -22,11 +22,11 @@ final class SessionControlledStore: AccountStore {
         var failingWrites = 0
         var failedWrites = 0
         var holdNextRead = false
-        var holding = false
-        var released = false
+        var readHeld = TestLatch()
+        var readReleased = TestLatch()
         var holdNextWrite = false
-        var holdingWrite = false
-        var releasedWrite = false
+        var writeHeld = TestLatch()
+        var writeReleased = TestLatch()
     }
 
     private let control = Mutex(Control())
@@ -46,23 +46,16 @@ final class SessionControlledStore: AccountStore {
     func holdNextRead() {
         control.withLock {
             $0.holdNextRead = true
-            $0.holding = false
-            $0.released = false
+            $0.readHeld = TestLatch()
+            $0.readReleased = TestLatch()
         }
     }
 
-    /// Whether a held read has run its body and is waiting.
-    var isHoldingRead: Bool { control.withLock { $0.holding } }
-
-    func releaseRead() { control.withLock { $0.released = true } }
+    func releaseRead() { control.withLock { $0.readReleased }.open() }
 
     /// Waits (up to 10 s) until a held read is waiting.
-    func waitUntilHoldingRead() async throws -> Bool {
-        for _ in 0..<10_000 {
-            if isHoldingRead { return true }
-            try await Task.sleep(nanoseconds: 1_000_000)
-        }
-        return false
+    func waitUntilHoldingRead() async -> Bool {
+        await control.withLock { $0.readHeld }.wait(upTo: 10)
     }
 
     /// The next write waits for ``releaseWrite()`` before its body runs
@@ -70,34 +63,28 @@ final class SessionControlledStore: AccountStore {
     func holdNextWrite() {
         control.withLock {
             $0.holdNextWrite = true
-            $0.holdingWrite = false
-            $0.releasedWrite = false
+            $0.writeHeld = TestLatch()
+            $0.writeReleased = TestLatch()
         }
     }
 
-    var isHoldingWrite: Bool { control.withLock { $0.holdingWrite } }
-
-    func releaseWrite() { control.withLock { $0.releasedWrite = true } }
+    func releaseWrite() { control.withLock { $0.writeReleased }.open() }
 
     /// Waits (up to 10 s) until a held write is waiting.
-    func waitUntilHoldingWrite() async throws -> Bool {
-        for _ in 0..<10_000 {
-            if isHoldingWrite { return true }
-            try await Task.sleep(nanoseconds: 1_000_000)
-        }
-        return false
+    func waitUntilHoldingWrite() async -> Bool {
+        await control.withLock { $0.writeHeld }.wait(upTo: 10)
     }
 
     func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T {
-        let hold = control.withLock { (control: inout Control) -> Bool in
-            guard control.holdNextRead else { return false }
+        let hold = control.withLock { (control: inout Control) -> (held: TestLatch, released: TestLatch)? in
+            guard control.holdNextRead else { return nil }
             control.holdNextRead = false
-            return true
+            return (control.readHeld, control.readReleased)
         }
         let result = try await inner.read(body)
-        if hold {
-            control.withLock { $0.holding = true }
-            while !control.withLock({ $0.released }) { try await Task.sleep(nanoseconds: 1_000_000) }
+        if let hold {
+            hold.held.open()
+            _ = await hold.released.wait(upTo: 10)
         }
         return result
     }
@@ -110,14 +97,14 @@ final class SessionControlledStore: AccountStore {
             return true
         }
         if fail { throw SessionStoreFailure() }
-        let hold = control.withLock { (control: inout Control) -> Bool in
-            guard control.holdNextWrite else { return false }
+        let hold = control.withLock { (control: inout Control) -> (held: TestLatch, released: TestLatch)? in
+            guard control.holdNextWrite else { return nil }
             control.holdNextWrite = false
-            control.holdingWrite = true
-            return true
+            return (control.writeHeld, control.writeReleased)
         }
-        if hold {
-            while !control.withLock({ $0.releasedWrite }) { try await Task.sleep(nanoseconds: 1_000_000) }
+        if let hold {
+            hold.held.open()
+            _ = await hold.released.wait(upTo: 10)
         }
         return try await inner.write(body)
     }

@@ -271,7 +271,7 @@ final class TenantTests: XCTestCase {
         let accounts = AccountService(store: held, hasher: world.hasher, clock: world.clock)
         held.holdNextWrite()
         let first = Task { try await accounts.tenants.updatePolicy(tenant: "acme") { $0.lockoutThreshold = 3 } }
-        try await waitUntil("the first update is writing") { held.isHoldingWrite }
+        await held.waitUntilHoldingWrite()
         _ = try await accounts.tenants.updatePolicy(tenant: "acme") { $0.maxSessionsPerUser = 2 }
         held.releaseWrite()
         _ = try await first.value

@@ -523,7 +523,7 @@ final class TwoFactorTests: XCTestCase {
                     tenant: tenant, challenge: challenge.token, code: useRecovery ? "" : oldNextStepCode,
                     recoveryCode: useRecovery ? oldRecovery : "", client: Fixture.client)
             }
-            try await waitUntil("the sign-in is writing") { held.isHoldingWrite }
+            await held.waitUntilHoldingWrite()
             // The user confirms the new authenticator meanwhile.
             _ = try await world.accounts.twoFactor.confirmTwoFactorEnrollment(
                 tenant: tenant, token: enrolled.token, code: try totpCode(newSecret, world.clock), client: Fixture.client)

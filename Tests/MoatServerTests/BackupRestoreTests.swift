@@ -78,15 +78,16 @@ final class BackupRestoreTests: XCTestCase {
                             $0.email = email
                             $0.password = ownerPassword
                         }, options: CallOptions(tenant: "acme"))
-                    load.acknowledged.withLock { $0.append(email) }
+                    load.record(email)
                 }
             }
         }
-        while load.acknowledged.withLock({ $0.count }) < 40 { try await Task.sleep(for: .milliseconds(10)) }
+        var acks = load.acks.makeAsyncIterator()
+        while load.count < 40 { _ = await acks.next() }
         let beforeBackup = Set(load.acknowledged.withLock { $0 })
         let path = root + "/moat-backup.db"
         let backup = try await client.operations.backup(.with { $0.path = path })
-        while load.acknowledged.withLock({ $0.count }) < beforeBackup.count + 40 { try await Task.sleep(for: .milliseconds(10)) }
+        while load.count < beforeBackup.count + 40 { _ = await acks.next() }
         load.stop.store(true, ordering: .relaxed)
         for writer in writers { try await writer.value }
 
@@ -142,10 +143,19 @@ final class BackupRestoreTests: XCTestCase {
         XCTAssertTrue(try SQLiteAccountStore.inspectBackup(at: second + "/moat.db").integrityOK)
     }
 
-    /// What the writers share: the acknowledged emails and the stop flag.
+    /// What the writers share: the acknowledged emails, a stream that
+    /// ticks once per acknowledgement (the test waits on it), and the stop flag.
     private final class WriteLoad: Sendable {
         let acknowledged = Mutex<[String]>([])
         let stop = Atomic<Bool>(false)
+        let (acks, ack) = AsyncStream<Void>.makeStream()
+
+        func record(_ email: String) {
+            acknowledged.withLock { $0.append(email) }
+            ack.yield()
+        }
+
+        var count: Int { acknowledged.withLock { $0.count } }
     }
 
     func testRestoreRefusesAnotherKeyAndNonDatabases() async throws {

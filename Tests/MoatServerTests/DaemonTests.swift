@@ -19,7 +19,8 @@ struct SlowService: RPCService {
         return [
             ServerMethod(descriptor: Self.sleep) { payload, _ in
                 started.add()
-                // The call must still run when SIGTERM arrives.
+                // real time: the call must still run when a real SIGTERM
+                // arrives, whose handling has no outside sign to await.
                 try await Task.sleep(for: .milliseconds(500))
                 return payload
             }
@@ -27,16 +28,51 @@ struct SlowService: RPCService {
     }
 }
 
-/// Counts calls that started, so a test waits for them instead of sleeping.
+/// Counts calls that started, so a test waits for them instead of
+/// sleeping or polling.
 final class StartedCalls: Sendable {
-    private let count = Mutex(0)
+    private struct State {
+        var count = 0
+        var givenUp = false
+        var waiters: [(expected: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
 
-    func add() { count.withLock { $0 += 1 } }
+    private let state = Mutex(State())
 
-    /// Yields until `expected` calls started (30 s at most).
+    func add() {
+        let reached = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.count += 1
+            let count = state.count
+            defer { state.waiters.removeAll { $0.expected <= count } }
+            return state.waiters.filter { $0.expected <= count }.map(\.continuation)
+        }
+        for waiter in reached { waiter.resume() }
+    }
+
+    /// Returns once `expected` calls started (30 s at most, so a broken test
+    /// fails its assertions instead of hanging).
     func wait(for expected: Int) async {
-        let giveUp = ContinuousClock.now + .seconds(30)
-        while count.withLock({ $0 }) < expected, ContinuousClock.now < giveUp { await Task.yield() }
+        let reached = XCTestExpectation(description: "\(expected) calls started")
+        let waiting = Task {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = self.state.withLock { state -> Bool in
+                    if state.count >= expected || state.givenUp { return true }
+                    state.waiters.append((expected, continuation))
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+            reached.fulfill()
+        }
+        if await XCTWaiter.fulfillment(of: [reached], timeout: 30) != .completed {
+            let waiters = state.withLock { state in
+                state.givenUp = true
+                defer { state.waiters = [] }
+                return state.waiters.map(\.continuation)
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        await waiting.value
     }
 }
 

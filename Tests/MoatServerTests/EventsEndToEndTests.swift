@@ -111,7 +111,8 @@ final class EventsEndToEndTests: XCTestCase {
                     $0.waitMs = 20_000
                 }, options: CallOptions(timeout: .seconds(30)))
         }
-        for _ in 0..<5000 where signal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        let pollWaits = await signal.untilWaiting(1)
+        XCTAssertTrue(pollWaits, "a poll is waiting")
         XCTAssertEqual(signal.waiterCount, 1, "the poll waits in the daemon")
         let started = ContinuousClock.now
         _ = try await moat.client.tenants.updatePolicy(.with {
@@ -144,7 +145,8 @@ final class EventsEndToEndTests: XCTestCase {
                     $0.waitMs = 25_000
                 }, options: CallOptions(timeout: .seconds(30)))
         }
-        for _ in 0..<5000 where signal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        let parkedWaits = await signal.untilWaiting(1)
+        XCTAssertTrue(parkedWaits, "a poll is waiting")
         XCTAssertEqual(signal.waiterCount, 1)
         let stopping = ContinuousClock.now
         await moat.daemon.shutdown()

@@ -125,12 +125,19 @@ final class KeyRotationTests: XCTestCase {
     }
 
     private func waitUntilRetired(_ moat: Running) async throws -> KeyStatus {
-        for _ in 0..<600 {
-            let status = try await moat.daemon.keyRotation.status()
-            if status.retiringKeyID == nil { return status }
-            try await Task.sleep(for: .milliseconds(50))
+        let rotation = moat.daemon.keyRotation
+        let retired = XCTestExpectation(description: "the old key is retired")
+        let waiting = Task {
+            await rotation.untilRetired()
+            retired.fulfill()
         }
-        throw XCTSkip("the rotation did not finish within 30 s")
+        guard await XCTWaiter.fulfillment(of: [retired], timeout: 30) == .completed else {
+            waiting.cancel()
+            throw XCTSkip("the rotation did not finish within 30 s")
+        }
+        let status = try await rotation.status()
+        XCTAssertNil(status.retiringKeyID)
+        return status
     }
 
     private static func signInAll(_ moat: Running, _ users: [Enrolled]) async throws -> [String] {

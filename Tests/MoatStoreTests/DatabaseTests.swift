@@ -1,11 +1,24 @@
 import Foundation
 import MoatStore
+import Synchronization
 import XCTest
 
 private func insert(_ database: Database, tenant: Int64 = 1, _ name: String) async throws -> Int64 {
     try await database.write { tx in
         try tx.execute("INSERT INTO items (tenant_id, name) VALUES (?, ?)", [tenant, name])
         return tx.lastInsertRowID
+    }
+}
+
+/// Numbers the calls that arrive, from 1.
+private final class Arrivals: Sendable {
+    private let count = Mutex(0)
+
+    func next() -> Int {
+        count.withLock { count in
+            count += 1
+            return count
+        }
     }
 }
 
@@ -50,7 +63,7 @@ final class DatabaseTests: XCTestCase {
         let database = try await openTestDatabase(directory, maxBatchSize: 5)
         let blocker = await startBlockingWrite(database)
         let tasks = (0..<20).map { number in Task { try await insert(database, "item-\(number)") } }
-        try await eventually("20 writes queued") { database.metrics.queuedWrites == 20 }
+        await waitForQueuedWrites(database, 20, "20 writes queued")
         blocker.gate.open()
         try await blocker.task.value
         for task in tasks { _ = try await task.value }
@@ -68,7 +81,7 @@ final class DatabaseTests: XCTestCase {
         let database = try await openTestDatabase(directory)
         let blocker = await startBlockingWrite(database)
         let first = Task { try await insert(database, "first") }
-        try await eventually("first queued") { database.metrics.queuedWrites == 1 }
+        await waitForQueuedWrites(database, 1, "first queued")
         let failing = Task {
             try await database.write { tx in
                 try tx.execute("INSERT INTO items (tenant_id, name) VALUES (1, 'doomed')", [])
@@ -76,9 +89,9 @@ final class DatabaseTests: XCTestCase {
                 throw IntentionalError()
             }
         }
-        try await eventually("failing queued") { database.metrics.queuedWrites == 2 }
+        await waitForQueuedWrites(database, 2, "failing queued")
         let last = Task { try await insert(database, "last") }
-        try await eventually("last queued") { database.metrics.queuedWrites == 3 }
+        await waitForQueuedWrites(database, 3, "last queued")
         blocker.gate.open()
         try await blocker.task.value
 
@@ -121,7 +134,7 @@ final class DatabaseTests: XCTestCase {
             Task { try await database.write { try $0.execute("INSERT INTO children (parent_id) VALUES (99)", []) } },
             Task { try await database.write { try $0.execute("INSERT INTO parents (id) VALUES (2)", []) } },
         ]
-        try await eventually("batch queued") { database.metrics.queuedWrites == 3 }
+        await waitForQueuedWrites(database, 3, "batch queued")
         blocker.gate.open()
         try await blocker.task.value
         for task in tasks {
@@ -147,11 +160,11 @@ final class DatabaseTests: XCTestCase {
         let database = try await openTestDatabase(directory)
         let blocker = await startBlockingWrite(database)
         let before = Task { try await insert(database, "before") }
-        try await eventually("before queued") { database.metrics.queuedWrites == 1 }
+        await waitForQueuedWrites(database, 1, "before queued")
         let rogue = Task { try await database.write { try $0.execute("ROLLBACK") } }
-        try await eventually("rogue queued") { database.metrics.queuedWrites == 2 }
+        await waitForQueuedWrites(database, 2, "rogue queued")
         let after = Task { try await insert(database, "after") }
-        try await eventually("after queued") { database.metrics.queuedWrites == 3 }
+        await waitForQueuedWrites(database, 3, "after queued")
         blocker.gate.open()
         try await blocker.task.value
         await assertStoreError(.transactionAborted) { try await before.value }
@@ -295,20 +308,24 @@ final class DatabaseTests: XCTestCase {
             }
             XCTAssertEqual(kernelName, Database.writerThreadName + "\n")
         #endif
+        // The first three reads wait for each other inside their bodies: a
+        // reader takes one job at a time, so they run on three threads at once.
+        let arrived = Arrivals()
+        let allThree = DispatchSemaphore(value: 0)
         let readerThreads = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<30 {
                 group.addTask {
                     try await database.read { _ in
-                        Thread.sleep(forTimeInterval: 0.002)  // lets several readers take part
+                        let order = arrived.next()
+                        if order == 3 { for _ in 0..<3 { allThree.signal() } }
+                        if order <= 3 { XCTAssertEqual(allThree.wait(timeout: .now() + 30), .success) }
                         return Thread.current.name ?? ""
                     }
                 }
             }
             return try await group.reduce(into: Set<String>()) { $0.insert($1) }
         }
-        XCTAssertFalse(readerThreads.isEmpty)
-        XCTAssertTrue(
-            readerThreads.isSubset(of: ["moat.db.read.0", "moat.db.read.1", "moat.db.read.2"]), "\(readerThreads)")
+        XCTAssertEqual(readerThreads, ["moat.db.read.0", "moat.db.read.1", "moat.db.read.2"])
         await database.close()
     }
 
@@ -336,19 +353,14 @@ final class DatabaseTests: XCTestCase {
         _ = try await insert(database, "kept")
         let blocker = await startBlockingWrite(database)
         let queued = (0..<10).map { number in Task { try await insert(database, "queued-\(number)") } }
-        try await eventually("writes queued") { database.metrics.queuedWrites == 10 }
+        await waitForQueuedWrites(database, 10, "writes queued")
         let closing = Task { await database.close() }
-        // Once close() has begun (reads are refused), new writes are refused
-        // while the queued ones are still waiting for the writer.
-        let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline {
-            do {
-                _ = try await count("items", in: database)
-                try await Task.sleep(for: .milliseconds(1))
-            } catch let error as StoreError where error.reason == .closed {
-                break
-            }
-        }
+        // Once close() has begun, reads and new writes are refused while the
+        // queued ones are still waiting for the writer. (A wait for an 11th
+        // queued write ends when the close begins.)
+        let eleventhQueued = await database.untilQueuedWrites(11)
+        XCTAssertFalse(eleventhQueued, "no 11th write was queued")
+        await assertStoreError(.closed) { try await count("items", in: database) }
         await assertStoreError(.closed) { try await insert(database, "refused") }
         XCTAssertEqual(database.metrics.queuedWrites, 10)
         blocker.gate.open()

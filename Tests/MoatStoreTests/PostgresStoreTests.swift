@@ -208,6 +208,7 @@ final class PostgresStoreTests: XCTestCase {
         try await store.write { try $0.insert(acme) }
         let gate = Gate()
         let entered = Counter()
+        let (tookSequence, tookSequenceNow) = AsyncStream<Void>.makeStream()
         let held = Task {
             try await store.database.write { db in
                 try db.execute(
@@ -218,10 +219,14 @@ final class PostgresStoreTests: XCTestCase {
                     """,
                     [acme.id.rawValue, [UInt8]()])
                 // Only the first run blocks; a retried run goes straight on.
-                if entered.increment() == 1 { gate.wait() }
+                if entered.increment() == 1 {
+                    tookSequenceNow.yield()
+                    gate.wait()
+                }
             }
         }
-        try await eventually("the held transaction took its sequence") { entered.current == 1 }
+        for await _ in tookSequence { break }  // the held transaction took its sequence
+        XCTAssertEqual(entered.current, 1)
 
         let committed = Counter()
         let writers = (0..<5).map { _ in
@@ -235,12 +240,16 @@ final class PostgresStoreTests: XCTestCase {
             let deadline = ContinuousClock.now + .seconds(30)
             while seen.count < 6, ContinuousClock.now < deadline {
                 let cursor = seen.last ?? 0
+                let observed = store.eventSignal.generation
                 let page = try await store.read { try $0.events(after: cursor, limit: 100) }
                 seen += page.map(\.sequence)
-                if page.isEmpty { try await Task.sleep(for: .milliseconds(2)) }
+                // Nothing new: wait for the next commit that appended.
+                if page.isEmpty { _ = await store.eventSignal.wait(since: observed, timeout: deadline - ContinuousClock.now) }
             }
             return seen
         }
+        // real time: that nothing commits is an absence over a window; the
+        // blocked writers wait inside PostgreSQL with no sign to await.
         try await Task.sleep(for: .milliseconds(300))
         XCTAssertEqual(committed.current, 0, "no later append commits while the earlier one is open")
         let visible = try await store.read { try $0.events(after: 0, limit: 100) }
@@ -390,7 +399,8 @@ final class PostgresStoreTests: XCTestCase {
         try await writer.write { try $0.insert(acme) }
         let stream = EventStream(store: reader, signal: reader.eventSignal)
         _ = try await stream.poll(consumer: "mail")
-        // The listener connects on its own thread: give it a moment to LISTEN.
+        // real time: the listener connects on its own thread and PostgreSQL
+        // gives no sign when its LISTEN took effect; give it a moment.
         try await Task.sleep(for: .milliseconds(300))
 
         let before = reader.eventSignal.generation
@@ -400,12 +410,14 @@ final class PostgresStoreTests: XCTestCase {
                 throw IntentionalError()
             }
         }
+        // real time: a NOTIFY that must not arrive is an absence over a window.
         try await Task.sleep(for: .milliseconds(300))
         XCTAssertEqual(reader.eventSignal.generation, before, "no NOTIFY for a rolled-back write")
 
         let started = ContinuousClock.now
         let poll = Task { try await stream.poll(consumer: "mail", waitMilliseconds: 20_000) }
-        for _ in 0..<5000 where reader.eventSignal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        let waiting = await reader.eventSignal.untilWaiting(1)
+        XCTAssertTrue(waiting, "a poll is waiting")
         XCTAssertEqual(reader.eventSignal.waiterCount, 1, "the poll waits on the other instance")
         try await writer.write { try $0.append(.tenantPolicyUpdated(tenantID: acme.id), tenant: acme.id, at: ms(2)) }
         let batch = try await poll.value

@@ -686,9 +686,11 @@ final class SQLiteAccountStoreTests: XCTestCase {
             let deadline = ContinuousClock.now + .seconds(30)
             while seen.count < writers, ContinuousClock.now < deadline {
                 let cursor = seen.last ?? 0
+                let observed = store.eventSignal.generation
                 let page = try await store.read { try $0.events(after: cursor, limit: 1000) }
                 seen += page.map(\.sequence)
-                if page.isEmpty { try await Task.sleep(for: .milliseconds(1)) }
+                // Nothing new: wait for the next commit that appended.
+                if page.isEmpty { _ = await store.eventSignal.wait(since: observed, timeout: deadline - ContinuousClock.now) }
             }
             return seen
         }

@@ -80,7 +80,8 @@ final class SQLiteEventStoreTests: XCTestCase {
         }
         XCTAssertEqual(during, start, "not before the commit")
         XCTAssertGreaterThanOrEqual(signal.generation, start + 1, "after the commit")
-        // The commit's NOTIFY comes back through the listener too: let it land.
+        // real time: the commit's NOTIFY comes back through the listener too
+        // (or not, if it was not yet LISTENing): let it land.
         try await Task.sleep(for: .milliseconds(300))
         let settled = signal.generation
         do {
@@ -90,6 +91,7 @@ final class SQLiteEventStoreTests: XCTestCase {
             }
             XCTFail("the write should throw")
         } catch {}
+        // real time: a NOTIFY that must not arrive is an absence over a window.
         try await Task.sleep(for: .milliseconds(300))
         XCTAssertEqual(signal.generation, settled, "rolled back: no signal, local or notified")
         let newestAfterRollback = try await reopened.read { try $0.newestEventSequence() }
@@ -97,7 +99,8 @@ final class SQLiteEventStoreTests: XCTestCase {
 
         _ = try await again.ack(consumer: "mail", sequence: 4)
         let poll = Task { try await again.poll(consumer: "mail", waitMilliseconds: 20_000) }
-        for _ in 0..<5000 where signal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        let waiting = await signal.untilWaiting(1)
+        XCTAssertTrue(waiting, "a poll is waiting")
         XCTAssertEqual(signal.waiterCount, 1, "the poll waits")
         try await reopened.write { try $0.append(.tenantPolicyUpdated(tenantID: tenant), tenant: tenant, at: ms(4)) }
         let woken = try await poll.value
@@ -172,7 +175,8 @@ final class SQLiteEventStoreTests: XCTestCase {
         let store = try await openEventStore(directory)
         let stream = EventStream(store: store, signal: store.eventSignal)
         let poll = Task { try await stream.poll(consumer: "mail", waitMilliseconds: 20_000) }
-        for _ in 0..<5000 where store.eventSignal.waiterCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+        let waiting = await store.eventSignal.untilWaiting(1)
+        XCTAssertTrue(waiting, "a poll is waiting")
         XCTAssertEqual(store.eventSignal.waiterCount, 1)
         try await store.write { try $0.append(.tenantPolicyUpdated(tenantID: tenant), tenant: tenant, at: ms(1)) }
         let batch = try await poll.value

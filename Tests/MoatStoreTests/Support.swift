@@ -92,19 +92,14 @@ func startBlockingWrite(
     return (task, gate)
 }
 
-/// Polls `condition` every millisecond until it holds, failing after `timeout`.
-func eventually(
-    _ what: String, timeout: Duration = .seconds(20), file: StaticString = #filePath, line: UInt = #line,
-    _ condition: @Sendable () -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        if ContinuousClock.now > deadline {
-            XCTFail("timed out waiting for: \(what)", file: file, line: line)
-            return
-        }
-        try await Task.sleep(for: .milliseconds(1))
-    }
+/// Waits until `count` writes are queued behind the writer (a blocked one
+/// holds it), failing after 20 s.
+func waitForQueuedWrites(
+    _ database: Database, _ count: Int, _ what: String, file: StaticString = #filePath, line: UInt = #line
+) async {
+    let queued = await database.untilQueuedWrites(count)
+    XCTAssertTrue(queued, "timed out waiting for: \(what)", file: file, line: line)
+    XCTAssertEqual(database.metrics.queuedWrites, count, what, file: file, line: line)
 }
 
 /// Asserts that `body` throws a `StoreError` with `reason`; returns it.

@@ -36,6 +36,9 @@ enum TestMethods {
                 concurrency.enter()
                 defer { concurrency.leave() }
                 let delay = payload.count >= 2 ? Int(payload[payload.startIndex]) << 8 | Int(payload[payload.startIndex + 1]) : 0
+                // real time: a call that takes a while on a real socket (in
+                // flight across a half-close or a drain); tests wait on the
+                // probe to know it runs, never on this.
                 if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
                 return payload
             },
@@ -64,16 +67,54 @@ enum TestMethods {
 
 /// Counts handlers running at once and remembers the most.
 final class ConcurrencyProbe: Sendable {
-    private let state = Mutex((current: 0, peak: 0))
-    func enter() { state.withLock { $0.current += 1; $0.peak = max($0.peak, $0.current) } }
+    private struct State {
+        var current = 0
+        var peak = 0
+        var givenUp = false
+        var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+
+    private let state = Mutex(State())
+
+    func enter() {
+        let reached = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.current += 1
+            state.peak = max(state.peak, state.current)
+            let current = state.current
+            defer { state.waiters.removeAll { $0.count <= current } }
+            return state.waiters.filter { $0.count <= current }.map(\.continuation)
+        }
+        for waiter in reached { waiter.resume() }
+    }
+
     func leave() { state.withLock { $0.current -= 1 } }
     var peak: Int { state.withLock { $0.peak } }
     var current: Int { state.withLock { $0.current } }
 
-    /// Yields until `count` handlers run at once (30 s at most).
+    /// Returns once `count` handlers run at once (30 s at most, so a broken
+    /// test fails its assertions instead of hanging).
     func wait(forRunning count: Int) async {
-        let giveUp = ContinuousClock.now + .seconds(30)
-        while current < count, ContinuousClock.now < giveUp { await Task.yield() }
+        let reached = XCTestExpectation(description: "\(count) handlers running")
+        let waiting = Task {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = self.state.withLock { state -> Bool in
+                    if state.current >= count || state.givenUp { return true }
+                    state.waiters.append((count, continuation))
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+            reached.fulfill()
+        }
+        if await XCTWaiter.fulfillment(of: [reached], timeout: 30) != .completed {
+            let waiters = state.withLock { state in
+                state.givenUp = true
+                defer { state.waiters = [] }
+                return state.waiters.map(\.continuation)
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+        await waiting.value
     }
 }
 
@@ -456,7 +497,7 @@ final class ServerTests: XCTestCase {
         try socket.sendRequest(request(id: 1, method: TestMethods.echo.path, payload: delayPayload(milliseconds: 400, tag: 1)))
         await fixture.probe.wait(forRunning: 1)
         let stopping = Task { await fixture.server.shutdown() }
-        // Real time: the drain event has no outside sign before the socket
+        // real time: the drain event has no outside sign before the socket
         // file goes (ConnectionHandlerTests orders it exactly).
         try await Task.sleep(for: .milliseconds(50))
         try socket.sendRequest(request(id: 2, method: TestMethods.echo.path))

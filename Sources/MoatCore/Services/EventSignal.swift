@@ -30,6 +30,16 @@ public final class EventSignal: Sendable {
         var isShutDown = false
         var nextID: UInt64 = 0
         var waiters: [UInt64: CheckedContinuation<Wake, Never>] = [:]
+        /// ``untilWaiting(_:timeout:)`` calls: how many waiters each wants.
+        var watchers: [UInt64: (count: Int, continuation: CheckedContinuation<Bool, Never>)] = [:]
+
+        /// Removes and returns the watchers whose count is reached.
+        mutating func satisfiedWatchers() -> [CheckedContinuation<Bool, Never>] {
+            guard !watchers.isEmpty else { return [] }
+            let reached = watchers.filter { $0.value.count <= waiters.count }
+            for id in reached.keys { watchers.removeValue(forKey: id) }
+            return reached.values.map(\.continuation)
+        }
     }
 
     private let state = Mutex(State())
@@ -45,6 +55,48 @@ public final class EventSignal: Sendable {
 
     /// Waiters currently suspended (tests: nothing leaks).
     public var waiterCount: Int { state.withLock { $0.waiters.count } }
+
+    /// Suspends until at least `count` waits are suspended on the signal
+    /// (true), or `timeout` passes (false). Tests use it to know a long poll
+    /// is waiting before they commit, instead of polling ``waiterCount``.
+    public func untilWaiting(_ count: Int, timeout: Duration = .seconds(30)) async -> Bool {
+        await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { await self.watch(count) }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                    return false
+                } catch {
+                    return nil
+                }
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first ?? false
+        }
+    }
+
+    private func watch(_ count: Int) async -> Bool {
+        let id = state.withLock { state in
+            state.nextID &+= 1
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                // Registered under the lock, as in waitForSignal, so a
+                // cancellation is either seen here or finds the watcher.
+                let answer = state.withLock { state -> Bool? in
+                    if state.waiters.count >= count { return true }
+                    if Task.isCancelled { return false }
+                    state.watchers[id] = (count, continuation)
+                    return nil
+                }
+                if let answer { continuation.resume(returning: answer) }
+            }
+        } onCancel: {
+            state.withLock { $0.watchers.removeValue(forKey: id) }?.continuation.resume(returning: false)
+        }
+    }
 
     /// New events committed: wakes every waiter.
     public func signal() {
@@ -111,7 +163,11 @@ public final class EventSignal: Sendable {
                     state.waiters[id] = continuation
                     return nil
                 }
-                if let answer { continuation.resume(returning: answer) }
+                if let answer {
+                    continuation.resume(returning: answer)
+                } else {
+                    for watcher in state.withLock({ $0.satisfiedWatchers() }) { watcher.resume(returning: true) }
+                }
             }
         } onCancel: {
             state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: .cancelled)

@@ -45,6 +45,8 @@ public actor KeyRotation {
     private var starting = false
     private let wake: AsyncStream<Void>.Continuation
     private let wakes: AsyncStream<Void>
+    /// ``untilRetired()`` callers, resumed when the retiring key is retired.
+    private var retiredWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(
         directory: String, store: any MasterKeyStore, keyring: SecretKeyring, retiring: String?, logger: Logger,
@@ -120,6 +122,14 @@ public actor KeyRotation {
             retiredKeyIDs: (meta[MasterKeys.retiredKeys] ?? "").split(separator: ",").map(String.init))
     }
 
+    /// Returns once no key is being retired: at once if none is, else when
+    /// the running rotation retires its old key (tests wait on it instead
+    /// of polling ``status()``).
+    public func untilRetired() async {
+        guard retiring != nil else { return }
+        await withCheckedContinuation { retiredWaiters.append($0) }
+    }
+
     /// Re-seals until nothing is under the retiring key, then retires it.
     /// Returns early on a graceful shutdown (the next start resumes).
     func resealPending() async {
@@ -155,6 +165,9 @@ public actor KeyRotation {
         guard done else { return }
         keyring.retire(from)
         retiring = nil
+        let waiters = retiredWaiters
+        retiredWaiters = []
+        for waiter in waiters { waiter.resume() }
         MasterKeys.unlinkIfPresent(directory, MasterKeys.retainedFileName(from))
         logger.notice("old master key retired", metadata: ["moat.retired_key_id": "\(from)"])
     }

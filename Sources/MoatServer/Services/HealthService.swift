@@ -1,4 +1,5 @@
 import Foundation
+public import MoatCore
 public import MoatProto
 public import MoatRPC
 import Synchronization
@@ -24,14 +25,15 @@ public final class ServingState: Sendable {
 /// store answers.
 public struct HealthService: Moat_V1_HealthService {
     private let version: String
-    private let startedAt: Date
+    private let startedAtUnix: Int64
     private let startedInstant: ContinuousClock.Instant
     private let state: ServingState
 
-    /// Creates the service; uptime counts from now.
-    public init(version: String = MoatVersion.current, state: ServingState) {
+    /// Creates the service; uptime counts from now, and the start time it
+    /// reports is `clock`'s now (the daemon's clock).
+    public init(version: String = MoatVersion.current, state: ServingState, clock: any WallClock = SystemWallClock()) {
         self.version = version
-        self.startedAt = Date()
+        self.startedAtUnix = clock.now().milliseconds / 1000
         self.startedInstant = .now
         self.state = state
     }
@@ -53,7 +55,7 @@ public struct HealthService: Moat_V1_HealthService {
         response.status = state.isServing ? .serving : .notServing
         response.version = version
         response.uptimeSeconds = UInt64(max(0, (ContinuousClock.now - startedInstant).components.seconds))
-        response.startedAtUnix = Int64(startedAt.timeIntervalSince1970)
+        response.startedAtUnix = startedAtUnix
         let store = state.store.status
         response.store = store.isReady ? .storeReady : .storeUnavailable
         response.storeReason = store.reason ?? ""
