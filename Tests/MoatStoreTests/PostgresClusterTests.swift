@@ -230,7 +230,7 @@ final class PostgresClusterTests: XCTestCase {
         let deadline = ContinuousClock.now + .seconds(20)
         while try await !instanceRows(a).contains(id) {
             guard ContinuousClock.now < deadline else { return XCTFail("B did not register again") }
-            try await Task.sleep(for: .milliseconds(5))
+            try await Task.sleep(for: .milliseconds(5))  // real time: B registers from its listener thread
         }
         try await eventually("B current again") { b.cluster.fence.isCurrent }
 
@@ -250,5 +250,22 @@ final class PostgresClusterTests: XCTestCase {
             PostgresCluster.decode(everything: false, users: "", tenants: ""), ValidityMarks())
         XCTAssertTrue(PostgresCluster.decode(everything: false, users: "nonsense", tenants: "").all)
         XCTAssertTrue(PostgresCluster.decode(everything: true, users: "", tenants: "").all)
+    }
+}
+
+/// Waits for a condition another connection's listener thread makes true
+/// (a cluster cycle on PostgreSQL has no in-process signal to wait on).
+private func eventually(
+    _ what: String, timeout: Duration = .seconds(20), file: StaticString = #filePath, line: UInt = #line,
+    _ condition: @Sendable () -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !condition() {
+        if ContinuousClock.now > deadline {
+            XCTFail("timed out waiting for: \(what)", file: file, line: line)
+            return
+        }
+        // real time: the listener runs its cycle on its own thread and connection.
+        try await Task.sleep(for: .milliseconds(1))
     }
 }
