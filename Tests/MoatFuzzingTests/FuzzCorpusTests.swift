@@ -71,10 +71,10 @@ final class FuzzCorpusTests: XCTestCase {
             fields.flatMap { HTTP2Wire.literal(Array($0.0.utf8), Array($0.1.utf8)) }
         }
         var reader = ServerReader()
-        let internal = HTTP2Wire.frame(
+        let internalError = HTTP2Wire.frame(
             .headers, flags: HTTP2Wire.endHeaders | HTTP2Wire.endStream, stream: 1,
             headerBlock([(":status", "200"), ("grpc-status", "13")]))
-        XCTAssertThrowsError(try reader.read(bytes: internal)) { error in
+        XCTAssertThrowsError(try reader.read(bytes: internalError)) { error in
             XCTAssertTrue("\(error)".contains("INTERNAL"), "\(error)")
         }
         reader = ServerReader()
