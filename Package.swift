@@ -107,6 +107,8 @@ let package = Package(
                 "MoatServer", "MoatTransport", "MoatProto", "MoatRPC", "MoatCore", "MoatCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "moatd",

@@ -6,7 +6,9 @@
       about 20 a second), a live consumer (long polls, Ack after each
       batch), a slow consumer (10 events, then 2 s of "work"), and a sampler
       that every INTERVAL seconds records moatd's RSS, open fds, threads,
-      the WAL size and each consumer's lag. Every call error is counted
+      the WAL size, each consumer's lag (events behind) and the live
+      consumer's delivery delay (receipt time minus each event's
+      created_at, p99 and max since the last sample). Every call error is counted
       (none is expected). Writes the samples and counts to OUT.json.
   soak_helper.py report OUT.json MIXED.json TABLE.txt CHART.svg WINDOW_MIN MAX_RSS_SLOPE MAX_FD_SLOPE
       merges the mixed load's per-second latency into per-sample p99, prints
@@ -67,6 +69,9 @@ def run(path, generated, pid, db, seconds, interval, out):
     stop = time.monotonic() + seconds
     counts = {"churn": 0, "live_events": 0, "slow_events": 0, "errors": 0}
     errors = []
+    # The live consumer's delivery delay (now minus the event's created_at)
+    # of every event since the last sample, in ms.
+    delays = []
     lock = threading.Lock()
 
     def failed(where, error):
@@ -100,8 +105,11 @@ def run(path, generated, pid, db, seconds, interval, out):
                     connection.call("/moat.v1.Events/Ack",
                                     events_pb2.AckRequest(consumer=name, sequence=polled.last_sequence_scanned),
                                     events_pb2.AckResponse)
+                received = time.time() * 1000
                 with lock:
                     counts[key] += len(polled.events)
+                    if not pause:
+                        delays.extend(received - event.created_at_unix_ms for event in polled.events)
                 if pause:
                     time.sleep(pause)
             except Exception as error:  # noqa: BLE001
@@ -129,8 +137,12 @@ def run(path, generated, pid, db, seconds, interval, out):
             failed("sampler", error)
         with lock:
             snapshot = dict(counts)
+            window = sorted(delays)
+            delays.clear()
+        delay = {"p99_ms": window[min(len(window) - 1, int(len(window) * 0.99))] if window else None,
+                 "max_ms": window[-1] if window else None, "events": len(window)}
         samples.append({"t": round(time.monotonic() - started, 1), "rss_kib": rss, "fds": fds, "threads": threads,
-                        "wal_bytes": wal, "lag": lag, "counts": snapshot})
+                        "wal_bytes": wal, "lag": lag, "delivery": delay, "counts": snapshot})
 
     threads = [threading.Thread(target=churn, daemon=True),
                threading.Thread(target=consumer, args=("soak-live", 1000, 0, "live_events"), daemon=True),
@@ -167,6 +179,8 @@ def svg(samples, path):
               ("threads", [s["threads"] for s in samples]),
               ("WAL (MiB)", [s["wal_bytes"] / 1048576 for s in samples]),
               ("slow consumer lag (events)", [s["lag"].get("soak-slow", 0) for s in samples]),
+              ("live consumer delivery delay, p99 (ms)",
+               [(s.get("delivery") or {}).get("p99_ms") or 0 for s in samples]),
               ("p99 of the mixed load (ms)", [s.get("p99_ms") or 0 for s in samples])]
     width, panel, left = 760, 120, 70
     height = panel * len(series) + 40
@@ -203,11 +217,12 @@ def report(out, mixed_path, table_path, chart_path, window_min, max_rss_slope, m
         sample["p99_ms"] = max((p["p99Ms"] for p in inside), default=None)
         sample["calls_per_s"] = sum(p["calls"] for p in inside) / max(sample["t"] - low, 1e-9) if inside else None
     lines = [f"{'min':>5} {'RSS MiB':>8} {'fds':>5} {'thr':>4} {'WAL MiB':>8} {'lag live':>8} {'lag slow':>8} "
-             f"{'calls/s':>8} {'p99 ms':>7}"]
+             f"{'ev p99 ms':>9} {'calls/s':>8} {'p99 ms':>7}"]
     for s in samples:
         lines.append(
             f"{s['t'] / 60:5.1f} {s['rss_kib'] / 1024:8.1f} {s['fds']:5d} {s['threads']:4d} "
             f"{s['wal_bytes'] / 1048576:8.2f} {s['lag'].get('soak-live', 0):8d} {s['lag'].get('soak-slow', 0):8d} "
+            f"{((s.get('delivery') or {}).get('p99_ms') or 0):9.0f} "
             f"{(s['calls_per_s'] or 0):8.0f} {(s['p99_ms'] or 0):7.2f}")
     end = samples[-1]["t"]
     # Skip the first two intervals (caches and pools filling) when the run is short.

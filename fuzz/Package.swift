@@ -20,6 +20,8 @@ let package = Package(
         .executableTarget(
             name: "fuzz-user-agent", dependencies: [.product(name: "MoatFuzzing", package: "Moat")],
             swiftSettings: harness),
+        .executableTarget(
+            name: "fuzz-grpc", dependencies: [.product(name: "MoatFuzzing", package: "Moat")], swiftSettings: harness),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -50,6 +50,9 @@ struct FuzzInput {
         return Array(bytes[min(offset, bytes.count)..<min(offset + length, bytes.count)])
     }
 
+    /// Bytes not read yet.
+    var remaining: Int { max(0, bytes.count - offset) }
+
     var rest: [UInt8] { offset < bytes.count ? Array(bytes[offset...]) : [] }
 }
 

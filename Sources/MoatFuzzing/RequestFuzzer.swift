@@ -23,28 +23,14 @@ public final class RequestFuzzer: Sendable {
     /// bounded over millions of runs.
     public static let runsPerWorld = 2000
 
-    private let world = Mutex<(World, Int)?>(nil)
+    let world = Mutex<(World, Int)?>(nil)
 
     /// A fuzzer with no world yet (built on the first run).
     public init() {}
 
     /// Runs one input.
     public func run(_ data: [UInt8]) throws(FuzzViolation) {
-        let current: World
-        do {
-            current = try world.withLock { slot throws -> World in
-                if let (world, runs) = slot, runs < Self.runsPerWorld {
-                    slot = (world, runs + 1)
-                    return world
-                }
-                let fresh = try Blocking.run { try await World.make() }
-                slot = (fresh, 1)
-                return fresh
-            }
-        } catch {
-            throw FuzzViolation("could not build the in-memory daemon: \(error)")
-        }
-        try current.call(data)
+        try currentWorld().call(data)
     }
 
     /// Drops the current world (its store and caches).

@@ -203,25 +203,8 @@ public final class UnixSocketServer: Service, Sendable {
             channel.closeFuture.whenComplete { [self] _ in
                 _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
             }
-            // One socket, two protocols: the first bytes tell native
-            // framing from the HTTP/2 preface of a gRPC client.
-            let limits = configuration.limits
-            try channel.pipeline.syncOperations.addHandler(
-                ProtocolSniffer(
-                    waitLimit: limits.frameTimeout.timeAmount, idleTimeout: limits.idleTimeout.timeAmount
-                ) { [router, logger] chosen, channel in
-                    switch chosen {
-                    case .native:
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(
-                                FrameDecoder(maxFrameSize: limits.maxFrameSize, reportsProgress: true),
-                                maximumBufferSize: limits.maxFrameSize + 4),
-                            ServerConnectionHandler(router: router, caller: caller, limits: limits, logger: logger))
-                    case .http2:
-                        try GRPCServerPipeline.configure(
-                            channel, router: router, caller: caller, limits: limits, logger: logger)
-                    }
-                })
+            try ConnectionPipeline.install(
+                on: channel, router: router, caller: caller, limits: configuration.limits, logger: logger)
         }
     }
 
