@@ -58,6 +58,8 @@ public final class UnixSocketServer: Service, Sendable {
 
     private let configuration: Configuration
     private let router: Router
+    /// Server reflection over Moat's descriptor set, for gRPC clients.
+    private let reflection: GRPCReflection?
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
@@ -69,6 +71,13 @@ public final class UnixSocketServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.router = router
+        do {
+            reflection = try GRPCReflection(serving: router)
+        } catch {
+            // The committed descriptor set always parses (GRPCReflectionTests).
+            logger.error("gRPC server reflection is off: \(error)")
+            reflection = nil
+        }
         self.group = eventLoopGroup
         self.logger = logger
     }
@@ -209,7 +218,7 @@ public final class UnixSocketServer: Service, Sendable {
             try channel.pipeline.syncOperations.addHandler(
                 ProtocolSniffer(
                     waitLimit: limits.frameTimeout.timeAmount, idleTimeout: limits.idleTimeout.timeAmount
-                ) { [router, logger] chosen, channel in
+                ) { [router, reflection, logger] chosen, channel in
                     switch chosen {
                     case .native:
                         try channel.pipeline.syncOperations.addHandlers(
@@ -219,7 +228,8 @@ public final class UnixSocketServer: Service, Sendable {
                             ServerConnectionHandler(router: router, caller: caller, limits: limits, logger: logger))
                     case .http2:
                         try GRPCServerPipeline.configure(
-                            channel, router: router, caller: caller, limits: limits, logger: logger)
+                            channel, router: router, reflection: reflection, caller: caller, limits: limits,
+                            logger: logger)
                     }
                 })
         }
