@@ -9,9 +9,11 @@ public import NIOCore
 /// The listener calls it for every connection it admits; the gRPC fuzz
 /// harness calls it on an in-memory channel, so both run the same pipeline.
 public enum ConnectionPipeline {
-    /// Adds the sniffer to `channel` (active, on its event loop).
+    /// Adds the sniffer to `channel` (active, on its event loop); gRPC
+    /// server reflection is served when `reflection` is given.
     public static func install(
-        on channel: any Channel, router: Router, caller: Caller, limits: TransportLimits, logger: Logger
+        on channel: any Channel, router: Router, reflection: GRPCReflection? = nil, caller: Caller,
+        limits: TransportLimits, logger: Logger
     ) throws {
         try channel.pipeline.syncOperations.addHandler(
             ProtocolSniffer(
@@ -26,7 +28,8 @@ public enum ConnectionPipeline {
                         ServerConnectionHandler(router: router, caller: caller, limits: limits, logger: logger))
                 case .http2:
                     try GRPCServerPipeline.configure(
-                        channel, router: router, caller: caller, limits: limits, logger: logger)
+                        channel, router: router, reflection: reflection, caller: caller, limits: limits,
+                        logger: logger)
                 }
             })
     }

@@ -4,16 +4,23 @@ import NIOCore
 import NIOHTTP2
 
 /// What the streams of one gRPC connection share. Touched only on the
-/// connection's event loop (stream channels run on their parent's loop).
-final class GRPCConnectionState {
+/// connection's event loop.
+final class GRPCConnectionShared {
+    let router: Router
+    let reflection: GRPCReflection?
+    let caller: Caller
+    let limits: TransportLimits
+    let logger: Logger
     /// Set when the server drains: new calls get UNAVAILABLE.
     var draining = false
-    /// Numbers the calls of the connection (the request id handlers see).
-    var nextRequestID: UInt64 = 1
-    /// Streams open now.
-    var openStreams = 0
-    /// The highest stream id the client opened (for GOAWAY).
-    var lastStreamID = HTTP2StreamID(0)
+
+    init(router: Router, reflection: GRPCReflection?, caller: Caller, limits: TransportLimits, logger: Logger) {
+        self.router = router
+        self.reflection = reflection
+        self.caller = caller
+        self.limits = limits
+        self.logger = logger
+    }
 }
 
 /// The HTTP/2 side of a connection the listener recognised as gRPC.
@@ -26,7 +33,7 @@ enum GRPCServerPipeline {
             HTTP2Setting(parameter: .maxConcurrentStreams, value: max(1, limits.maxInFlightPerConnection)),
             HTTP2Setting(parameter: .maxFrameSize, value: min(max(limits.maxFrameSize, 1 << 14), (1 << 24) - 1)),
             HTTP2Setting(parameter: .maxHeaderListSize, value: headerListLimit(limits)),
-            HTTP2Setting(parameter: .initialWindowSize, value: 65_535),
+            HTTP2Setting(parameter: .initialWindowSize, value: GRPCConnectionHandler.initialWindow),
             HTTP2Setting(parameter: .enablePush, value: 0),
         ]
     }
@@ -34,59 +41,70 @@ enum GRPCServerPipeline {
     /// Request metadata is small; the limit is the frame limit, at most 16 KiB.
     static func headerListLimit(_ limits: TransportLimits) -> Int { min(limits.maxFrameSize, 1 << 14) }
 
-    /// Adds the HTTP/2 handler, the connection handler (drain, idle) and a
-    /// ``GRPCStreamHandler`` per stream. Must run on the channel's loop.
+    /// Adds the HTTP/2 handler (frames, HPACK, flow control, the HTTP/2
+    /// state machine and its DoS limits) and behind it the one
+    /// ``GRPCConnectionHandler`` serving every stream. No multiplexer: a
+    /// stream is a ``GRPCStream`` object, not a child channel. Must run on
+    /// the channel's loop.
     static func configure(
-        _ channel: any Channel, router: Router, caller: Caller, limits: TransportLimits, logger: Logger
+        _ channel: any Channel, router: Router, reflection: GRPCReflection?, caller: Caller, limits: TransportLimits,
+        logger: Logger
     ) throws {
-        let state = NIOLoopBound(GRPCConnectionState(), eventLoop: channel.eventLoop)
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = settings(limits)
-        // Enough window for a full message on the connection, so flow
-        // control never stalls a burst of small calls.
-        connection.targetWindowSize = max(65_535, limits.maxFrameSize + 5)
-        var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.targetWindowSize = max(65_535, min(limits.maxFrameSize + 5, 1 << 20))
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
-        ) { streamChannel in
-            streamChannel.eventLoop.makeCompletedFuture {
-                let shared = state.value
-                let id = shared.nextRequestID
-                shared.nextRequestID &+= 1
-                try streamChannel.pipeline.syncOperations.addHandler(
-                    GRPCStreamHandler(
-                        router: router, caller: caller, limits: limits, connection: shared, requestID: id,
-                        logger: logger))
-            }
-        }
         try channel.pipeline.syncOperations.addHandler(
-            GRPCConnectionHandler(state: state.value, limits: limits, logger: logger))
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection))
+        try channel.pipeline.syncOperations.addHandler(
+            GRPCConnectionHandler(
+                shared: GRPCConnectionShared(
+                    router: router, reflection: reflection, caller: caller, limits: limits, logger: logger)))
     }
 }
 
-/// Connection-level duties of a gRPC connection, behind the HTTP/2 handler:
-/// a graceful drain (GOAWAY, then close once the open streams finish) and
-/// the idle timeout.
+/// Serves the streams of one gRPC connection, behind the HTTP/2 handler:
+/// hands each stream's frames to its ``GRPCStream``, writes theirs (flushed
+/// once per read burst), gives back inbound flow-control window as request
+/// bytes are consumed, and does the connection's duties: a graceful drain
+/// (GOAWAY, then close once the open streams finish) and the idle timeout.
 final class GRPCConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTP2Frame
     typealias InboundOut = HTTP2Frame
     typealias OutboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
-    private let state: GRPCConnectionState
-    private let limits: TransportLimits
-    private let logger: Logger
+    /// HTTP/2's initial window, advertised as SETTINGS_INITIAL_WINDOW_SIZE.
+    static let initialWindow = 65_535
+
+    private let shared: GRPCConnectionShared
+    private var limits: TransportLimits { shared.limits }
+    private var logger: Logger { shared.logger }
     private var context: ChannelHandlerContext?
+    private var streams: [HTTP2StreamID: GRPCStream] = [:]
+    /// Numbers the calls of the connection (the request id handlers see).
+    private var nextRequestID: UInt64 = 1
+    /// Streams open now (HTTP/2's count, for the drain and the idle check).
+    private var openStreams = 0
+    /// The highest stream id the client opened (for GOAWAY).
+    private var lastStreamID = HTTP2StreamID(0)
+    /// The connection window the client is given: enough for a full message,
+    /// so flow control never stalls a burst of small calls.
+    private let connectionWindow: Int
+    private var connectionWindowRaised = false
+    /// Inbound DATA bytes not yet returned to the connection window.
+    private var connectionUnacknowledged = 0
+    /// Inside channelRead: writes are flushed at channelReadComplete.
+    private var reading = false
+    private var flushPending = false
     private var lastActivity = NIODeadline.now()
     private var idleTimer: Scheduled<Void>?
     private var closing = false
 
-    init(state: GRPCConnectionState, limits: TransportLimits, logger: Logger) {
-        self.state = state
-        self.limits = limits
-        self.logger = logger
+    init(shared: GRPCConnectionShared) {
+        self.shared = shared
+        self.connectionWindow = max(Self.initialWindow, shared.limits.maxFrameSize + 5)
     }
+
+    var allocator: ByteBufferAllocator { context?.channel.allocator ?? ByteBufferAllocator() }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -94,38 +112,117 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        tearDown()
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        idleTimer?.cancel()
-        idleTimer = nil
+        tearDown()
         context.fireChannelInactive()
     }
 
+    private func tearDown() {
+        idleTimer?.cancel()
+        idleTimer = nil
+        let open = streams
+        streams = [:]
+        for stream in open.values { stream.closed() }
+    }
+
+    // MARK: Frames
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         lastActivity = .now()
-        context.fireChannelRead(data)
+        let frame = unwrapInboundIn(data)
+        if !connectionWindowRaised {
+            // The client's preface has been read: raise the connection window
+            // from HTTP/2's 65,535 to a full message.
+            connectionWindowRaised = true
+            if connectionWindow > Self.initialWindow {
+                write(.rootStream, .windowUpdate(windowSizeIncrement: connectionWindow - Self.initialWindow))
+                flushPending = true
+            }
+        }
+        guard frame.streamID != .rootStream else { return }
+        switch frame.payload {
+        case .headers, .data:
+            reading = true
+            defer { reading = false }
+            let stream: GRPCStream
+            if let existing = streams[frame.streamID] {
+                stream = existing
+            } else {
+                guard case .headers = frame.payload else { return }
+                stream = GRPCStream(
+                    streamID: frame.streamID, connection: self, shared: shared, eventLoop: context.eventLoop,
+                    requestID: nextRequestID)
+                nextRequestID &+= 1
+                streams[frame.streamID] = stream
+            }
+            stream.received(frame.payload)
+        default:
+            // RST_STREAM ends a stream through StreamClosedEvent; WINDOW_UPDATE
+            // and PRIORITY are the HTTP/2 handler's.
+            break
+        }
     }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if flushPending {
+            flushPending = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// Writes one of a stream's frames (flushed by ``flushSoon()``).
+    func write(_ streamID: HTTP2StreamID, _ payload: HTTP2Frame.FramePayload, promise: EventLoopPromise<Void>? = nil) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: payload)), promise: promise)
+    }
+
+    /// Flushes now, or at the end of the read burst when answering inside one.
+    func flushSoon() {
+        if reading {
+            flushPending = true
+        } else {
+            context?.flush()
+        }
+    }
+
+    /// Request bytes a stream consumed: the connection window is given back
+    /// once half of it is used.
+    func consumedConnectionWindow(_ bytes: Int) {
+        connectionUnacknowledged += bytes
+        if connectionUnacknowledged >= connectionWindow / 2 {
+            write(.rootStream, .windowUpdate(windowSizeIncrement: connectionUnacknowledged))
+            connectionUnacknowledged = 0
+            flushSoon()
+        }
+    }
+
+    // MARK: Events
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case let created as NIOHTTP2StreamCreatedEvent:
             lastActivity = .now()
-            state.openStreams += 1
-            if created.streamID > state.lastStreamID { state.lastStreamID = created.streamID }
-        case is StreamClosedEvent:
+            openStreams += 1
+            if created.streamID > lastStreamID { lastStreamID = created.streamID }
+        case let closed as StreamClosedEvent:
             lastActivity = .now()
-            state.openStreams = max(0, state.openStreams - 1)
+            openStreams = max(0, openStreams - 1)
+            streams.removeValue(forKey: closed.streamID)?.closed()
             closeIfDrained()
         case is ServerConnectionHandler.DrainEvent:
-            state.draining = true
+            shared.draining = true
             // No stream after the ones already opened will be served.
             let goAway = HTTP2Frame(
                 streamID: .rootStream,
-                payload: .goAway(lastStreamID: state.lastStreamID, errorCode: .noError, opaqueData: nil))
+                payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
             context.writeAndFlush(wrapOutboundOut(goAway), promise: nil)
             closeIfDrained()
             return
@@ -136,6 +233,12 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            // A frame of ours the stream could no longer take (the client
+            // reset it meanwhile): that stream is over, the connection not.
+            streams.removeValue(forKey: streamError.streamID)?.closed()
+            return
+        }
         // HTTP/2 protocol errors: the HTTP/2 handler has already sent
         // GOAWAY; the connection is of no further use.
         // Only the type: an HPACK error can quote a header value (a token).
@@ -145,7 +248,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
     }
 
     private func closeIfDrained() {
-        guard let context, state.draining, state.openStreams == 0, !closing else { return }
+        guard let context, shared.draining, openStreams == 0, !closing else { return }
         closing = true
         context.close(promise: nil)
     }
@@ -155,7 +258,7 @@ final class GRPCConnectionHandler: ChannelDuplexHandler {
         idleTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
             idleTimer = nil
             let idleUntil = lastActivity + limits.idleTimeout.timeAmount
-            if state.openStreams == 0, idleUntil <= .now() {
+            if openStreams == 0, idleUntil <= .now() {
                 logger.debug("closing idle gRPC connection")
                 closing = true
                 self.context?.close(promise: nil)

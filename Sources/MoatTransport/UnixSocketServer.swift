@@ -58,6 +58,8 @@ public final class UnixSocketServer: Service, Sendable {
 
     private let configuration: Configuration
     private let router: Router
+    /// Server reflection over Moat's descriptor set, for gRPC clients.
+    private let reflection: GRPCReflection?
     private let group: any EventLoopGroup
     private let logger: Logger
     private let state = Mutex(State())
@@ -69,6 +71,13 @@ public final class UnixSocketServer: Service, Sendable {
     ) {
         self.configuration = configuration
         self.router = router
+        do {
+            reflection = try GRPCReflection(serving: router)
+        } catch {
+            // The committed descriptor set always parses (GRPCReflectionTests).
+            logger.error("gRPC server reflection is off: \(error)")
+            reflection = nil
+        }
         self.group = eventLoopGroup
         self.logger = logger
     }
@@ -204,7 +213,8 @@ public final class UnixSocketServer: Service, Sendable {
                 _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
             }
             try ConnectionPipeline.install(
-                on: channel, router: router, caller: caller, limits: configuration.limits, logger: logger)
+                on: channel, router: router, reflection: reflection, caller: caller, limits: configuration.limits,
+                logger: logger)
         }
     }
 

@@ -102,16 +102,32 @@ final class GRPCStreamHandlerTests: XCTestCase {
         ])
     }
 
-    private func makeChannel(admin: Bool = false, draining: Bool = false) throws -> EmbeddedChannel {
-        let state = GRPCConnectionState()
-        state.draining = draining
+    /// The connection handler alone, fed one stream's frames (stream 1) as
+    /// the HTTP/2 handler would pass them on.
+    private func makeChannel(admin: Bool = false, draining: Bool = false, reflection: GRPCReflection? = nil) throws
+        -> StreamChannel
+    {
         let caller = Caller(credentials: PeerCredentials(uid: 1000, gid: 1000, pid: 1), isAdmin: admin)
+        let shared = GRPCConnectionShared(
+            router: try Self.makeRouter(), reflection: reflection, caller: caller, limits: TransportLimits(),
+            logger: Logger(label: "test"))
+        shared.draining = draining
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(
-            GRPCStreamHandler(
-                router: try Self.makeRouter(), caller: caller, limits: TransportLimits(), connection: state, requestID: 1,
-                logger: Logger(label: "test")))
-        return channel
+        try channel.pipeline.syncOperations.addHandler(GRPCConnectionHandler(shared: shared))
+        return StreamChannel(channel: channel)
+    }
+
+    /// Stream 1 of an EmbeddedChannel: payloads in, payloads out (window
+    /// updates aside, which ``testRequestBytesAreGivenBackToTheWindows`` checks).
+    struct StreamChannel {
+        let channel: EmbeddedChannel
+
+        func writeInbound(_ payload: HTTP2Frame.FramePayload, stream: HTTP2StreamID = 1) throws {
+            try channel.writeInbound(HTTP2Frame(streamID: stream, payload: payload))
+            channel.pipeline.fireChannelReadComplete()
+        }
+
+        func readOutbound() throws -> HTTP2Frame? { try channel.readOutbound(as: HTTP2Frame.self) }
     }
 
     private func headers(_ path: String, contentType: String = "application/grpc", extra: [(String, String)] = [])
@@ -132,10 +148,14 @@ final class GRPCStreamHandlerTests: XCTestCase {
         return .data(.init(data: .byteBuffer(buffer), endStream: true))
     }
 
-    /// The frames written back, as (headers, endStream) or data bytes.
-    private func written(_ channel: EmbeddedChannel) throws -> [HTTP2Frame.FramePayload] {
+    /// The frames written back on stream 1, window updates aside.
+    private func written(_ channel: StreamChannel) throws -> [HTTP2Frame.FramePayload] {
         var frames: [HTTP2Frame.FramePayload] = []
-        while let frame = try channel.readOutbound(as: HTTP2Frame.FramePayload.self) { frames.append(frame) }
+        while let frame = try channel.readOutbound() {
+            if case .windowUpdate = frame.payload { continue }
+            XCTAssertEqual(frame.streamID, 1)
+            frames.append(frame.payload)
+        }
         return frames
     }
 
@@ -243,6 +263,171 @@ final class GRPCStreamHandlerTests: XCTestCase {
         XCTAssertEqual(trailers.first(name: "grpc-status"), "3")
     }
 
+    // MARK: Server reflection
+
+    private func reflectionMessages(_ requests: [Grpc_Reflection_V1_ServerReflectionRequest]) throws -> ByteBuffer {
+        var buffer = ByteBuffer()
+        for request in requests {
+            let bytes: [UInt8] = try request.serializedBytes()
+            buffer.writeInteger(UInt8(0))
+            buffer.writeInteger(UInt32(bytes.count))
+            buffer.writeBytes(bytes)
+        }
+        return buffer
+    }
+
+    private func reflectionRequest(_ set: (inout Grpc_Reflection_V1_ServerReflectionRequest) -> Void)
+        -> Grpc_Reflection_V1_ServerReflectionRequest
+    {
+        var request = Grpc_Reflection_V1_ServerReflectionRequest()
+        set(&request)
+        return request
+    }
+
+    /// The response messages of a reflection stream and its final trailers.
+    private func reflectionAnswers(_ frames: [HTTP2Frame.FramePayload]) throws -> (
+        [Grpc_Reflection_V1_ServerReflectionResponse], HPACKHeaders
+    ) {
+        guard case .headers(let first) = try XCTUnwrap(frames.first), case .headers(let last) = try XCTUnwrap(frames.last)
+        else {
+            XCTFail("expected HEADERS ... trailers: \(frames)")
+            return ([], HPACKHeaders())
+        }
+        XCTAssertEqual(first.headers.first(name: ":status"), "200")
+        XCTAssertFalse(first.endStream)
+        XCTAssertTrue(last.endStream)
+        XCTAssertNil(last.headers.first(name: ":status"), "trailers after a response carry no :status")
+        var bytes = ByteBuffer()
+        for frame in frames.dropFirst().dropLast() {
+            guard case .data(let data) = frame, case .byteBuffer(var chunk) = data.data else {
+                XCTFail("expected DATA: \(frame)")
+                continue
+            }
+            bytes.writeBuffer(&chunk)
+        }
+        var answers: [Grpc_Reflection_V1_ServerReflectionResponse] = []
+        while bytes.readableBytes > 0 {
+            XCTAssertEqual(bytes.readInteger(as: UInt8.self), 0)
+            let length = try XCTUnwrap(bytes.readInteger(as: UInt32.self))
+            let message = try XCTUnwrap(bytes.readBytes(length: Int(length)))
+            answers.append(try Grpc_Reflection_V1_ServerReflectionResponse(serializedBytes: message))
+        }
+        return (answers, last.headers)
+    }
+
+    private func fileNames(_ response: Grpc_Reflection_V1_ServerReflectionResponse) throws -> [String] {
+        try response.fileDescriptorResponse.fileDescriptorProto.map {
+            try Google_Protobuf_FileDescriptorProto(serializedBytes: $0).name
+        }
+    }
+
+    func testReflectionAnswersEveryRequestOfAStreamInOrder() throws {
+        let reflection = try GRPCReflection(serving: try Self.makeRouter())
+        for path in GRPCReflection.paths.sorted() {
+            let channel = try makeChannel(reflection: reflection)
+            try channel.writeInbound(headers(path))
+            let requests = [
+                reflectionRequest { $0.listServices = "" },
+                reflectionRequest { $0.fileByFilename = "google/rpc/status.proto" },
+                reflectionRequest { $0.fileByFilename = "google/rpc/status.proto" },
+                reflectionRequest { $0.fileContainingSymbol = "moat.v1.Sessions.Validate" },
+                reflectionRequest { $0.fileContainingSymbol = "no.such.Symbol" },
+                reflectionRequest { $0.host = "localhost" },
+            ]
+            // The messages split across DATA frames at an awkward place.
+            var all = try reflectionMessages(requests)
+            let head = try XCTUnwrap(all.readSlice(length: 3))
+            try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(head))))
+            XCTAssertTrue(try written(channel).isEmpty, "nothing answered before a whole message")
+            try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(all))))
+            // END_STREAM on an empty DATA frame, as grpcio sends it.
+            try channel.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
+            let (answers, trailers) = try reflectionAnswers(try written(channel))
+            XCTAssertEqual(trailers.first(name: "grpc-status"), "0", path)
+            XCTAssertEqual(answers.count, requests.count)
+            XCTAssertEqual(answers.map(\.originalRequest), requests)
+            XCTAssertEqual(
+                answers[0].listServicesResponse.service.map(\.name),
+                ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "moat.test.Test"])
+            XCTAssertEqual(
+                try fileNames(answers[1]), ["google/rpc/status.proto", "google/protobuf/any.proto"],
+                "the file, then its imports")
+            XCTAssertEqual(try fileNames(answers[2]), ["google/rpc/status.proto"], "imports are sent once per stream")
+            XCTAssertEqual(try fileNames(answers[3]).first, "moat/v1/sessions.proto")
+            XCTAssertEqual(answers[4].errorResponse.errorCode, Int32(Code.notFound.rawValue))
+            XCTAssertEqual(answers[5].errorResponse.errorCode, Int32(Code.invalidArgument.rawValue))
+            XCTAssertEqual(answers[5].validHost, "localhost")
+        }
+    }
+
+    func testReflectionStreamEndingAtOnceIsOK() throws {
+        let channel = try makeChannel(reflection: try GRPCReflection(serving: try Self.makeRouter()))
+        try channel.writeInbound(
+            HTTP2Frame.FramePayload.headers(
+                .init(
+                    headers: HPACKHeaders([
+                        (":method", "POST"), (":path", "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+                        ("content-type", "application/grpc"),
+                    ]), endStream: true)))
+        XCTAssertEqual(try trailersOnly(try written(channel)).first(name: "grpc-status"), "0")
+    }
+
+    func testReflectionRefusesUndecodableAndTruncatedMessages() throws {
+        let reflection = try GRPCReflection(serving: try Self.makeRouter())
+        let path = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        let channel = try makeChannel(reflection: reflection)
+        try channel.writeInbound(headers(path))
+        try channel.writeInbound(message([0xFF, 0xFF, 0xFF]))
+        let trailers = try trailersOnly(try written(channel))
+        XCTAssertEqual(trailers.first(name: "grpc-status"), "3")
+        XCTAssertEqual(trailers.first(name: "moat-reason"), "INVALID_PAYLOAD")
+
+        // One answered request, then the stream ends inside a message.
+        let truncated = try makeChannel(reflection: reflection)
+        try truncated.writeInbound(headers(path))
+        var bytes = try reflectionMessages([reflectionRequest { $0.listServices = "" }])
+        bytes.writeBytes([0, 0, 0, 0, 9, 1])
+        try truncated.writeInbound(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(bytes), endStream: true)))
+        let (answers, last) = try reflectionAnswers(try written(truncated))
+        XCTAssertEqual(answers.count, 1)
+        XCTAssertEqual(last.first(name: "grpc-status"), "3")
+        XCTAssertEqual(last.first(name: "moat-reason"), "MALFORMED_FRAME")
+    }
+
+    func testReflectionPathWithoutReflectionIsUnimplemented() throws {
+        let channel = try makeChannel(reflection: nil)
+        try channel.writeInbound(headers("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"))
+        XCTAssertEqual(try trailersOnly(try written(channel)).first(name: "grpc-status"), "12")
+    }
+
+    func testRequestBytesAreGivenBackToTheWindows() throws {
+        let channel = try makeChannel()
+        try channel.writeInbound(headers(Self.echo.path))
+        // The first frame raises the connection window to a full message.
+        let raised = try XCTUnwrap(try channel.readOutbound())
+        XCTAssertEqual(raised.streamID, .rootStream)
+        guard case .windowUpdate(let increment) = raised.payload else { return XCTFail("\(raised)") }
+        XCTAssertEqual(increment, TransportLimits().maxFrameSize + 5 - 65_535)
+        XCTAssertNil(try channel.readOutbound())
+        // A 100 KB message in 20 KB DATA frames: the stream window comes
+        // back each time half of it is used; the connection window at half
+        // of its size.
+        var body = ByteBuffer()
+        body.writeInteger(UInt8(0))
+        body.writeInteger(UInt32(100_000))
+        body.writeRepeatingByte(7, count: 100_000)
+        var updates: [(HTTP2StreamID, Int)] = []
+        while body.readableBytes > 0 {
+            let chunk = try XCTUnwrap(body.readSlice(length: min(20_000, body.readableBytes)))
+            try channel.writeInbound(.data(.init(data: .byteBuffer(chunk), endStream: body.readableBytes == 0)))
+            while let frame = try channel.readOutbound() {
+                if case .windowUpdate(let increment) = frame.payload { updates.append((frame.streamID, increment)) }
+            }
+        }
+        XCTAssertEqual(updates.map(\.0), [1, 1], "none after END_STREAM")
+        XCTAssertEqual(updates.map(\.1), [40_000, 40_000])
+    }
+
     func testSettingsFollowTheLimits() {
         var limits = TransportLimits()
         limits.maxInFlightPerConnection = 17
@@ -336,5 +521,159 @@ extension RawSocket {
                 return false
             }
         }
+    }
+}
+
+/// The descriptor set committed by scripts/generate, indexed for reflection.
+final class GRPCReflectionTests: XCTestCase {
+    /// Every service generated from proto/, as the router serves them.
+    static let generated: [[MethodDescriptor]] = [
+        Grpc_Health_V1_Health.Method.all, Moat_V1_Events.Method.all, Moat_V1_Health.Method.all,
+        Moat_V1_Operations.Method.all, Moat_V1_Sessions.Method.all, Moat_V1_Teams.Method.all,
+        Moat_V1_Tenants.Method.all, Moat_V1_TwoFactor.Method.all, Moat_V1_Users.Method.all,
+    ]
+
+    private func answer(_ reflection: GRPCReflection, sent: inout Set<String>, _ set: (inout Grpc_Reflection_V1_ServerReflectionRequest) -> Void)
+        -> Grpc_Reflection_V1_ServerReflectionResponse
+    {
+        var request = Grpc_Reflection_V1_ServerReflectionRequest()
+        set(&request)
+        return reflection.answer(request, sent: &sent)
+    }
+
+    private func files(_ response: Grpc_Reflection_V1_ServerReflectionResponse) throws -> [Google_Protobuf_FileDescriptorProto] {
+        if case .errorResponse(let error) = response.messageResponse { XCTFail("an error: \(error)") }
+        return try response.fileDescriptorResponse.fileDescriptorProto.map {
+            try Google_Protobuf_FileDescriptorProto(serializedBytes: $0)
+        }
+    }
+
+    func testTheCommittedSetHoldsEveryGeneratedServiceAndMethod() throws {
+        let reflection = try GRPCReflection(descriptorSet: MoatDescriptorSet.serialized, services: [])
+        XCTAssertTrue(reflection.fileNames.contains("google/protobuf/any.proto"), "imports are included")
+        var declared: Set<String> = []
+        for file in try Google_Protobuf_FileDescriptorSet(serializedBytes: MoatDescriptorSet.serialized).file {
+            XCTAssertTrue(file.hasSourceCodeInfo, "\(file.name) keeps its comments")
+            for service in file.service where !service.name.isEmpty {
+                declared.insert((file.package.isEmpty ? "" : file.package + ".") + service.name)
+            }
+        }
+        let generated = Set(Self.generated.compactMap(\.first?.service))
+        XCTAssertEqual(
+            declared, generated.union(GRPCReflection.serviceNames),
+            "every service of proto/ is listed here (and served), reflection aside")
+        var sent: Set<String> = []
+        for method in Self.generated.joined() {
+            let service = try files(answer(reflection, sent: &sent) { $0.fileContainingSymbol = method.service })
+            let byMethod = try files(
+                answer(reflection, sent: &sent) { $0.fileContainingSymbol = method.service + "." + method.method })
+            XCTAssertEqual(service.first?.name, byMethod.first?.name, method.path)
+            let file = try XCTUnwrap(service.first, method.path)
+            let declaredService = try XCTUnwrap(file.service.first { file.package + "." + $0.name == method.service })
+            XCTAssertTrue(declaredService.method.contains { $0.name == method.method }, method.path)
+        }
+    }
+
+    func testSymbolsOfEveryKindResolveToTheirFile() throws {
+        let reflection = try GRPCReflection(descriptorSet: MoatDescriptorSet.serialized, services: ["moat.v1.Sessions"])
+        var sent: Set<String> = []
+        let cases = [
+            ("moat.v1.Sessions", "moat/v1/sessions.proto"),
+            ("moat.v1.Sessions.Validate", "moat/v1/sessions.proto"),
+            (".moat.v1.ValidateRequest", "moat/v1/sessions.proto"),
+            ("moat.v1.ValidateRequest.token", "moat/v1/sessions.proto"),
+            ("grpc.health.v1.HealthCheckResponse.ServingStatus", "grpc/health/v1/health.proto"),
+            ("grpc.health.v1.HealthCheckResponse.SERVING", "grpc/health/v1/health.proto"),
+            ("google.rpc.ErrorInfo", "google/rpc/error_details.proto"),
+            ("google.protobuf.Any", "google/protobuf/any.proto"),
+            ("grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo", "grpc/reflection/v1alpha/reflection.proto"),
+        ]
+        for (symbol, file) in cases {
+            XCTAssertEqual(
+                try files(answer(reflection, sent: &sent) { $0.fileContainingSymbol = symbol }).first?.name, file, symbol)
+        }
+        for symbol in ["", "moat", "moat.v1", "moat.v1.Nope", "grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING"] {
+            XCTAssertEqual(
+                answer(reflection, sent: &sent) { $0.fileContainingSymbol = symbol }.errorResponse.errorCode,
+                Int32(Code.notFound.rawValue), symbol)
+        }
+        XCTAssertEqual(
+            answer(reflection, sent: &sent) { $0.fileByFilename = "moat/v1/nope.proto" }.errorResponse.errorCode,
+            Int32(Code.notFound.rawValue))
+        let listed = answer(reflection, sent: &sent) { $0.listServices = "*" }.listServicesResponse.service.map(\.name)
+        XCTAssertEqual(
+            listed, ["grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection", "moat.v1.Sessions"])
+    }
+
+    func testImportsAreSentOncePerStreamAndTheAskedFileAlways() throws {
+        let reflection = try GRPCReflection(descriptorSet: MoatDescriptorSet.serialized, services: [])
+        var sent: Set<String> = []
+        let first = try files(answer(reflection, sent: &sent) { $0.fileByFilename = "google/rpc/status.proto" })
+        XCTAssertEqual(first.map(\.name), ["google/rpc/status.proto", "google/protobuf/any.proto"])
+        let again = try files(answer(reflection, sent: &sent) { $0.fileByFilename = "google/rpc/status.proto" })
+        XCTAssertEqual(again.map(\.name), ["google/rpc/status.proto"])
+        let any = try files(answer(reflection, sent: &sent) { $0.fileByFilename = "google/protobuf/any.proto" })
+        XCTAssertEqual(any.map(\.name), ["google/protobuf/any.proto"])
+        var fresh: Set<String> = []
+        let details = try files(
+            answer(reflection, sent: &fresh) { $0.fileContainingSymbol = "google.rpc.ErrorInfo" })
+        XCTAssertEqual(details.map(\.name), ["google/rpc/error_details.proto"], "error_details imports nothing")
+    }
+
+    func testExtensionsAreAnsweredFromTheSet() throws {
+        let reflection = try GRPCReflection(descriptorSet: MoatDescriptorSet.serialized, services: [])
+        var sent: Set<String> = []
+        let numbers = answer(reflection, sent: &sent) { $0.allExtensionNumbersOfType = "moat.v1.ValidateRequest" }
+        XCTAssertEqual(numbers.allExtensionNumbersResponse.baseTypeName, "moat.v1.ValidateRequest")
+        XCTAssertEqual(numbers.allExtensionNumbersResponse.extensionNumber, [], "Moat's messages have no extensions")
+        XCTAssertEqual(
+            answer(reflection, sent: &sent) { $0.allExtensionNumbersOfType = "moat.v1.Nope" }.errorResponse.errorCode,
+            Int32(Code.notFound.rawValue))
+        let missing = answer(reflection, sent: &sent) {
+            $0.fileContainingExtension.containingType = "moat.v1.ValidateRequest"
+            $0.fileContainingExtension.extensionNumber = 1000
+        }
+        XCTAssertEqual(missing.errorResponse.errorCode, Int32(Code.notFound.rawValue))
+        XCTAssertTrue(missing.errorResponse.errorMessage.contains("1000"), missing.errorResponse.errorMessage)
+
+        // A set that declares an extension: found by its extendee and number.
+        var base = Google_Protobuf_FileDescriptorProto()
+        base.name = "base.proto"
+        base.package = "t"
+        var message = Google_Protobuf_DescriptorProto()
+        message.name = "Base"
+        base.messageType = [message]
+        var extending = Google_Protobuf_FileDescriptorProto()
+        extending.name = "ext.proto"
+        extending.package = "t"
+        extending.dependency = ["base.proto"]
+        var field = Google_Protobuf_FieldDescriptorProto()
+        field.name = "extra"
+        field.number = 100
+        field.extendee = ".t.Base"
+        extending.extension = [field]
+        var set = Google_Protobuf_FileDescriptorSet()
+        set.file = [base, extending]
+        let custom = try GRPCReflection(descriptorSet: try set.serializedBytes(), services: [])
+        let found = try files(answer(custom, sent: &sent) {
+            $0.fileContainingExtension.containingType = "t.Base"
+            $0.fileContainingExtension.extensionNumber = 100
+        })
+        XCTAssertEqual(found.map(\.name), ["ext.proto", "base.proto"])
+        XCTAssertEqual(
+            answer(custom, sent: &sent) { $0.allExtensionNumbersOfType = "t.Base" }.allExtensionNumbersResponse
+                .extensionNumber, [100])
+        XCTAssertEqual(try files(answer(custom, sent: &sent) { $0.fileContainingSymbol = "t.extra" }).first?.name, "ext.proto")
+    }
+
+    func testABrokenSetIsRefused() throws {
+        XCTAssertThrowsError(try GRPCReflection(descriptorSet: Data([0x0A, 0x05, 0x01]), services: []))
+        XCTAssertThrowsError(try GRPCReflection(descriptorSet: Data([0x12, 0x00]), services: []), "not field 1")
+        var orphan = Google_Protobuf_FileDescriptorProto()
+        orphan.name = "orphan.proto"
+        orphan.dependency = ["missing.proto"]
+        var set = Google_Protobuf_FileDescriptorSet()
+        set.file = [orphan]
+        XCTAssertThrowsError(try GRPCReflection(descriptorSet: try set.serializedBytes(), services: []))
     }
 }

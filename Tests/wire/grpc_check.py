@@ -6,6 +6,16 @@ gRPC stubs, google.rpc.Status/ErrorInfo), then talks to a live moatd over
 `unix:<socket>`, the same socket the native framing uses:
 
   - grpc.health.v1 Check is SERVING (and Watch is UNIMPLEMENTED);
+  - server reflection with the stock client of grpcio-reflection
+    (ProtoReflectionDescriptorDatabase, grpc.reflection.v1alpha): list the
+    services, load sessions.proto into a DescriptorPool from the server
+    alone and call Sessions.Validate with message classes built from it;
+    and grpc.reflection.v1 with stubs generated from proto/: several
+    requests on one stream answered in order, imports sent once,
+    NOT_FOUND for unknown files, symbols and extensions, the extension
+    numbers of a message, INVALID_ARGUMENT for an empty request; the
+    served files equal grpc_tools.protoc's compilation of proto/, and the
+    v1 and v1alpha messages equal grpcio-reflection's field for field;
   - as an administrator caller: create a tenant; sign in with metadata
     (moat-tenant, moat-client-ip, moat-request-id); Validate; List sessions
     with `authorization: Bearer`; revoke a session; Validate of it refused
@@ -41,6 +51,9 @@ import threading
 import time
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from grpc_reflection.v1alpha import reflection_pb2 as stock_reflection_pb2
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 SOCKET, PROTO_DIR, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 OUT = os.path.join(WORK, "grpc-py")
@@ -55,9 +68,13 @@ sys.path.insert(0, OUT)
 # proto/grpc/health/v1 generates the Python package grpc.health.v1, inside
 # the name of grpcio's own package: let that package find it.
 grpc.__path__.append(os.path.join(OUT, "grpc"))
+# grpcio makes grpc.reflection an alias of grpcio-reflection's package
+# (v1alpha only): proto/grpc/reflection/v1 is found beside it.
+sys.modules["grpc.reflection"].__path__.append(os.path.join(OUT, "grpc", "reflection"))
 
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from grpc.health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from grpc.reflection.v1 import reflection_pb2, reflection_pb2_grpc  # noqa: E402
 from moat.rpc.v1 import envelope_pb2  # noqa: E402
 from moat.v1 import (  # noqa: E402
     events_pb2, events_pb2_grpc, health_pb2 as moat_health_pb2, sessions_pb2, sessions_pb2_grpc, tenants_pb2,
@@ -205,6 +222,101 @@ def still_serving(after):
     ok("still serving gRPC and native clients after %s" % after)
 
 
+def reflection_checks(ch, token, session_id):
+    """Server reflection, from a client that has none of Moat's protos."""
+    with channel() as fresh:
+        stock = ProtoReflectionDescriptorDatabase(fresh)
+        services = set(stock.get_services())
+        assert {"moat.v1.Sessions", "moat.v1.Users", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection"} <= services, services
+        assert all(s.startswith(("moat.", "grpc.")) for s in services), services
+        pool = descriptor_pool.DescriptorPool(stock)
+        validate = pool.FindServiceByName("moat.v1.Sessions").FindMethodByName("Validate")
+        request_class = message_factory.GetMessageClass(validate.input_type)
+        response_class = message_factory.GetMessageClass(validate.output_type)
+        call = fresh.unary_unary("/moat.v1.Sessions/Validate", request_serializer=request_class.SerializeToString,
+                                 response_deserializer=response_class.FromString)
+        answer = call(request_class(token=token), metadata=md(), timeout=10)
+        assert answer.session_id == session_id, answer
+        assert stock.FindFileByName("moat/v1/tenants.proto").package == "moat.v1"
+        assert stock.FindFileContainingSymbol("grpc.health.v1.HealthCheckResponse.SERVING").name == \
+            "grpc/health/v1/health.proto"
+        try:
+            stock.FindFileContainingSymbol("moat.v1.NoSuchMessage")
+            raise AssertionError("an unknown symbol was found")
+        except KeyError:
+            pass
+    ok("reflection (grpcio-reflection's stock v1alpha client): %d services listed; Sessions.Validate called with "
+       "message classes built from the served descriptors" % len(services))
+
+    # grpc.reflection.v1: one stream, several requests, answered in order.
+    def ask(**field):
+        return reflection_pb2.ServerReflectionRequest(**field)
+    requests = [
+        ask(list_services=""),
+        ask(file_by_filename="google/rpc/status.proto"),
+        ask(file_by_filename="google/rpc/status.proto"),
+        ask(file_containing_symbol="moat.v1.Users.SignIn"),
+        ask(file_containing_symbol="moat.v1.SignInRequest.password"),
+        ask(file_by_filename="moat/v1/nope.proto"),
+        ask(file_containing_extension=reflection_pb2.ExtensionRequest(containing_type="moat.v1.ValidateRequest",
+                                                                      extension_number=1000)),
+        ask(all_extension_numbers_of_type="moat.v1.ValidateRequest"),
+        ask(all_extension_numbers_of_type="moat.v1.Nope"),
+        ask(host="localhost"),
+    ]
+    stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+    answers = list(stub.ServerReflectionInfo(iter(requests), timeout=10))
+    assert [a.original_request for a in answers] == requests, answers
+    names = lambda a: [descriptor_pb2.FileDescriptorProto.FromString(b).name
+                       for b in a.file_descriptor_response.file_descriptor_proto]
+    assert set(s.name for s in answers[0].list_services_response.service) == services
+    assert names(answers[1]) == ["google/rpc/status.proto", "google/protobuf/any.proto"], names(answers[1])
+    assert names(answers[2]) == ["google/rpc/status.proto"], names(answers[2])
+    assert names(answers[3])[0] == "moat/v1/users.proto", names(answers[3])
+    assert names(answers[4]) == ["moat/v1/users.proto"], names(answers[4])
+    not_found = grpc.StatusCode.NOT_FOUND.value[0]
+    for index in (5, 6, 8):
+        assert answers[index].WhichOneof("message_response") == "error_response", answers[index]
+        assert answers[index].error_response.error_code == not_found, answers[index]
+    numbers = answers[7].all_extension_numbers_response
+    assert numbers.base_type_name == "moat.v1.ValidateRequest" and list(numbers.extension_number) == [], numbers
+    assert answers[9].error_response.error_code == grpc.StatusCode.INVALID_ARGUMENT.value[0], answers[9]
+    assert answers[9].valid_host == "localhost", answers[9]
+    ok("reflection v1: %d requests on one stream answered in order; imports sent once; NOT_FOUND for unknown files, "
+       "symbols, extensions; an empty request INVALID_ARGUMENT" % len(requests))
+
+    # The served schema is proto/ as grpc_tools.protoc compiles it, and the
+    # reflection messages are the standard ones.
+    compiled_path = os.path.join(WORK, "proto.pb")
+    files = sorted(os.path.relpath(os.path.join(folder, f), PROTO_DIR)
+                   for folder, _, names_ in os.walk(PROTO_DIR) for f in names_ if f.endswith(".proto"))
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO_DIR, "--include_imports",
+                    "--descriptor_set_out=" + compiled_path] + files, check=True)
+    compiled = {f.name: f for f in descriptor_pb2.FileDescriptorSet.FromString(open(compiled_path, "rb").read()).file}
+    served = {}
+    for answer in stub.ServerReflectionInfo(iter([ask(file_by_filename=f) for f in files]), timeout=10):
+        for data in answer.file_descriptor_response.file_descriptor_proto:
+            proto = descriptor_pb2.FileDescriptorProto.FromString(data)
+            served[proto.name] = proto
+    for name in files:
+        mine = served[name]
+        assert mine.HasField("source_code_info") and mine.source_code_info.location, name
+        mine.ClearField("source_code_info")
+        assert mine == compiled[name], (name, mine, compiled[name])
+    stock_file = descriptor_pb2.FileDescriptorProto()
+    stock_reflection_pb2.DESCRIPTOR.CopyToProto(stock_file)
+    for ours in ("grpc/reflection/v1alpha/reflection.proto", "grpc/reflection/v1/reflection.proto"):
+        package = served[ours].package
+        fields = lambda f, pkg: [(m.name, [(x.name, x.number, x.type, x.label, x.type_name.replace(pkg, "P"),
+                                            x.HasField("oneof_index")) for x in m.field]) for m in f.message_type]
+        assert fields(served[ours], package) == fields(stock_file, stock_file.package), ours
+        assert [(s.name, [(m.name, m.client_streaming, m.server_streaming) for m in s.method])
+                for s in served[ours].service] == [("ServerReflection", [("ServerReflectionInfo", True, True)])]
+    ok("reflection serves %d files equal to grpc_tools.protoc's compilation of proto/ (comments included); its "
+       "v1 and v1alpha messages match grpcio-reflection's" % len(files))
+
+
 def main():
     ch = channel()
     health = health_pb2_grpc.HealthStub(ch)
@@ -240,6 +352,7 @@ def main():
     valid = sessions.Validate(sessions_pb2.ValidateRequest(token=second.session_token), metadata=md(), timeout=10)
     assert valid.session_id == second.session.id and valid.user_id == first.user.id, valid
     ok("Sessions.Validate")
+    reflection_checks(ch, second.session_token, second.session.id)
 
     listed = sessions.List(sessions_pb2.ListSessionsRequest(), metadata=md(first.session_token), timeout=10)
     by_id = {s.id: s for s in listed.sessions}
