@@ -59,6 +59,17 @@ public nonisolated struct Moat_V1_CheckResponse: Sendable {
   /// Seconds since the store stopped answering; 0 while it is ready.
   public var storeUnavailableSeconds: UInt64 = 0
 
+  /// Several moatd on one PostgreSQL: this instance has not confirmed,
+  /// within the fencing bound (`cluster.fence_ms`), that it applied every
+  /// revocation and account change committed through the others, so its
+  /// caches are not trusted and Validate answers from the database (slower,
+  /// never stale). Always false on SQLite.
+  public var cachesFenced: Bool = false
+
+  /// Milliseconds since this instance last confirmed it is current; 0 on
+  /// SQLite or before the first confirmation.
+  public var fenceAgeMs: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum ServingStatus: SwiftProtobuf.Enum, Swift.CaseIterable {
@@ -169,7 +180,7 @@ nonisolated extension Moat_V1_CheckRequest: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CheckResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{3}started_at_unix\0\u{1}store\0\u{3}store_reason\0\u{3}store_unavailable_seconds\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}status\0\u{1}version\0\u{3}uptime_seconds\0\u{3}started_at_unix\0\u{1}store\0\u{3}store_reason\0\u{3}store_unavailable_seconds\0\u{3}caches_fenced\0\u{3}fence_age_ms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -184,6 +195,8 @@ nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobu
       case 5: try { try decoder.decodeSingularEnumField(value: &self.store) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.storeReason) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.storeUnavailableSeconds) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.cachesFenced) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.fenceAgeMs) }()
       default: break
       }
     }
@@ -211,6 +224,12 @@ nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobu
     if self.storeUnavailableSeconds != 0 {
       try visitor.visitSingularUInt64Field(value: self.storeUnavailableSeconds, fieldNumber: 7)
     }
+    if self.cachesFenced != false {
+      try visitor.visitSingularBoolField(value: self.cachesFenced, fieldNumber: 8)
+    }
+    if self.fenceAgeMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fenceAgeMs, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -222,6 +241,8 @@ nonisolated extension Moat_V1_CheckResponse: SwiftProtobuf.Message, SwiftProtobu
     if lhs.store != rhs.store {return false}
     if lhs.storeReason != rhs.storeReason {return false}
     if lhs.storeUnavailableSeconds != rhs.storeUnavailableSeconds {return false}
+    if lhs.cachesFenced != rhs.cachesFenced {return false}
+    if lhs.fenceAgeMs != rhs.fenceAgeMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -114,7 +114,7 @@ public final class MoatDaemon: Sendable {
             store: store, signal: backend.eventSignal, clock: clock, configuration: configuration.events.stream)
         self.events = events
 
-        let serving = ServingState()
+        let serving = ServingState(fence: store.validityMarks.fence)
         self.serving = serving
         // Metrics are exported when the process bootstrapped the backend
         // (moatd does, first thing); embedders may not.

@@ -10,7 +10,8 @@ struct MoatBench: AsyncParsableCommand {
         abstract: "Load-test a running Moat daemon.",
         discussion: """
             Scenarios: health (transport only), validate (tokens of seeded sessions), signin, mixed \
-            (validate, Sessions.List, sign-in, revoke by weight), call (any method with a payload file). \
+            (validate, Sessions.List, sign-in, revoke by weight), writes (Users.Create or Users.ChangePassword), \
+            call (any method with a payload file). \
             Closed loop by default (--connections × --in-flight calls always outstanding); --rate R is an \
             open loop that schedules R calls/s and measures each call from its scheduled time, so a stalled \
             daemon shows up in the latencies (no coordinated omission). seed creates tenants, users and \
@@ -19,7 +20,7 @@ struct MoatBench: AsyncParsableCommand {
             """,
         subcommands: [
             HealthScenario.self, ValidateScenario.self, SignInScenario.self, MixedScenario.self, CallScenario.self,
-            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self,
+            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self, WriteScenario.self,
         ])
 }
 

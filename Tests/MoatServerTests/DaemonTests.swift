@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MoatClient
+import MoatCore
 import MoatProto
 import MoatRPC
 import MoatStore
@@ -197,5 +198,37 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(response.store, .storeReady)
         XCTAssertEqual(response.storeReason, "")
         XCTAssertEqual(response.storeUnavailableSeconds, 0)
+    }
+
+    /// Health tells whether a shared store's instance trusts its caches:
+    /// never fenced without a fence (SQLite); fenced before the first
+    /// confirmation, current after one, fenced again once the bound passed
+    /// with no newer one (a paused or partitioned instance), and after a lapse.
+    func testHealthReportsTheCacheFence() async throws {
+        let context = RequestContext(
+            requestID: 1, method: Moat_V1_Health.Method.check,
+            caller: Caller(credentials: PeerCredentials(uid: 0, gid: 0, pid: 1), isAdmin: true), deadline: .now + .seconds(1))
+        var response = try await HealthService(state: ServingState()).check(request: .init(), context: context)
+        XCTAssertFalse(response.cachesFenced)
+        XCTAssertEqual(response.fenceAgeMs, 0)
+
+        let fence = CacheFence(bound: .milliseconds(200))
+        let service = HealthService(state: ServingState(fence: fence))
+        response = try await service.check(request: .init(), context: context)
+        XCTAssertTrue(response.cachesFenced, "never confirmed")
+        XCTAssertEqual(response.fenceAgeMs, 0)
+        fence.confirm(asOf: CacheFence.now())
+        response = try await service.check(request: .init(), context: context)
+        XCTAssertFalse(response.cachesFenced)
+        XCTAssertLessThan(response.fenceAgeMs, 200)
+        // An old confirmation, as a paused instance has when it wakes.
+        fence.lapse()
+        fence.confirm(asOf: CacheFence.now() - 1_000_000_000)
+        response = try await service.check(request: .init(), context: context)
+        XCTAssertTrue(response.cachesFenced)
+        XCTAssertGreaterThanOrEqual(response.fenceAgeMs, 1000)
+        fence.lapse()
+        response = try await service.check(request: .init(), context: context)
+        XCTAssertTrue(response.cachesFenced)
     }
 }

@@ -8,7 +8,8 @@ cluster (pg_ctl stop -m fast, the data kept) and checks that, meanwhile:
   - Sessions.Validate of the cached token still answers OK (within the
     fence, cluster.fence_ms), and UNAVAILABLE once the fence has lapsed;
   - Health answers SERVING with store = STORE_UNAVAILABLE and a stable
-    store_reason (STORE_UNAVAILABLE);
+    store_reason (STORE_UNAVAILABLE); caches_fenced is false within the
+    fence and true (fence_age_ms past the bound) once it lapsed;
   - a write (Users.Create) answers UNAVAILABLE with reason STORE_UNAVAILABLE,
     never INTERNAL, and is not applied;
 
@@ -84,8 +85,10 @@ def main():
         "--set", "store.postgres_connections=3", "--set", "cluster.fence_ms=%d" % FENCE_MS])
     try:
         daemon.start()
-        ready = health(daemon)
+        ready = wait_for("Health to report the caches current",
+                         lambda: (lambda h: h if not h.caches_fenced else None)(health(daemon)))
         assert ready.store == health_pb2.CheckResponse.STORE_READY and ready.store_reason == "", ready
+        assert ready.fence_age_ms < FENCE_MS, ready
         connection = moatwire.Connection(daemon.socket)
         connection.ok("/moat.v1.Tenants/Create", tenants_pb2.CreateTenantRequest(
             slug="outage", name="Outage", owner_email="owner@outage.test", owner_password=PASSWORD),
@@ -107,6 +110,7 @@ def main():
                             health(daemon)))
         assert down.status == health_pb2.CheckResponse.SERVING, down
         assert down.store_reason == "STORE_UNAVAILABLE", down
+        assert not down.caches_fenced, ("still within cluster.fence_ms: the caches answer", down)
         status, _ = call(daemon, "/moat.v1.Users/Create", users_pb2.CreateUserRequest(
             email="during@outage.test", password=PASSWORD), tenants_pb2.User, tenant="outage")
         assert status.code == envelope_pb2.UNAVAILABLE and status.reason == "STORE_UNAVAILABLE", status
@@ -128,12 +132,16 @@ def main():
             assert status.code == envelope_pb2.UNAVAILABLE and status.reason == "STORE_UNAVAILABLE", status
             return status
         wait_for("the fence to lapse", fenced, seconds=FENCE_MS / 1000 + 30)
+        lapsed = health(daemon)
+        assert lapsed.caches_fenced and lapsed.fence_age_ms >= FENCE_MS, lapsed
+        assert lapsed.status == health_pb2.CheckResponse.SERVING, lapsed
         print("PostgreSQL away past cluster.fence_ms: Validate UNAVAILABLE STORE_UNAVAILABLE (cache not trusted)")
 
         # It comes back: moatd reconnects on its own.
         cluster("resume", pg_dir)
         wait_for("Health to report the store ready",
                  lambda: health(daemon).store == health_pb2.CheckResponse.STORE_READY)
+        wait_for("Health to report the caches current again", lambda: not health(daemon).caches_fenced)
         status, _ = call(daemon, "/moat.v1.Users/Create", users_pb2.CreateUserRequest(
             email="after@outage.test", password=PASSWORD), tenants_pb2.User, tenant="outage")
         assert status.code == envelope_pb2.OK, status

@@ -118,6 +118,8 @@ public final class MetricsExporter: Sendable {
         "moat_event_consumer_lag": "Events between a consumer's cursor and the newest sequence.",
         "moat_purges_total": "Accounts and tenants purged after their grace period.",
         "moat_purges_failed_total": "Purges that failed (retried at the next run).",
+        "moat_cluster_fence_current": "1 while this instance has confirmed, within cluster.fence_ms, that it applied every other instance's revocations (PostgreSQL only); 0 while Validate answers from the database.",
+        "moat_cluster_fence_age_seconds": "Seconds since this instance last confirmed it is current (PostgreSQL only).",
         "process_resident_memory_bytes": "Resident memory size in bytes.",
         "process_open_fds": "Open file descriptors.",
     ]
@@ -163,6 +165,15 @@ public final class MetricsExporter: Sendable {
             }
             for name in gone {
                 Gauge(label: "moat_event_consumer_lag", dimensions: [("consumer", name)]).destroy()
+            }
+        }
+
+        if case .postgres(let postgres) = store, let fence = postgres.validityMarks.fence {
+            Gauge(label: "moat_cluster_fence_current").record(fence.isCurrent ? 1 : 0)
+            if let age = fence.age {
+                let parts = age.components
+                Gauge(label: "moat_cluster_fence_age_seconds")
+                    .record(Double(parts.seconds) + Double(parts.attoseconds) / 1e18)
             }
         }
 

@@ -10,9 +10,14 @@ public final class ServingState: Sendable {
 
     /// Whether the store answers (its probe's last reading).
     public let store = StoreReadiness()
+    /// The cache fence of a store shared with other daemons (PostgreSQL);
+    /// nil on a store only this process writes.
+    public let fence: CacheFence?
 
     /// Creates a state that starts serving.
-    public init() {}
+    public init(fence: CacheFence? = nil) {
+        self.fence = fence
+    }
 
     /// Whether calls are being taken.
     public var isServing: Bool { serving.load(ordering: .relaxed) }
@@ -62,6 +67,10 @@ public struct HealthService: Moat_V1_HealthService {
         response.storeUnavailableSeconds = store.since.map {
             UInt64(max(0, (ContinuousClock.now - $0).components.seconds))
         } ?? 0
+        if let fence = state.fence {
+            response.cachesFenced = !fence.isCurrent
+            response.fenceAgeMs = fence.age.map { UInt64(max(0, $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)) } ?? 0
+        }
         return response
     }
 }

@@ -175,7 +175,7 @@ const ProtobufCEnumDescriptor moat__v1__check_response__store_status__descriptor
   moat__v1__check_response__store_status__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor moat__v1__check_response__field_descriptors[7] =
+static const ProtobufCFieldDescriptor moat__v1__check_response__field_descriptors[9] =
 {
   {
     "status",
@@ -261,8 +261,34 @@ static const ProtobufCFieldDescriptor moat__v1__check_response__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "caches_fenced",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CheckResponse, caches_fenced),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fence_age_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Moat__V1__CheckResponse, fence_age_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned moat__v1__check_response__field_indices_by_name[] = {
+  7,   /* field[7] = caches_fenced */
+  8,   /* field[8] = fence_age_ms */
   3,   /* field[3] = started_at_unix */
   0,   /* field[0] = status */
   4,   /* field[4] = store */
@@ -274,7 +300,7 @@ static const unsigned moat__v1__check_response__field_indices_by_name[] = {
 static const ProtobufCIntRange moat__v1__check_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor moat__v1__check_response__descriptor =
 {
@@ -284,7 +310,7 @@ const ProtobufCMessageDescriptor moat__v1__check_response__descriptor =
   "Moat__V1__CheckResponse",
   "moat.v1",
   sizeof(Moat__V1__CheckResponse),
-  7,
+  9,
   moat__v1__check_response__field_descriptors,
   moat__v1__check_response__field_indices_by_name,
   1,  moat__v1__check_response__number_ranges,

@@ -81,10 +81,23 @@ struct  Moat__V1__CheckResponse
    * Seconds since the store stopped answering; 0 while it is ready.
    */
   uint64_t store_unavailable_seconds;
+  /*
+   * Several moatd on one PostgreSQL: this instance has not confirmed,
+   * within the fencing bound (`cluster.fence_ms`), that it applied every
+   * revocation and account change committed through the others, so its
+   * caches are not trusted and Validate answers from the database (slower,
+   * never stale). Always false on SQLite.
+   */
+  protobuf_c_boolean caches_fenced;
+  /*
+   * Milliseconds since this instance last confirmed it is current; 0 on
+   * SQLite or before the first confirmation.
+   */
+  uint64_t fence_age_ms;
 };
 #define MOAT__V1__CHECK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&moat__v1__check_response__descriptor) \
-    , MOAT__V1__CHECK_RESPONSE__SERVING_STATUS__UNKNOWN, (char *)protobuf_c_empty_string, 0, 0, MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_UNKNOWN, (char *)protobuf_c_empty_string, 0 }
+    , MOAT__V1__CHECK_RESPONSE__SERVING_STATUS__UNKNOWN, (char *)protobuf_c_empty_string, 0, 0, MOAT__V1__CHECK_RESPONSE__STORE_STATUS__STORE_UNKNOWN, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 /* Moat__V1__CheckRequest methods */
