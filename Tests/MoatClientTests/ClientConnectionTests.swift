@@ -228,7 +228,11 @@ final class ClientConnectionTests: XCTestCase {
             let requests = try await daemon.requests(atLeast: count)
             XCTAssertEqual(Set(requests.map(\.id)).count, count, "ids are unique")
             XCTAssertTrue(requests.allSatisfy { $0.tenant == "acme" && $0.method == "/moat.test.Probe/Echo" })
-            XCTAssertTrue(requests.allSatisfy { $0.metadata["request-id"].map { "call-" + $0.dropFirst() } == String(decoding: $0.payload, as: UTF8.self) })
+            for request in requests {
+                // Each frame carries its own call's metadata: "r<index>" with payload "call-<index>".
+                let index = request.metadata["request-id"]?.dropFirst() ?? "?"
+                XCTAssertEqual(String(decoding: request.payload, as: UTF8.self), "call-\(index)")
+            }
             try await daemon.answer(requests.reversed().map { ScriptedDaemon.ok($0.id, $0.payload) })
             try await group.waitForAll()
         }
