@@ -159,7 +159,13 @@ let package = Package(
             name: "MoatServerTests",
             dependencies: ["MoatServer", "MoatClient", .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "MoatFuzzingTests", dependencies: ["MoatFuzzing"]),
-        .testTarget(name: "MoatClientTests", dependencies: ["MoatClient", "MoatCore", "MoatServer"]),
+        .testTarget(
+            name: "MoatClientTests",
+            dependencies: [
+                "MoatClient", "MoatCore", "MoatServer", "MoatTransport", "MoatProto",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(
             name: "CMoatClientTests",
             dependencies: ["CMoatClient", "MoatServer", "MoatClient", "MoatProto"]),

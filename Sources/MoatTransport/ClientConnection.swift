@@ -27,23 +27,44 @@ public final class ClientConnection: ClientTransport, Sendable {
     }
 
     private struct Pending {
-        var continuation: CheckedContinuation<Data, any Error>
+        var continuation: UnsafeContinuation<Data, any Error>
         var channel: ObjectIdentifier
-        var timer: Scheduled<Void>?
+        /// When the client gives up (the call's timeout plus a grace).
+        var deadline: NIODeadline
+        var timeout: Duration
+    }
+
+    /// Frames written by callers and not yet handed to the channel. Callers
+    /// append under the state lock; the first one to find nothing scheduled
+    /// asks the event loop for one flush, which takes everything queued by
+    /// then: under load many calls share one hop and one write.
+    private struct Outbox {
+        var channel: ObjectIdentifier?
+        var buffer: ByteBuffer?
+        var flushScheduled = false
     }
 
     private struct State {
         var channel: (any Channel)?
         var connecting: EventLoopFuture<any Channel>?
-        var nextID: UInt64 = 1
         var pending: [UInt64: Pending] = [:]
+        var outbox = Outbox()
         var closed = false
     }
+
+    /// How often each connection looks for calls past their deadline: one
+    /// sweep per connection instead of a timer per call.
+    static let deadlineSweepInterval = TimeAmount.milliseconds(100)
+    /// How much longer than its timeout the client waits for an answer (the
+    /// daemon enforces the deadline itself; this only guards against a
+    /// daemon that stopped answering).
+    static let deadlineGrace = Duration.milliseconds(500)
 
     /// The settings this connection was made with.
     public let configuration: Configuration
     private let group: any EventLoopGroup
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+    private let nextID = Atomic<UInt64>(0)
 
     /// Creates a client. It connects on the first call.
     public init(
@@ -51,7 +72,13 @@ public final class ClientConnection: ClientTransport, Sendable {
     ) {
         self.configuration = configuration
         self.group = eventLoopGroup
+        var initial = State()
+        initial.pending.reserveCapacity(64)
+        self.state = Mutex(initial)
     }
+
+    /// Calls waiting for an answer (for tests and diagnostics).
+    public var callsInFlight: Int { state.withLock { $0.pending.count } }
 
     /// Closes the connection. Calls in flight fail with CANCELLED; later calls
     /// fail with UNAVAILABLE.
@@ -60,11 +87,11 @@ public final class ClientConnection: ClientTransport, Sendable {
             state.closed = true
             let pending = Array(state.pending.values)
             state.pending.removeAll()
+            state.outbox = Outbox()
             defer { state.channel = nil }
             return (state.channel, pending)
         }
         for call in pending {
-            call.timer?.cancel()
             call.continuation.resume(
                 throwing: RPCError(code: .cancelled, message: "client closed", reason: .clientClosed))
         }
@@ -73,80 +100,123 @@ public final class ClientConnection: ClientTransport, Sendable {
 
     public func call(_ method: MethodDescriptor, payload: Data, options: CallOptions) async throws -> Data {
         let channel = try await connectedChannel()
+        let drawn = nextID.wrappingAdd(1, ordering: .relaxed).newValue
+        // 0 is the connection's own id (connection-level errors).
+        let id = drawn != 0 ? drawn : nextID.wrappingAdd(1, ordering: .relaxed).newValue
         let timeout = options.timeout ?? configuration.defaultTimeout
-        let id = state.withLock { state -> UInt64 in
-            defer { state.nextID &+= 1 }
-            if state.nextID == 0 { state.nextID = 1 }
-            return state.nextID
-        }
-
-        var request = Moat_Rpc_V1_Request()
-        request.id = id
-        request.method = method.path
-        request.tenant = options.tenant
-        request.authorization = options.authorization
-        request.metadata = options.metadata
-        request.payload = payload
-        if let requested = options.timeout {
-            let milliseconds = max(1, requested.nanoseconds / 1_000_000)
-            request.timeoutMs = UInt32(clamping: milliseconds)
-        }
-        let bytes: [UInt8] = try request.serializedBytes()
-        guard bytes.count <= configuration.maxFrameSize else {
-            throw RPCError(
-                code: .resourceExhausted,
-                message: "request of \(bytes.count) bytes is over the \(configuration.maxFrameSize)-byte frame limit",
-                reason: RPCError.Reason.frameTooLarge)
-        }
-        var frame = channel.allocator.buffer(capacity: 4 + bytes.count)
-        frame.writeFrame(bytes)
-
         return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Data, any Error>) in
-                // The server enforces the deadline; this guard (a little
-                // later) only protects against a daemon that stopped answering.
-                let timer = channel.eventLoop.scheduleTask(in: (timeout + .milliseconds(500)).timeAmount) {
-                    self.fail(
-                        id: id,
-                        RPCError(
-                            code: .deadlineExceeded, message: "no answer within \(timeout)",
-                            reason: RPCError.Reason.deadlineExceeded))
-                }
-                state.withLock {
-                    $0.pending[id] = Pending(
-                        continuation: continuation, channel: ObjectIdentifier(channel), timer: timer)
-                }
-                if Task.isCancelled {
-                    fail(id: id, RPCError(code: .cancelled, message: "the call was cancelled", reason: .cancelled))
-                    return
-                }
-                channel.writeAndFlush(frame).whenFailure { error in
-                    self.fail(
-                        id: id,
-                        RPCError(
-                            code: .unavailable, message: "connection lost while sending",
-                            reason: RPCError.Reason.connectionClosed, cause: error))
-                }
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Data, any Error>) in
+                send(
+                    id: id, method: method, payload: payload, options: options, timeout: timeout, on: channel,
+                    continuation: continuation)
             }
         } onCancel: {
             fail(id: id, RPCError(code: .cancelled, message: "the call was cancelled", reason: .cancelled))
         }
     }
 
+    private enum Queued {
+        case flushScheduled
+        case needsFlush
+        case failed(RPCError)
+    }
+
+    /// Registers the call and queues its frame, in one pass under the lock.
+    private func send(
+        id: UInt64, method: MethodDescriptor, payload: Data, options: CallOptions, timeout: Duration,
+        on channel: any Channel, continuation: UnsafeContinuation<Data, any Error>
+    ) {
+        let deadline = NIODeadline.now() + (timeout + Self.deadlineGrace).timeAmount
+        let maxFrameSize = configuration.maxFrameSize
+        let queued = state.withLock { state -> Queued in
+            // Checked under the lock: a cancellation after this point finds
+            // the call registered and fails it.
+            if Task.isCancelled {
+                return .failed(RPCError(code: .cancelled, message: "the call was cancelled", reason: .cancelled))
+            }
+            if state.closed {
+                return .failed(RPCError(code: .unavailable, message: "client is closed", reason: .clientClosed))
+            }
+            guard let current = state.channel, current === channel else {
+                return .failed(
+                    RPCError(
+                        code: .unavailable, message: "connection to the daemon closed",
+                        reason: RPCError.Reason.connectionClosed))
+            }
+            let channelID = ObjectIdentifier(channel)
+            if state.outbox.channel != channelID { state.outbox = Outbox(channel: channelID) }
+            var buffer = state.outbox.buffer.take() ?? channel.allocator.buffer(capacity: 4096)
+            do throws(RPCError) {
+                try ClientEnvelope.writeRequest(
+                    into: &buffer, id: id, method: method.path, options: options, payload: payload,
+                    maxFrameSize: maxFrameSize)
+            } catch {
+                state.outbox.buffer = buffer.readableBytes > 0 ? buffer : nil
+                return .failed(error)
+            }
+            state.outbox.buffer = buffer
+            state.pending[id] = Pending(
+                continuation: continuation, channel: channelID, deadline: deadline, timeout: timeout)
+            if state.outbox.flushScheduled { return .flushScheduled }
+            state.outbox.flushScheduled = true
+            return .needsFlush
+        }
+        switch queued {
+        case .flushScheduled:
+            break
+        case .needsFlush:
+            if channel.eventLoop.inEventLoop {
+                flush(channel)
+            } else {
+                channel.eventLoop.execute { self.flush(channel) }
+            }
+        case .failed(let error):
+            continuation.resume(throwing: error)
+        }
+    }
+
+    /// On the channel's event loop: writes everything queued for it.
+    private func flush(_ channel: any Channel) {
+        let channelID = ObjectIdentifier(channel)
+        let frames = state.withLock { state -> ByteBuffer? in
+            guard state.outbox.channel == channelID else { return nil }
+            state.outbox.flushScheduled = false
+            return state.outbox.buffer.take()
+        }
+        guard let frames else { return }
+        channel.writeAndFlush(frames).whenFailure { error in
+            self.failAll(
+                on: channel,
+                RPCError(
+                    code: .unavailable, message: "connection lost while sending",
+                    reason: RPCError.Reason.connectionClosed, cause: error))
+            channel.close(promise: nil)
+        }
+    }
+
     // MARK: Connection
 
+    private enum Connected {
+        case ready(any Channel)
+        case waiting(EventLoopFuture<any Channel>)
+    }
+
     private func connectedChannel() async throws -> any Channel {
-        let future = try state.withLock { state -> EventLoopFuture<any Channel> in
+        let connected = try state.withLock { state -> Connected in
             guard !state.closed else {
                 throw RPCError(code: .unavailable, message: "client is closed", reason: .clientClosed)
             }
-            if let channel = state.channel, channel.isActive {
-                return channel.eventLoop.makeSucceededFuture(channel)
-            }
-            if let connecting = state.connecting { return connecting }
+            // Connected: no future, no hop to the event loop.
+            if let channel = state.channel, channel.isActive { return .ready(channel) }
+            if let connecting = state.connecting { return .waiting(connecting) }
             let connecting = makeConnection()
             state.connecting = connecting
-            return connecting
+            return .waiting(connecting)
+        }
+        let future: EventLoopFuture<any Channel>
+        switch connected {
+        case .ready(let channel): return channel
+        case .waiting(let connecting): future = connecting
         }
         do {
             return try await future.get()
@@ -193,18 +263,18 @@ public final class ClientConnection: ClientTransport, Sendable {
 
     // MARK: From the channel
 
-    fileprivate func received(_ response: Moat_Rpc_V1_Response, on channel: any Channel) {
-        if response.id == 0 {
+    fileprivate func received(_ answer: ClientEnvelope.Answer, on channel: any Channel) {
+        switch answer {
+        case .ok(let id, let payload):
+            // A late answer to a cancelled or timed-out call finds nothing: dropped.
+            guard let call = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
+            call.continuation.resume(returning: payload)
+        case .failed(0, let error):
             // A connection-level error: the daemon closes the connection.
-            failAll(on: channel, RPCError(response.status))
-            return
-        }
-        guard let call = state.withLock({ $0.pending.removeValue(forKey: response.id) }) else { return }
-        call.timer?.cancel()
-        if response.status.code == .ok {
-            call.continuation.resume(returning: response.payload)
-        } else {
-            call.continuation.resume(throwing: RPCError(response.status))
+            failAll(on: channel, error)
+        case .failed(let id, let error):
+            guard let call = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
+            call.continuation.resume(throwing: error)
         }
     }
 
@@ -212,34 +282,89 @@ public final class ClientConnection: ClientTransport, Sendable {
         let id = ObjectIdentifier(channel)
         let calls = state.withLock { state -> [Pending] in
             if let current = state.channel, ObjectIdentifier(current) == id { state.channel = nil }
-            let failing = state.pending.filter { $0.value.channel == id }
-            for key in failing.keys { state.pending.removeValue(forKey: key) }
-            return Array(failing.values)
+            if state.outbox.channel == id { state.outbox = Outbox() }
+            var failing: [Pending] = []
+            state.pending = state.pending.filter { _, call in
+                guard call.channel == id else { return true }
+                failing.append(call)
+                return false
+            }
+            return failing
         }
-        for call in calls {
-            call.timer?.cancel()
-            call.continuation.resume(throwing: error)
+        for call in calls { call.continuation.resume(throwing: error) }
+    }
+
+    /// On the channel's event loop, every ``deadlineSweepInterval``: fails the
+    /// calls on `channel` whose deadline passed.
+    fileprivate func sweepDeadlines(on channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let now = NIODeadline.now()
+        let expired = state.withLock { state -> [Pending] in
+            guard state.pending.contains(where: { $0.value.channel == id && $0.value.deadline <= now }) else {
+                return []
+            }
+            var expired: [Pending] = []
+            state.pending = state.pending.filter { _, call in
+                guard call.channel == id, call.deadline <= now else { return true }
+                expired.append(call)
+                return false
+            }
+            return expired
+        }
+        for call in expired {
+            call.continuation.resume(
+                throwing: RPCError(
+                    code: .deadlineExceeded, message: "no answer within \(call.timeout)",
+                    reason: RPCError.Reason.deadlineExceeded))
         }
     }
 
     private func fail(id: UInt64, _ error: RPCError) {
         guard let call = state.withLock({ $0.pending.removeValue(forKey: id) }) else { return }
-        call.timer?.cancel()
         call.continuation.resume(throwing: error)
     }
 }
 
-/// Reads response frames and hands them to the connection.
+/// Reads response frames and hands them to the connection; sweeps the
+/// connection's deadlines while the channel is active.
 final class ClientResponseHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private let connection: ClientConnection
+    private var sweep: RepeatedTask?
 
     init(connection: ClientConnection) { self.connection = connection }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { startSweeping(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        startSweeping(context: context)
+        context.fireChannelActive()
+    }
+
+    private func startSweeping(context: ChannelHandlerContext) {
+        guard sweep == nil else { return }
+        let channel = context.channel
+        let connection = connection
+        let interval = ClientConnection.deadlineSweepInterval
+        sweep = context.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            connection.sweepDeadlines(on: channel)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        sweep?.cancel()
+        sweep = nil
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        guard let response = try? Moat_Rpc_V1_Response(serializedBytes: Data(frame.readableBytesView)) else {
+        let answer: ClientEnvelope.Answer
+        do {
+            answer = try ClientEnvelope.readResponse(frame)
+        } catch {
             connection.failAll(
                 on: context.channel,
                 RPCError(
@@ -248,10 +373,12 @@ final class ClientResponseHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        connection.received(response, on: context.channel)
+        connection.received(answer, on: context.channel)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        sweep?.cancel()
+        sweep = nil
         connection.failAll(
             on: context.channel,
             RPCError(
