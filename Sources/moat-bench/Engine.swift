@@ -70,10 +70,14 @@ protocol Workload: AnyObject {
     func next(id: UInt64, into buffer: inout ByteBuffer) -> (op: Int, tag: Int)?
     /// A response arrived for a call made with `tag`.
     func completed(op: Int, tag: Int, response: ScannedResponse, frame: UnsafeRawBufferPointer)
+    /// Whether a completion gave the workload more to send after `next`
+    /// returned nil (a call to retry): the connection then goes on.
+    var hasPendingWork: Bool { get }
 }
 
 extension Workload {
     func completed(op: Int, tag: Int, response: ScannedResponse, frame: UnsafeRawBufferPointer) {}
+    var hasPendingWork: Bool { false }
 }
 
 /// Monotonic nanoseconds.
@@ -352,6 +356,8 @@ final class LoadConnection: ChannelInboundHandler, @unchecked Sendable {
             recorder.state.totals.responses &+= 1
         }
         workload.completed(op: slot.op, tag: slot.tag, response: response, frame: frame)
+        // A retry queued by the completion: not exhausted after all.
+        if exhausted, !shape.isOpenLoop, workload.hasPendingWork { exhausted = false }
         if !started || done { return }
         if shape.isOpenLoop {
             drainBacklog()

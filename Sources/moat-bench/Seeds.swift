@@ -84,6 +84,8 @@ final class JobWorkload: Workload, @unchecked Sendable {
     var results: [(Int, [UInt8])] = []
     var failed: [Int: ErrorKey] = [:]
     var retried = 0
+    /// A refused call answered after the source ran dry is still sent.
+    var hasPendingWork: Bool { !retries.isEmpty }
 
     init(source: JobSource, request: @escaping @Sendable (Int) -> RequestTemplate) {
         self.source = source
@@ -162,6 +164,9 @@ enum Seeder {
             failed.merge(workload.failed) { a, _ in a }
             retried += workload.retried
         }
+        // Every job answered once, or the seed is not what it says.
+        let unanswered = count - results.count - failed.count
+        if unanswered > 0 { throw BenchError("\(label.trimmingCharacters(in: .whitespaces)): \(unanswered) of \(count) calls got no final answer") }
         return (results, failed, retried)
     }
 
