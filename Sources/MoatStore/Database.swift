@@ -254,6 +254,12 @@ public final class Database: Sendable {
         }
         connection.isManaged = true
         defer { connection.closeNow() }
+        do {
+            try connection.execute("PRAGMA mmap_size=\(configuration.readerMmapSize)")
+        } catch {
+            started.resume(throwing: error)
+            return
+        }
         started.resume()
         while let jobs = core.reads.take(max: 1) {
             for job in jobs { job.run(connection) }

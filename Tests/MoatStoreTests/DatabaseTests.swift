@@ -375,6 +375,11 @@ final class DatabaseTests: XCTestCase {
                 }
             }
             XCTAssertEqual(values, [.text("wal"), .integer(mode == .full ? 2 : 1), .integer(1)], "\(mode)")
+            // Readers map the file (point lookups without a pread per page); the writer does not.
+            let readerMap = try await database.read { try $0.queryFirst("PRAGMA mmap_size") { try $0.int(at: 0) } }
+            XCTAssertEqual(readerMap, StoreConfiguration(path: "x").readerMmapSize, "\(mode)")
+            let writerMap = try await database.write { try $0.queryFirst("PRAGMA mmap_size") { try $0.int(at: 0) } }
+            XCTAssertEqual(writerMap, 0, "\(mode)")
             await database.close()
         }
     }
