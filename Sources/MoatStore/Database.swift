@@ -169,6 +169,23 @@ public final class Database: Sendable {
         }
     }
 
+    /// Runs `body` like ``read(_:)`` but hands the result to `completion` on
+    /// the reader thread instead of resuming a task: no continuation, no
+    /// executor hop. `completion` runs on the reader's thread, so it must be
+    /// quick and must not block (hand the result on, e.g. to an event
+    /// loop). Gets `CLOSED` after ``close()`` (then on the caller's thread).
+    public func read<T: Sendable>(
+        _ body: @escaping @Sendable (SQLiteConnection) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        let queued = ContinuousClock.now
+        let job = ReadJob { connection in
+            StoreInstruments.record(StoreInstruments.readWait, since: queued)
+            completion(Self.runRead(connection, body))
+        }
+        if !core.reads.push(job) { completion(.failure(StoreError.closed())) }
+    }
+
     /// Closes the database: refuses new reads and writes (they fail with
     /// `CLOSED`), lets the queued ones finish (queued writes are committed),
     /// then closes every connection and ends the threads. Idempotent.
@@ -237,6 +254,12 @@ public final class Database: Sendable {
         }
         connection.isManaged = true
         defer { connection.closeNow() }
+        do {
+            try connection.execute("PRAGMA mmap_size=\(configuration.readerMmapSize)")
+        } catch {
+            started.resume(throwing: error)
+            return
+        }
         started.resume()
         while let jobs = core.reads.take(max: 1) {
             for job in jobs { job.run(connection) }

@@ -16,6 +16,11 @@ public struct StoreConfiguration: Sendable, Hashable {
     public var busyTimeout: Duration
     /// Prepared statements cached per connection.
     public var statementCacheCapacity: Int
+    /// Bytes of the database file each reader connection maps into memory
+    /// (SQLite's `mmap_size`): a point lookup then reads b-tree pages from
+    /// the mapping instead of a `pread` per page. 0 reads with `pread` only.
+    /// The writer does not map.
+    public var readerMmapSize: Int
 
     /// Creates a configuration; every parameter but `path` has a default.
     public init(
@@ -24,7 +29,8 @@ public struct StoreConfiguration: Sendable, Hashable {
         readerCount: Int = 4,
         maxBatchSize: Int = 128,
         busyTimeout: Duration = .seconds(5),
-        statementCacheCapacity: Int = 64
+        statementCacheCapacity: Int = 64,
+        readerMmapSize: Int = 1 << 30
     ) {
         self.path = path
         self.synchronous = synchronous
@@ -32,6 +38,7 @@ public struct StoreConfiguration: Sendable, Hashable {
         self.maxBatchSize = maxBatchSize
         self.busyTimeout = busyTimeout
         self.statementCacheCapacity = statementCacheCapacity
+        self.readerMmapSize = readerMmapSize
     }
 
     /// Throws `INVALID_CONFIGURATION` for values the store cannot run with.
@@ -46,6 +53,9 @@ public struct StoreConfiguration: Sendable, Hashable {
             throw invalid("maxBatchSize must be 1...100000, got \(maxBatchSize)")
         }
         if busyTimeout < .zero { throw invalid("busyTimeout must not be negative") }
+        if !(0...(1 << 40)).contains(readerMmapSize) {
+            throw invalid("readerMmapSize must be 0...\(1 << 40), got \(readerMmapSize)")
+        }
         if !(0...10_000).contains(statementCacheCapacity) {
             throw invalid("statementCacheCapacity must be 0...10000, got \(statementCacheCapacity)")
         }

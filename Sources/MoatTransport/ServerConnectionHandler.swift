@@ -211,6 +211,14 @@ public final class ServerConnectionHandler: ChannelDuplexHandler {
         state.callStarted(id: id, InFlightCall(task: nil, timer: timer))
 
         let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        if let completionPath = method.completionPath {
+            // No task: the answer comes back from wherever the work ran (a
+            // store thread) straight onto this event loop.
+            completionPath(payload, rpcContext) { result in
+                eventLoop.execute { handler.value.finished(id: id, result: result) }
+            }
+            return
+        }
         let task = Task {
             let result: Result<Data, any Error>
             do {

@@ -329,6 +329,40 @@ final class DatabaseTests: XCTestCase {
         await database.close()
     }
 
+    /// `read(_:completion:)`: the body and the completion run on a reader
+    /// thread inside one read transaction; a throwing body's error reaches
+    /// the completion; after close, CLOSED.
+    func testReadWithCompletionRunsOnTheReaderThread() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let database = try await openTestDatabase(directory, readerCount: 2)
+        _ = try await insert(database, "one")
+        func completedRead<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) throws -> T) async
+            -> (Result<T, any Error>, String)
+        {
+            await withCheckedContinuation { continuation in
+                database.read(body) { result in continuation.resume(returning: (result, Thread.current.name ?? "")) }
+            }
+        }
+        let (counted, thread) = await completedRead { connection in
+            (try connection.queryFirst("SELECT count(*) FROM items") { try $0.int(at: 0) }, connection.isAutocommit)
+        }
+        let (rows, autocommit) = try counted.get()
+        XCTAssertEqual(rows, 1)
+        XCTAssertFalse(autocommit, "the body ran outside a read transaction")
+        XCTAssertTrue(thread.hasPrefix(Database.readerThreadNamePrefix), thread)
+        let (failed, _) = await completedRead { connection in
+            try connection.queryFirst("SELECT nope FROM items") { try $0.int(at: 0) }
+        }
+        XCTAssertThrowsError(try failed.get())
+        // The reader is still usable after a failed body.
+        let (again, _) = await completedRead { connection in try connection.queryFirst("SELECT 7") { try $0.int(at: 0) } }
+        XCTAssertEqual(try again.get(), 7)
+        await database.close()
+        let (closed, _) = await completedRead { _ in 1 }
+        XCTAssertEqual((closed.failure as? StoreError)?.reason, .closed)
+    }
+
     /// Pragmas follow the configuration.
     func testPragmas() async throws {
         for mode in SynchronousMode.allCases {
@@ -341,6 +375,11 @@ final class DatabaseTests: XCTestCase {
                 }
             }
             XCTAssertEqual(values, [.text("wal"), .integer(mode == .full ? 2 : 1), .integer(1)], "\(mode)")
+            // Readers map the file (point lookups without a pread per page); the writer does not.
+            let readerMap = try await database.read { try $0.queryFirst("PRAGMA mmap_size") { try $0.int(at: 0) } }
+            XCTAssertEqual(readerMap, StoreConfiguration(path: "x").readerMmapSize, "\(mode)")
+            let writerMap = try await database.write { try $0.queryFirst("PRAGMA mmap_size") { try $0.int(at: 0) } }
+            XCTAssertEqual(writerMap, 0, "\(mode)")
             await database.close()
         }
     }
@@ -397,5 +436,13 @@ final class DatabaseTests: XCTestCase {
         try Data("this is not a database, just some text long enough to be read as a header".utf8)
             .write(to: URL(fileURLWithPath: directory.path()))
         await assertStoreError(.corrupt) { try await openTestDatabase(directory) }
+    }
+}
+
+extension Result {
+    /// The error, if it failed.
+    fileprivate var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

@@ -882,6 +882,7 @@ private struct Observation: Equatable {
         case tenant(Tenant?), tenants([Tenant])
         case user(User?), users([User])
         case session(Session?), sessions([Session]), revoked(Bool), revokedIDs([SessionID])
+        case forValidate(SessionWithUserFacts?)
         case reset(PasswordResetToken?)
         case events([EventRecord]), log([SecurityLogEntry])
         /// Completed, or the error it threw: a DomainError's reason, else the type.
@@ -980,6 +981,16 @@ private func runConformanceScenario(_ store: any AccountStore) async throws -> [
     observe("session by hash", .session(try await store.read { try $0.session(tenant: t1, tokenHash: token(2)) }))
     observe("session by hash via t2", .session(try await store.read { try $0.session(tenant: t2, tokenHash: token(2)) }))
     observe("session by id", .session(try await store.read { try $0.session(tenant: t1, id: sessions[0].id) }))
+    // Validate's one lookup: the session (revoked ones too) with its user's facts.
+    observe("for validate", .forValidate(try await store.read { try $0.sessionForValidate(tenant: t1, tokenHash: token(4)) }))
+    observe("for validate revoked", .forValidate(try await store.read { try $0.sessionForValidate(tenant: t1, tokenHash: token(2)) }))
+    observe("for validate alice", .forValidate(try await store.read { try $0.sessionForValidate(tenant: t1, tokenHash: token(5)) }))
+    observe("for validate via t2", .forValidate(try await store.read { try $0.sessionForValidate(tenant: t2, tokenHash: token(4)) }))
+    observe("for validate unknown", .forValidate(try await store.read { try $0.sessionForValidate(tenant: t1, tokenHash: token(99)) }))
+    let completed = await withCheckedContinuation { (continuation: CheckedContinuation<Result<SessionWithUserFacts?, any Error>, Never>) in
+        store.read({ try $0.sessionForValidate(tenant: t1, tokenHash: token(4)) }) { continuation.resume(returning: $0) }
+    }
+    observe("for validate by completion", .forValidate(try completed.get()))
 
     let live = makeReset(tenant: t1, user: carol.id, token: 20, at: 1_000, expires: 5_000)
     let shortLived = makeReset(tenant: t1, user: alice.id, token: 21, at: 1_000, expires: 1_500)

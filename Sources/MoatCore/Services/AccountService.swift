@@ -123,4 +123,13 @@ public final class AccountService: AccountFeature {
     public func validate(tenantReference: String, token: String) async throws -> (ValidatedSession, Tenant) {
         try await authority.validate(tenantReference: tenantReference, token: token)
     }
+
+    /// Validates a token without a task; `completion` may run on a store
+    /// thread (see ``SessionAuthority/validate(tenantReference:token:completion:)``).
+    public func validate(
+        tenantReference: String, token: String,
+        completion: @escaping @Sendable (Result<(ValidatedSession, Tenant), any Error>) -> Void
+    ) {
+        authority.validate(tenantReference: tenantReference, token: token, completion: completion)
+    }
 }

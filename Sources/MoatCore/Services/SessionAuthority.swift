@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The one owner of session validity: the session cache, the tenant
 /// directory and the liveness rule (``SessionLiveness``). Both Validate
@@ -24,6 +25,8 @@ public final class SessionAuthority: ValidityMarkSink {
     /// several moatd): while it is not current, the caches are not trusted
     /// and every answer comes from the store. Nil (no cost) on SQLite.
     private let fence: CacheFence?
+    /// Store reads of the miss path in flight (single-flight).
+    private let flights = Mutex(Flights())
 
     /// Creates the authority over a store and subscribes it to the store's
     /// validity marks.
@@ -114,37 +117,176 @@ public final class SessionAuthority: ValidityMarkSink {
         guard Self.plausibleToken(token) else { throw DomainError.sessionInvalid }
         let hash = OpaqueToken.hash(token)
         let now = clock.now()
-        // A fenced instance skips the cache (it may miss a revocation made
-        // elsewhere) and answers from the store, caching what it read.
-        let lookup: SessionCache.Lookup =
-            cachesTrusted
-            ? cache.validate(tenant: tenant.id, tenantStatus: tenant.status, tokenHash: hash, now: now)
-            : .miss(epoch: cache.epoch)
-        switch lookup {
+        switch lookup(tenant: tenant, hash: hash, now: now) {
         case .hit(let validated):
             return (validated, tenant)
         case .invalid:
             throw DomainError.sessionInvalid
         case .miss(let epoch):
-            let loaded = try await store.read { reader -> ValidatedSession? in
-                guard let session = try reader.session(tenant: tenant.id, tokenHash: hash),
-                    let user = try reader.user(tenant: tenant.id, id: session.userID)
-                else { return nil }
-                return ValidatedSession(
-                    session: session, email: user.email, role: user.role, twoFactorEnabled: user.twoFactorEnabled,
-                    userStatus: user.status)
+            let validated = try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<ValidatedSession, any Error>) in
+                load(tenant: tenant, hash: hash, epoch: epoch, now: now) { continuation.resume(with: $0) }
             }
-            guard var validated = loaded else { throw DomainError.sessionInvalid }
-            let verdict = SessionLiveness.verdict(
-                session: validated.session, lastActive: cache.pendingLastActive(validated.session.id),
-                userStatus: validated.userStatus, tenant: tenant.id, tenantStatus: tenant.status, at: now)
-            guard verdict == .live else { throw DomainError.sessionInvalid }
-            validated.session.lastActiveAt = max(
-                validated.session.lastActiveAt, cache.pendingLastActive(validated.session.id) ?? now, now)
-            cache.touch(tenant: tenant.id, session: validated.session.id, at: now)
-            cache.insert(validated, loadedAt: epoch)
             return (validated, tenant)
         }
+    }
+
+    /// Validates a token like ``validate(tenantReference:token:)`` but
+    /// without a task: `completion` runs at once for a cached answer, or on
+    /// the store's thread once the store read ends (SQLite: a reader thread;
+    /// nothing in between). The transport answers its Validate misses with
+    /// it. `completion` must be quick and must not block. A tenant not yet
+    /// in the directory is resolved by the async path, in a task.
+    public func validate(
+        tenantReference: String, token: String,
+        completion: @escaping @Sendable (Result<(ValidatedSession, Tenant), any Error>) -> Void
+    ) {
+        let tenant: Tenant
+        do {
+            guard let cached = try cachedTenant(reference: tenantReference) else {
+                Task {
+                    do {
+                        completion(.success(try await validate(tenantReference: tenantReference, token: token)))
+                    } catch {
+                        completion(.failure(error))
+                    }
+                }
+                return
+            }
+            tenant = cached
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        guard Self.plausibleToken(token) else { return completion(.failure(DomainError.sessionInvalid)) }
+        let hash = OpaqueToken.hash(token)
+        let now = clock.now()
+        switch lookup(tenant: tenant, hash: hash, now: now) {
+        case .hit(let validated):
+            completion(.success((validated, tenant)))
+        case .invalid:
+            completion(.failure(DomainError.sessionInvalid))
+        case .miss(let epoch):
+            load(tenant: tenant, hash: hash, epoch: epoch, now: now) { result in
+                completion(result.map { ($0, tenant) })
+            }
+        }
+    }
+
+    /// The cache's answer; a fenced instance skips the cache (it may miss a
+    /// revocation made elsewhere) and answers from the store.
+    private func lookup(tenant: Tenant, hash: [UInt8], now: Timestamp) -> SessionCache.Lookup {
+        cachesTrusted
+            ? cache.validate(tenant: tenant.id, tenantStatus: tenant.status, tokenHash: hash, now: now)
+            : .miss(epoch: cache.epoch)
+    }
+
+    // MARK: Miss path (single-flight)
+
+    /// Loads after a cache miss, one store read per token at a time: a miss
+    /// that finds a read of the same token and tenant in flight, started
+    /// under the same cache epoch, waits for that read's answer instead of
+    /// reading again (a cold cache under load does not stampede the store).
+    ///
+    /// Revocation: every committed revoke bumps the epoch before it
+    /// returns. A Validate that starts after that sees the new epoch, so it
+    /// never joins a read that began before the revoke; it starts its own
+    /// (which sees the commit). A read begun before the revoke may still
+    /// answer the calls that joined it, all of which started before the
+    /// revoke returned, and its insert is dropped by the epoch guard. A
+    /// fenced instance does not share reads (its epoch may lag a revoke
+    /// made elsewhere). Each waiter judges liveness with its own clock
+    /// reading; the leader's error reaches every waiter.
+    private func load(
+        tenant: Tenant, hash: [UInt8], epoch: UInt64, now: Timestamp,
+        completion: @escaping @Sendable (Result<ValidatedSession, any Error>) -> Void
+    ) {
+        let waiter: Waiter = { [self] loaded in
+            completion(loaded.flatMap { self.answer($0, tenant: tenant, now: now) })
+        }
+        let key = FlightKey(tenant: tenant.id, hash: hash)
+        let shared = cachesTrusted
+        let flight: UInt64? = flights.withLock { state in
+            if shared, let current = state.current[key], state.flights[current]?.epoch == epoch {
+                state.flights[current]?.waiters.append(waiter)
+                state.joined += 1
+                return nil
+            }
+            state.next &+= 1
+            let id = state.next
+            state.flights[id] = Flight(epoch: epoch, waiters: [waiter])
+            if shared { state.current[key] = id }
+            state.loads += 1
+            return id
+        }
+        guard let flight else { return }
+        let tenantID = tenant.id
+        store.read({ reader in try reader.sessionForValidate(tenant: tenantID, tokenHash: hash) }) { [self] result in
+            // Cache first, then let go of the flight: a miss in between
+            // finds one or the other.
+            if cache.capacity > 0, case .success(let facts?) = result,
+                case .success(let validated) = answer(facts, tenant: tenant, now: now)
+            {
+                cache.insert(validated, loadedAt: epoch)
+            }
+            let waiters = flights.withLock { state -> [Waiter] in
+                if state.current[key] == flight { state.current.removeValue(forKey: key) }
+                return state.flights.removeValue(forKey: flight)?.waiters ?? []
+            }
+            for waiter in waiters { waiter(result) }
+        }
+    }
+
+    /// One waiter's answer from what the store read: the liveness verdict
+    /// at its own `now`, with the activity not yet flushed; a live session
+    /// records this call as activity.
+    private func answer(_ facts: SessionWithUserFacts?, tenant: Tenant, now: Timestamp) -> Result<
+        ValidatedSession, any Error
+    > {
+        guard let facts else { return .failure(DomainError.sessionInvalid) }
+        let pending = cache.pendingLastActive(facts.session.id)
+        let verdict = SessionLiveness.verdict(
+            session: facts.session, lastActive: pending, userStatus: facts.userStatus, tenant: tenant.id,
+            tenantStatus: tenant.status, at: now)
+        guard verdict == .live else { return .failure(DomainError.sessionInvalid) }
+        var validated = ValidatedSession(
+            session: facts.session, email: facts.email, role: facts.role, twoFactorEnabled: facts.twoFactorEnabled,
+            userStatus: facts.userStatus)
+        validated.session.lastActiveAt = max(validated.session.lastActiveAt, pending ?? now, now)
+        cache.touch(tenant: tenant.id, session: validated.session.id, at: now)
+        return .success(validated)
+    }
+
+    /// Store reads the miss path started, and misses that joined a read in
+    /// flight instead (for metrics and tests).
+    public var loadStatistics: (loads: UInt64, joined: UInt64) {
+        flights.withLock { ($0.loads, $0.joined) }
+    }
+
+    /// A miss waiting for a store read's answer.
+    private typealias Waiter = @Sendable (Result<SessionWithUserFacts?, any Error>) -> Void
+
+    /// What a flight is keyed by: the tenant the read is scoped to and the
+    /// token hash.
+    private struct FlightKey: Hashable {
+        let tenant: TenantID
+        let hash: [UInt8]
+    }
+
+    /// A store read in flight and the misses waiting for it.
+    private struct Flight {
+        let epoch: UInt64
+        var waiters: [Waiter]
+    }
+
+    private struct Flights {
+        /// The flight a miss of this key may join (the newest one).
+        var current: [FlightKey: UInt64] = [:]
+        /// Every flight in flight, joinable or not, by id.
+        var flights: [UInt64: Flight] = [:]
+        var next: UInt64 = 0
+        var loads: UInt64 = 0
+        var joined: UInt64 = 0
     }
 
     // MARK: Authenticate

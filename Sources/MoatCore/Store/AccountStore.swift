@@ -12,6 +12,14 @@
 public protocol AccountStore: Sendable {
     /// Runs a read-only transaction.
     func read<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreReader) throws -> T) async throws -> T
+    /// Runs a read-only transaction and hands its result to `completion`,
+    /// without a task: the store calls `completion` on its own thread once
+    /// the body ran (the Validate miss path answers from there, with no
+    /// continuation or executor hop). `completion` must be quick and must
+    /// not block. The default runs ``read(_:)`` in a task.
+    func read<T: Sendable>(
+        _ body: @escaping @Sendable (any AccountStoreReader) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void)
     /// Runs a write transaction. If the body throws, nothing it did is kept.
     func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T
     /// Where each write's ``ValidityMarks`` go after its commit (also after
@@ -37,6 +45,10 @@ public protocol AccountStoreReader:
 
     func session(tenant: TenantID, tokenHash: [UInt8]) throws -> Session?
     func session(tenant: TenantID, id: SessionID) throws -> Session?
+    /// The session with a token hash and what Validate needs of its user,
+    /// in one lookup (nil if either is missing). Revoked and expired
+    /// sessions are returned too: ``SessionLiveness`` judges them.
+    func sessionForValidate(tenant: TenantID, tokenHash: [UInt8]) throws -> SessionWithUserFacts?
     /// The user's sessions that are not revoked (expired ones included;
     /// callers judge expiry with their clock).
     func sessions(tenant: TenantID, user: UserID) throws -> [Session]
@@ -48,6 +60,51 @@ public protocol AccountStoreReader:
 
     /// A user's security log, newest first, ids below `beforeID`.
     func securityLog(tenant: TenantID, user: UserID, beforeID: Int64?, limit: Int) throws -> [SecurityLogEntry]
+}
+
+/// A session and the facts about its user that Validate answers with, as
+/// ``AccountStoreReader/sessionForValidate(tenant:tokenHash:)`` reads them.
+public struct SessionWithUserFacts: Sendable, Equatable {
+    public var session: Session
+    public var email: String
+    public var role: TenantRole
+    public var twoFactorEnabled: Bool
+    public var userStatus: UserStatus
+
+    public init(session: Session, email: String, role: TenantRole, twoFactorEnabled: Bool, userStatus: UserStatus) {
+        self.session = session
+        self.email = email
+        self.role = role
+        self.twoFactorEnabled = twoFactorEnabled
+        self.userStatus = userStatus
+    }
+}
+
+extension AccountStore {
+    public func read<T: Sendable>(
+        _ body: @escaping @Sendable (any AccountStoreReader) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        Task {
+            do {
+                completion(.success(try await read(body)))
+            } catch {
+                completion(.failure(error))
+            }
+        }
+    }
+}
+
+extension AccountStoreReader {
+    /// Two lookups, session then user; stores override it with one query.
+    public func sessionForValidate(tenant: TenantID, tokenHash: [UInt8]) throws -> SessionWithUserFacts? {
+        guard let session = try self.session(tenant: tenant, tokenHash: tokenHash),
+            let user = try self.user(tenant: tenant, id: session.userID)
+        else { return nil }
+        return SessionWithUserFacts(
+            session: session, email: user.email, role: user.role, twoFactorEnabled: user.twoFactorEnabled,
+            userStatus: user.status)
+    }
 }
 
 /// Changes, inside a write transaction.

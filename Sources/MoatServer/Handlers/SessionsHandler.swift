@@ -3,7 +3,8 @@ import MoatProto
 import MoatRPC
 
 /// `moat.v1.Sessions`. Validate answers cache hits on the event loop
-/// (``validateWithFastPath``); everything else runs as a task.
+/// (``validateWithFastPath``) and misses from the store's thread with no
+/// task; everything else runs as a task.
 struct SessionsHandler: Moat_V1_SessionsService {
     let accounts: AccountService
 
@@ -18,6 +19,11 @@ struct SessionsHandler: Moat_V1_SessionsService {
                 case nil: return nil
                 case .success(let (validated, tenant)): return Self.response(validated, tenant)
                 case .failure(let error): throw error
+                }
+            },
+            completionPath: { (request: Moat_V1_ValidateRequest, context, completion) in
+                accounts.validate(tenantReference: context.tenant, token: request.token) { result in
+                    completion(result.map { Self.response($0.0, $0.1) })
                 }
             },
             handler: { request, context in

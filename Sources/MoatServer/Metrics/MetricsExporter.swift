@@ -23,6 +23,8 @@ public final class MetricsExporter: Sendable {
         var cacheHits: UInt64 = 0
         var cacheMisses: UInt64 = 0
         var cacheEvictions: UInt64 = 0
+        var sessionLoads: UInt64 = 0
+        var sessionLoadJoins: UInt64 = 0
         var consumers: Set<String> = []
     }
 
@@ -106,6 +108,8 @@ public final class MetricsExporter: Sendable {
         "moat_session_cache_hits_total": "Validate calls answered from the cache.",
         "moat_session_cache_misses_total": "Validate calls that had to read the store.",
         "moat_session_cache_evictions_total": "Sessions forgotten because the Validate cache was full.",
+        "moat_session_loads_total": "Store reads started by Validate cache misses (one per token and tenant at a time).",
+        "moat_session_load_joins_total": "Validate cache misses that waited for a read of the same token already in flight.",
         "moat_password_hash_queue_depth": "Password hashes running or waiting on the hashing threads.",
         "moat_password_hash_duration_seconds": "Time of one password hash on the hashing pool, queue wait included.",
         "moat_password_hash_refused_total": "Password hashes refused because the hashing pool was full (OVERLOADED).",
@@ -142,6 +146,13 @@ public final class MetricsExporter: Sendable {
             return evictions &- seen.cacheEvictions
         }
         Counter(label: "moat_session_cache_evictions_total").increment(by: Int64(clamping: evicted))
+        let loads = accounts.authority.loadStatistics
+        let (started, joined) = seen.withLock { seen -> (UInt64, UInt64) in
+            defer { (seen.sessionLoads, seen.sessionLoadJoins) = (loads.loads, loads.joined) }
+            return (loads.loads &- seen.sessionLoads, loads.joined &- seen.sessionLoadJoins)
+        }
+        Counter(label: "moat_session_loads_total").increment(by: Int64(clamping: started))
+        Counter(label: "moat_session_load_joins_total").increment(by: Int64(clamping: joined))
 
         // The writer and reader queues are the SQLite store's; PostgreSQL's
         // pool has neither, so those gauges are left out there.

@@ -49,7 +49,22 @@ enum RPCMetrics {
                 }
             }
         }
-        return ServerMethod(descriptor: method.descriptor, fastPath: fastPath) { payload, context in
+        let completionPath = method.completionPath.map { completionPath in
+            { @Sendable (payload: Data, context: RequestContext, completion: @escaping @Sendable (Result<Data, any Error>) -> Void) in
+                let started = ContinuousClock.now
+                instruments.inFlight.increment()
+                completionPath(payload, context) { result in
+                    instruments.inFlight.decrement()
+                    switch result {
+                    case .success(let response): instruments.finished(started: started, payload: response, error: nil)
+                    case .failure(let error): instruments.finished(started: started, payload: nil, error: error)
+                    }
+                    completion(result)
+                }
+            }
+        }
+        return ServerMethod(descriptor: method.descriptor, fastPath: fastPath, completionPath: completionPath) {
+            payload, context in
             let started = ContinuousClock.now
             instruments.inFlight.increment()
             defer { instruments.inFlight.decrement() }

@@ -79,6 +79,15 @@ public final class SQLiteAccountStore: AccountStore {
         }
     }
 
+    /// Runs a read-only transaction on a reader thread and calls
+    /// `completion` there, with no task or continuation in between.
+    public func read<T: Sendable>(
+        _ body: @escaping @Sendable (any AccountStoreReader) throws -> T,
+        completion: @escaping @Sendable (Result<T, any Error>) -> Void
+    ) {
+        database.read({ connection in try body(SQLiteAccountReader(db: connection)) }, completion: completion)
+    }
+
     /// Runs a write transaction; if the body throws, none of its changes are
     /// kept and its error is rethrown as is.
     public func write<T: Sendable>(_ body: @escaping @Sendable (any AccountStoreWriter) throws -> T) async throws -> T {
@@ -183,6 +192,16 @@ extension SQLiteAccountReading {
         try db.queryFirst(
             "SELECT \(AccountColumns.session) FROM sessions WHERE tenant_id = ? AND token_hash = ?",
             [tenant.rawValue, tokenHash], RowDecoder.session)
+    }
+
+    func sessionForValidate(tenant: TenantID, tokenHash: [UInt8]) throws -> SessionWithUserFacts? {
+        try db.queryFirst(
+            """
+            SELECT \(AccountColumns.sessionForValidate) FROM sessions s
+            JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id
+            WHERE s.tenant_id = ? AND s.token_hash = ?
+            """,
+            [tenant.rawValue, tokenHash], RowDecoder.sessionForValidate)
     }
 
     func session(tenant: TenantID, id: SessionID) throws -> Session? {
@@ -475,6 +494,14 @@ enum AccountColumns {
         id, tenant_id, user_id, token_hash, user_agent, ip, location, device_name, created_at, last_active_at, \
         absolute_expires_at, idle_timeout_seconds, second_factor_satisfied, revoked_at, revoke_reason
         """
+    /// The session's columns (as `s`) and the user's (as `u`) that
+    /// Validate needs, for `sessionForValidate`.
+    static let sessionForValidate = """
+        s.id, s.tenant_id, s.user_id, s.token_hash, s.user_agent, s.ip, s.location, s.device_name, s.created_at, \
+        s.last_active_at, s.absolute_expires_at, s.idle_timeout_seconds, s.second_factor_satisfied, s.revoked_at, \
+        s.revoke_reason, u.email AS user_email, u.role AS user_role, u.status AS user_status, \
+        u.two_factor_enabled AS user_two_factor_enabled
+        """
     static let reset = "token_hash, tenant_id, user_id, created_at, expires_at, used_at"
     static let event = "sequence, tenant_id, type, subject, payload, created_at"
     static let logEntry = "id, tenant_id, user_id, kind, ip, user_agent, detail, created_at"
@@ -526,6 +553,14 @@ enum RowDecoder {
             idleTimeoutSeconds: try row.int64("idle_timeout_seconds"),
             secondFactorSatisfied: try row.bool("second_factor_satisfied"),
             revokedAt: try optionalTimestamp(row, "revoked_at"), revokeReason: try row.optionalString("revoke_reason"))
+    }
+
+    static func sessionForValidate(_ row: some SQLRow) throws -> SessionWithUserFacts {
+        SessionWithUserFacts(
+            session: try session(row), email: try row.string("user_email"),
+            role: try enumeration(TenantRole.self, row, "user_role", table: "users"),
+            twoFactorEnabled: try row.bool("user_two_factor_enabled"),
+            userStatus: try enumeration(UserStatus.self, row, "user_status", table: "users"))
     }
 
     static func reset(_ row: some SQLRow) throws -> PasswordResetToken {
