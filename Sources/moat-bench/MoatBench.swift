@@ -19,7 +19,7 @@ struct MoatBench: AsyncParsableCommand {
             """,
         subcommands: [
             HealthScenario.self, ValidateScenario.self, SignInScenario.self, MixedScenario.self, CallScenario.self,
-            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self,
+            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self, BulkSeed.self,
         ])
 }
 
