@@ -216,6 +216,22 @@ final class SessionCacheCompactTests: XCTestCase {
         XCTAssertEqual(cache.pendingLastActive(odd.session.id), at)
     }
 
+    func testTakenTouchesKeepEachSessionsTenant() {
+        let cache = SessionCache()
+        let tenants = [TenantID.random(), TenantID.random()]
+        var expected: [SessionID: TenantID] = [:]
+        let at = Timestamp(seconds: 1_750_000_000)
+        for index in 0..<6 {
+            let session = SessionID.random()
+            expected[session] = tenants[index % 2]
+            cache.touch(tenant: tenants[index % 2], session: session, at: at.adding(seconds: Int64(index)))
+        }
+        let taken = cache.takePendingTouches()
+        XCTAssertEqual(taken.count, 6)
+        for touch in taken { XCTAssertEqual(touch.tenantID, expected[touch.sessionID], "tenant of \(touch.sessionID)") }
+        XCTAssertTrue(cache.takePendingTouches().isEmpty)
+    }
+
     func testAPendingTouchNewerThanTheLoadIsKeptByTheInsert() {
         let cache = SessionCache()
         let (validated, _) = sessionFixture()

@@ -473,11 +473,19 @@ public final class SessionCache: Sendable {
         }
         var touches = Array(other.values)
         touches.reserveCapacity(packed.count + other.count)
+        // One string per tenant, not per touch: a flush of a burst is
+        // otherwise millions of short-lived allocations.
+        var tenants: [Bits128: TenantID] = [:]
         for (session, touch) in packed {
+            let tenant: TenantID
+            if let known = tenants[touch.tenant] {
+                tenant = known
+            } else {
+                tenant = CompactID.unpack(touch.tenant)
+                tenants[touch.tenant] = tenant
+            }
             touches.append(
-                Touch(
-                    tenantID: CompactID.unpack(touch.tenant), sessionID: CompactID.unpack(session),
-                    at: Timestamp(milliseconds: touch.at)))
+                Touch(tenantID: tenant, sessionID: CompactID.unpack(session), at: Timestamp(milliseconds: touch.at)))
         }
         return touches
     }
