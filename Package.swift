@@ -129,7 +129,7 @@ let package = Package(
         .testTarget(name: "MoatCoreTests", dependencies: ["MoatCore", "MoatCrypto"]),        .executableTarget(
             name: "moat-bench",
             dependencies: [
-                "MoatClient", "MoatCore", "MoatCrypto", "MoatStore",
+                "MoatClient", "MoatCore", "MoatCrypto", "MoatServer", "MoatStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,10 @@
 import Logging
 import MoatCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Background session work: last-active times kept in memory are written
 /// every flush interval (and once more on shutdown, after the server has
 /// drained), and ended sessions are deleted after the retention period,
@@ -17,9 +21,42 @@ enum SessionMaintenance {
         let every = Duration.seconds(settings.lastActiveFlushSeconds)
         return PeriodicService(
             name: "last-active flush", firstDelay: every, interval: every, clock: clock, logger: logger,
-            work: { _ = try await accounts.sessions.flushLastActive() },
+            work: {
+                let flushed = try await accounts.sessions.flushLastActive()
+                if flushed >= trimAfterTouches {
+                    let took = releaseFreedMemory()
+                    logger.debug(
+                        "returned freed memory after a large flush",
+                        metadata: ["moat.count": "\(flushed)", "moat.duration": "\(took)"])
+                }
+            },
             atShutdown: { _ = try await accounts.sessions.flushLastActive() })
     }
+
+    /// A flush of this many touches follows a burst of new activity (a
+    /// warm-up, a sign-in wave) whose short-lived allocations the C
+    /// allocator keeps on its free lists; they are handed back then.
+    static let trimAfterTouches = 100_000
+
+    /// Hands memory the C allocator holds free back to the system
+    /// (glibc's `malloc_trim`); returns how long it took.
+    static func releaseFreedMemory() -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        if let trim = mallocTrim { _ = trim(0) }
+        return clock.now - start
+    }
+
+    /// glibc's `malloc_trim(size_t pad)`, looked up once (the Glibc module
+    /// does not export it); nil on other C libraries.
+    private static let mallocTrim: (@convention(c) (Int) -> Int32)? = {
+        #if canImport(Glibc)
+        guard let symbol = dlsym(nil, "malloc_trim") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int) -> Int32).self)
+        #else
+        return nil
+        #endif
+    }()
 
     /// Deletes sessions that ended more than the retention period ago.
     static func cleanup(

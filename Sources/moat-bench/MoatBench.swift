@@ -20,7 +20,7 @@ struct MoatBench: AsyncParsableCommand {
             """,
         subcommands: [
             HealthScenario.self, ValidateScenario.self, SignInScenario.self, MixedScenario.self, CallScenario.self,
-            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self, WriteScenario.self,
+            SeedCommand.self, SignInBurst.self, EventLatency.self, StoreCommit.self, WriteScenario.self, BulkSeed.self,
         ])
 }
 
