@@ -7,6 +7,7 @@ fuzz-requests knows (emails, password, slugs), so the fuzzer starts from
 calls that reach the domain. Usage: fuzz/seeds.py (from anywhere).
 """
 import hashlib
+import importlib.util
 import os
 import pathlib
 import struct
@@ -18,12 +19,28 @@ repo = pathlib.Path(__file__).resolve().parent.parent
 corpus = repo / "fuzz" / "corpus"
 generated = tempfile.mkdtemp(prefix="moat-seeds-")
 protos = sorted(str(p.relative_to(repo / "proto")) for p in (repo / "proto").rglob("*.proto"))
-subprocess.run(["protoc", "-I", str(repo / "proto"), "--python_out", generated, *protos], check=True)
+# Python's protobuf and grpc_tools: the system's, or scripts/setup's .build-python.
+if (repo / ".build-python").is_dir():
+    sys.path.insert(0, str(repo / ".build-python"))
+# protoc's well-known types (google/protobuf/any.proto, which
+# google/rpc/status.proto imports): the system's, or the copy grpc_tools ships.
+wkt_dirs = ["/usr/include", "/usr/local/include"]
+# Found without importing it: grpc_tools imports grpcio's `grpc`, which would
+# shadow the generated grpc/health/v1 module.
+spec = importlib.util.find_spec("grpc_tools")
+if spec is not None and spec.origin:
+    wkt_dirs.append(os.path.join(os.path.dirname(spec.origin), "_proto"))
+wkt = [d for d in wkt_dirs if os.path.exists(os.path.join(d, "google", "protobuf", "any.proto"))][:1]
+if not wkt:
+    sys.exit("fuzz/seeds.py: google/protobuf/any.proto not found (run scripts/setup, which installs grpc_tools)")
+subprocess.run(["protoc", "-I", str(repo / "proto"), f"-I{wkt[0]}", "--python_out", generated, *protos], check=True)
 sys.path.insert(0, generated)
 
 import importlib  # noqa: E402
 
-modules = [importlib.import_module(p[:-6].replace("/", ".") + "_pb2") for p in protos]
+# Moat's own services only: grpc/ (standard Health and reflection, served over
+# gRPC) would also clash with grpcio's `grpc` package when that is installed.
+modules = [importlib.import_module(p[:-6].replace("/", ".") + "_pb2") for p in protos if p.startswith("moat/")]
 from moat.rpc.v1 import envelope_pb2  # noqa: E402
 from google.protobuf import message_factory  # noqa: E402
 
