@@ -5,7 +5,8 @@
       runs, for SECONDS: a connection churner (open, Health.Check, close,
       about 20 a second), a live consumer (long polls, Ack after each
       batch), a slow consumer (10 events, then 2 s of "work"), and a sampler
-      that every INTERVAL seconds records moatd's RSS, open fds, threads,
+      that every INTERVAL seconds records moatd's RSS (now, and the lowest
+      and highest of a reading every second since the last sample), open fds, threads,
       the WAL size, each consumer's lag (events behind) and the live
       consumer's delivery delay (receipt time minus each event's
       created_at, p99 and max since the last sample). Every call error is counted
@@ -14,7 +15,10 @@
       merges the mixed load's per-second latency into per-sample p99, prints
       and writes the table, draws the SVG, and exits 1 if RSS or fds grew
       faster than the limits (least-squares slope over the last WINDOW_MIN
-      minutes) or any call failed.
+      minutes; for RSS, of each interval's lowest reading: every Argon2id
+      hash holds a 19 MiB buffer for its ~40 ms, so a point reading swings by
+      tens of MiB with the hashes in flight, while a leak raises the floor)
+      or any call failed.
 """
 import json
 import os
@@ -119,6 +123,21 @@ def run(path, generated, pid, db, seconds, interval, out):
 
     samples = []
     started = time.monotonic()
+    rss_range = []  # readings since the last sample
+
+    def read_rss():
+        status = open(f"/proc/{pid}/status").read()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+    def probe():
+        while time.monotonic() < stop:
+            try:
+                reading = read_rss()
+            except OSError:
+                return
+            with lock:
+                rss_range.append(reading)
+            time.sleep(1)
 
     def sample():
         status = open(f"/proc/{pid}/status").read()
@@ -139,14 +158,18 @@ def run(path, generated, pid, db, seconds, interval, out):
             snapshot = dict(counts)
             window = sorted(delays)
             delays.clear()
+            readings = rss_range + [rss]
+            rss_range.clear()
         delay = {"p99_ms": window[min(len(window) - 1, int(len(window) * 0.99))] if window else None,
                  "max_ms": window[-1] if window else None, "events": len(window)}
-        samples.append({"t": round(time.monotonic() - started, 1), "rss_kib": rss, "fds": fds, "threads": threads,
+        samples.append({"t": round(time.monotonic() - started, 1), "rss_kib": rss, "rss_min_kib": min(readings),
+                        "rss_max_kib": max(readings), "fds": fds, "threads": threads,
                         "wal_bytes": wal, "lag": lag, "delivery": delay, "counts": snapshot})
 
     threads = [threading.Thread(target=churn, daemon=True),
                threading.Thread(target=consumer, args=("soak-live", 1000, 0, "live_events"), daemon=True),
-               threading.Thread(target=consumer, args=("soak-slow", 10, 2.0, "slow_events"), daemon=True)]
+               threading.Thread(target=consumer, args=("soak-slow", 10, 2.0, "slow_events"), daemon=True),
+               threading.Thread(target=probe, daemon=True)]
     for thread in threads:
         thread.start()
     sample()
@@ -173,8 +196,14 @@ def slope(points):
     return 0.0 if var == 0 else sum((x - mx) * (y - my) for x, y in points) / var
 
 
+def floor_kib(sample):
+    """The lowest RSS reading of a sample's interval (the point reading for old samples)."""
+    return sample.get("rss_min_kib", sample["rss_kib"])
+
+
 def svg(samples, path):
-    series = [("RSS (MiB)", [s["rss_kib"] / 1024 for s in samples]),
+    series = [("RSS, lowest of each interval (MiB)", [floor_kib(s) / 1024 for s in samples]),
+              ("RSS, highest of each interval (MiB)", [s.get("rss_max_kib", s["rss_kib"]) / 1024 for s in samples]),
               ("open fds", [s["fds"] for s in samples]),
               ("threads", [s["threads"] for s in samples]),
               ("WAL (MiB)", [s["wal_bytes"] / 1048576 for s in samples]),
@@ -216,11 +245,12 @@ def report(out, mixed_path, table_path, chart_path, window_min, max_rss_slope, m
         inside = [p for p in timeline if low < p["t"] <= sample["t"] and p["calls"] > 0]
         sample["p99_ms"] = max((p["p99Ms"] for p in inside), default=None)
         sample["calls_per_s"] = sum(p["calls"] for p in inside) / max(sample["t"] - low, 1e-9) if inside else None
-    lines = [f"{'min':>5} {'RSS MiB':>8} {'fds':>5} {'thr':>4} {'WAL MiB':>8} {'lag live':>8} {'lag slow':>8} "
+    lines = [f"{'min':>5} {'RSS MiB':>8} {'low':>6} {'high':>6} {'fds':>5} {'thr':>4} {'WAL MiB':>8} {'lag live':>8} {'lag slow':>8} "
              f"{'ev p99 ms':>9} {'calls/s':>8} {'p99 ms':>7}"]
     for s in samples:
         lines.append(
-            f"{s['t'] / 60:5.1f} {s['rss_kib'] / 1024:8.1f} {s['fds']:5d} {s['threads']:4d} "
+            f"{s['t'] / 60:5.1f} {s['rss_kib'] / 1024:8.1f} {floor_kib(s) / 1024:6.1f} "
+            f"{s.get('rss_max_kib', s['rss_kib']) / 1024:6.1f} {s['fds']:5d} {s['threads']:4d} "
             f"{s['wal_bytes'] / 1048576:8.2f} {s['lag'].get('soak-live', 0):8d} {s['lag'].get('soak-slow', 0):8d} "
             f"{((s.get('delivery') or {}).get('p99_ms') or 0):9.0f} "
             f"{(s['calls_per_s'] or 0):8.0f} {(s['p99_ms'] or 0):7.2f}")
@@ -228,12 +258,14 @@ def report(out, mixed_path, table_path, chart_path, window_min, max_rss_slope, m
     # Skip the first two intervals (caches and pools filling) when the run is short.
     start = max(end - window_min * 60, min(2 * interval, end / 3))
     window = [s for s in samples if s["t"] >= start]
-    rss_slope = slope([(s["t"] / 60, s["rss_kib"] / 1024) for s in window])
+    rss_slope = slope([(s["t"] / 60, floor_kib(s) / 1024) for s in window])
+    point_slope = slope([(s["t"] / 60, s["rss_kib"] / 1024) for s in window])
     fd_slope = slope([(s["t"] / 60, s["fds"]) for s in window])
     result = mixed["result"]
     lines.append("")
     lines.append(f"window {window[0]['t'] / 60:.1f}-{end / 60:.1f} min: RSS slope {rss_slope:+.2f} MiB/min "
-                 f"(limit {max_rss_slope}), fd slope {fd_slope:+.2f}/min (limit {max_fd_slope})")
+                 f"of each interval's lowest reading (limit {max_rss_slope}; of the point readings "
+                 f"{point_slope:+.2f}), fd slope {fd_slope:+.2f}/min (limit {max_fd_slope})")
     lines.append(f"mixed load: {result['calls']:,} calls, {result['errors']} errors, p99 {result['latencyMs']['p99']:.2f} ms; "
                  f"per op: " + ", ".join(f"{k} {v['calls']:,} (p99 {v['latencyMs']['p99']:.2f} ms, {v['errors']} err)"
                                            for k, v in sorted((mixed.get("ops") or {}).items())))
