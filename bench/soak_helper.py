@@ -16,7 +16,7 @@
       and writes the table, draws the SVG, and exits 1 if RSS or fds grew
       faster than the limits (least-squares slope over the last WINDOW_MIN
       minutes; for RSS, of each interval's lowest reading: every Argon2id
-      hash holds a 19 MiB buffer for its ~40 ms, so a point reading swings by
+      hash holds a 19 MiB buffer while it runs, so a point reading swings by
       tens of MiB with the hashes in flight, while a leak raises the floor)
       or any call failed.
 """
@@ -125,14 +125,15 @@ def run(path, generated, pid, db, seconds, interval, out):
     started = time.monotonic()
     rss_range = []  # readings since the last sample
 
-    def read_rss():
+    def status_field(name):
+        """One numeric field of /proc/PID/status (VmRSS in KiB, Threads)."""
         status = open(f"/proc/{pid}/status").read()
-        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith(name + ":")))
 
     def probe():
         while time.monotonic() < stop:
             try:
-                reading = read_rss()
+                reading = status_field("VmRSS")
             except OSError:
                 return
             with lock:
@@ -140,9 +141,8 @@ def run(path, generated, pid, db, seconds, interval, out):
             time.sleep(1)
 
     def sample():
-        status = open(f"/proc/{pid}/status").read()
-        rss = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
-        threads = int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads:")))
+        rss = status_field("VmRSS")
+        threads = status_field("Threads")
         fds = len(os.listdir(f"/proc/{pid}/fd"))
         wal = os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0
         lag = {}

@@ -33,12 +33,10 @@ work = tempfile.mkdtemp(prefix="moat-grpc-seeds-")
 generated = os.path.join(work, "py")
 os.makedirs(generated)
 protos = sorted(str(p.relative_to(repo / "proto")) for p in (repo / "proto").rglob("*.proto"))
-# protoc's well-known types: the system's, or the copy grpc_tools ships.
-import grpc_tools  # noqa: E402
+sys.path.insert(0, str(repo / "fuzz"))
+import wkt  # noqa: E402
 
-wkt = [d for d in ["/usr/include", "/usr/local/include", os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")]
-       if os.path.exists(os.path.join(d, "google", "protobuf", "any.proto"))][:1]
-subprocess.run(["protoc", "-I", str(repo / "proto"), *[f"-I{d}" for d in wkt], "--python_out", generated, *protos],
+subprocess.run(["protoc", "-I", str(repo / "proto"), f"-I{wkt.include_dir()}", "--python_out", generated, *protos],
                check=True)
 sys.path.insert(0, generated)
 from moat.v1 import sessions_pb2, tenants_pb2, users_pb2  # noqa: E402

@@ -7,7 +7,6 @@ fuzz-requests knows (emails, password, slugs), so the fuzzer starts from
 calls that reach the domain. Usage: fuzz/seeds.py (from anywhere).
 """
 import hashlib
-import importlib.util
 import os
 import pathlib
 import struct
@@ -19,21 +18,10 @@ repo = pathlib.Path(__file__).resolve().parent.parent
 corpus = repo / "fuzz" / "corpus"
 generated = tempfile.mkdtemp(prefix="moat-seeds-")
 protos = sorted(str(p.relative_to(repo / "proto")) for p in (repo / "proto").rglob("*.proto"))
-# Python's protobuf and grpc_tools: the system's, or scripts/setup's .build-python.
-if (repo / ".build-python").is_dir():
-    sys.path.insert(0, str(repo / ".build-python"))
-# protoc's well-known types (google/protobuf/any.proto, which
-# google/rpc/status.proto imports): the system's, or the copy grpc_tools ships.
-wkt_dirs = ["/usr/include", "/usr/local/include"]
-# Found without importing it: grpc_tools imports grpcio's `grpc`, which would
-# shadow the generated grpc/health/v1 module.
-spec = importlib.util.find_spec("grpc_tools")
-if spec is not None and spec.origin:
-    wkt_dirs.append(os.path.join(os.path.dirname(spec.origin), "_proto"))
-wkt = [d for d in wkt_dirs if os.path.exists(os.path.join(d, "google", "protobuf", "any.proto"))][:1]
-if not wkt:
-    sys.exit("fuzz/seeds.py: google/protobuf/any.proto not found (run scripts/setup, which installs grpc_tools)")
-subprocess.run(["protoc", "-I", str(repo / "proto"), f"-I{wkt[0]}", "--python_out", generated, *protos], check=True)
+sys.path.insert(0, str(repo / "fuzz"))
+import wkt  # noqa: E402
+
+subprocess.run(["protoc", "-I", str(repo / "proto"), f"-I{wkt.include_dir()}", "--python_out", generated, *protos], check=True)
 sys.path.insert(0, generated)
 
 import importlib  # noqa: E402
