@@ -56,13 +56,9 @@ public final class MetricsExporter: Sendable {
             let registry = PrometheusCollectorRegistry()
             var factory = PrometheusMetricsFactory(registry: registry)
             // Validate takes tens of microseconds: the default buckets
-            // start at 5 ms.
-            factory.defaultDurationHistogramBuckets = [
-                .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
-                .microseconds(2500), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
-                .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500),
-                .seconds(5), .seconds(10),
-            ]
+            // start at 5 ms. The RPC families are RPCCallCounters', which
+            // uses the same bounds.
+            factory.defaultDurationHistogramBuckets = RPCCallCounters.bucketBounds
             factory.valueHistogramBuckets[StoreMetricNames.batchSize] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]
             MetricsSystem.bootstrap(factory)
             current = registry
@@ -76,7 +72,8 @@ public final class MetricsExporter: Sendable {
         await sample()
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
-        return Self.addingHelp(to: String(decoding: buffer, as: UTF8.self))
+        let text = String(decoding: buffer, as: UTF8.self) + RPCCallCounters.shared.render()
+        return Self.addingHelp(to: text)
     }
 
     /// swift-metrics carries no help text; Prometheus (and `promtool check

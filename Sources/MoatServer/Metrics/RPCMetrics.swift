@@ -38,7 +38,7 @@ enum RPCMetrics {
         let handler = method.handler
         let fastPath = method.fastPath.map { fastPath in
             { @Sendable (payload: Data, context: RequestContext) throws -> Data? in
-                let started = ContinuousClock.now
+                let started = RPCCallCounters.now()
                 do {
                     guard let response = try fastPath(payload, context) else { return nil }
                     instruments.finished(started: started, payload: response, error: nil)
@@ -51,7 +51,7 @@ enum RPCMetrics {
         }
         let completionPath = method.completionPath.map { completionPath in
             { @Sendable (payload: Data, context: RequestContext, completion: @escaping @Sendable (Result<Data, any Error>) -> Void) in
-                let started = ContinuousClock.now
+                let started = RPCCallCounters.now()
                 instruments.inFlight.increment()
                 completionPath(payload, context) { result in
                     instruments.inFlight.decrement()
@@ -65,7 +65,7 @@ enum RPCMetrics {
         }
         return ServerMethod(descriptor: method.descriptor, fastPath: fastPath, completionPath: completionPath) {
             payload, context in
-            let started = ContinuousClock.now
+            let started = RPCCallCounters.now()
             instruments.inFlight.increment()
             defer { instruments.inFlight.decrement() }
             do {
@@ -81,35 +81,44 @@ enum RPCMetrics {
 
     /// The metric handles of one method, made once.
     struct Instruments: Sendable {
-        let path: String
-        let ok: Counter
-        let timer: Metrics.Timer
+        /// What a method's answers count towards beyond calls and latency.
+        enum Outcomes { case none, signIn, twoFactor }
+
+        let calls: RPCCallCounters.Method
+        let outcomes: Outcomes
         let inFlight: Meter
 
         init(path: String) {
-            self.path = path
-            ok = Counter(label: RPCMetrics.requests, dimensions: [("method", path), ("code", "OK")])
-            timer = Metrics.Timer(label: RPCMetrics.duration, dimensions: [("method", path)])
+            calls = RPCCallCounters.shared.method(path)
+            outcomes =
+                path == "/moat.v1.Users/SignIn" ? .signIn : RPCMetrics.twoFactorMethods.contains(path) ? .twoFactor : .none
             inFlight = Meter(label: RPCMetrics.inFlight)
         }
 
-        func finished(started: ContinuousClock.Instant, payload: Data?, error: (any Error)?) {
-            timer.recordInterval(since: started)
+        /// Counts one answered call that started at `started`
+        /// (``RPCCallCounters/now()``).
+        func finished(started: Int64, payload: Data?, error: (any Error)?) {
+            let elapsed = RPCCallCounters.now() - started
+            guard let error else {
+                calls.record(code: 0, nanoseconds: elapsed)
+                if outcomes != .none { countOutcome(payload: payload, reason: "", succeeded: true) }
+                return
+            }
             // The code and reason the caller sees: the transport's one
             // conversion (domain, store and crypto errors, cancellation).
-            let answered = error.map { RPCError(answering: $0) }
-            let code = answered.map { "\($0.code)" } ?? "OK"
-            let reason = answered?.reason ?? ""
-            if error == nil {
-                ok.increment()
-            } else {
-                Counter(label: RPCMetrics.requests, dimensions: [("method", path), ("code", code)]).increment()
-            }
-            if path == "/moat.v1.Users/SignIn" {
+            let answered = RPCError(answering: error)
+            calls.record(code: answered.code.rawValue, nanoseconds: elapsed)
+            if outcomes != .none { countOutcome(payload: nil, reason: answered.reason, succeeded: false) }
+        }
+
+        private func countOutcome(payload: Data?, reason: String, succeeded: Bool) {
+            switch outcomes {
+            case .none: return
+            case .signIn:
                 Counter(label: RPCMetrics.signIns, dimensions: [("outcome", signInOutcome(payload, reason: reason))])
                     .increment()
-            } else if RPCMetrics.twoFactorMethods.contains(path) {
-                Counter(label: RPCMetrics.twoFactor, dimensions: [("outcome", twoFactorOutcome(error == nil, reason))])
+            case .twoFactor:
+                Counter(label: RPCMetrics.twoFactor, dimensions: [("outcome", twoFactorOutcome(succeeded, reason))])
                     .increment()
             }
         }
