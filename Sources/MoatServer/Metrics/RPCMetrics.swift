@@ -101,7 +101,7 @@ enum RPCMetrics {
             let elapsed = RPCCallCounters.now() - started
             guard let error else {
                 calls.record(code: 0, nanoseconds: elapsed)
-                if outcomes != .none { countOutcome(payload: payload, reason: "", succeeded: true) }
+                if outcomes != .none { countOutcome(payload: payload, reason: nil, succeeded: true) }
                 return
             }
             // The code and reason the caller sees: the transport's one
@@ -111,7 +111,7 @@ enum RPCMetrics {
             if outcomes != .none { countOutcome(payload: nil, reason: answered.reason, succeeded: false) }
         }
 
-        private func countOutcome(payload: Data?, reason: String, succeeded: Bool) {
+        private func countOutcome(payload: Data?, reason: String?, succeeded: Bool) {
             switch outcomes {
             case .none: return
             case .signIn:
@@ -123,7 +123,7 @@ enum RPCMetrics {
             }
         }
 
-        private func signInOutcome(_ payload: Data?, reason: String) -> String {
+        private func signInOutcome(_ payload: Data?, reason: String?) -> String {
             if let payload {
                 let response = try? Moat_V1_SignInResponse(serializedBytes: payload)
                 return response?.secondFactorRequired == true ? "second_factor_required" : "ok"
@@ -135,7 +135,7 @@ enum RPCMetrics {
             }
         }
 
-        private func twoFactorOutcome(_ succeeded: Bool, _ reason: String) -> String {
+        private func twoFactorOutcome(_ succeeded: Bool, _ reason: String?) -> String {
             if succeeded { return "ok" }
             switch reason {
             case DomainError.Reason.totpCodeInvalid.rawValue, DomainError.Reason.recoveryCodeInvalid.rawValue:
