@@ -57,6 +57,15 @@ public struct ValidatedSession: Sendable, Equatable {
 /// base32 characters from 16 bytes, what `PrefixedID.random()` makes) and
 /// 32-byte token hashes are cached; anything else is simply not cached and
 /// always answered from the store.
+///
+/// Concurrency: a cache of ``shardedFrom`` entries or more is 16 shards by
+/// the token hash's bits, each with its own lock, slab, index, per-user
+/// records and eviction hand, and a share of the capacity. The two event
+/// loops and the store's readers then rarely meet on one lock. A user's
+/// sessions spread over shards, so invalidating a user visits every shard,
+/// and a load refreshes the user's records in every shard. The epoch is one
+/// atomic counter for all shards: an invalidation bumps it before it drops
+/// anything, and an insert checks it under its shard's lock.
 public final class SessionCache: Sendable {
     /// 128 bits: a token hash's first or last 16 bytes, or an identifier.
     struct Bits128: Hashable {
@@ -142,10 +151,6 @@ public final class SessionCache: Sendable {
         var users: ContiguousArray<UserRecord> = []
         var freeUser = Entry.none
         var evictionCursor = 0
-        var epoch: UInt64 = 0
-        var pending: [Bits128: PendingTouch] = [:]
-        /// Touches of sessions whose ids are not canonical (never cached).
-        var pendingOther: [SessionID: Touch] = [:]
         var hits: UInt64 = 0
         var misses: UInt64 = 0
         var evictions: UInt64 = 0
@@ -218,22 +223,33 @@ public final class SessionCache: Sendable {
             }
         }
 
+        /// Refreshes the record of a user from a load, if there is one: a
+        /// load under the current epoch is the user as now stored, and every
+        /// session of the user answers with it. The same user id in another
+        /// tenant: trust neither, the record and its sessions go.
+        mutating func refreshUser(
+            user: Bits128, tenant: Bits128, email: String, role: TenantRole, status: UserStatus, twoFactorEnabled: Bool
+        ) -> UInt32? {
+            guard let slot = userIndex[user] else { return nil }
+            guard users[Int(slot)].tenant == tenant else {
+                removeUser(slot: slot)
+                return nil
+            }
+            users[Int(slot)].email = email
+            users[Int(slot)].role = role
+            users[Int(slot)].status = status
+            users[Int(slot)].twoFactorEnabled = twoFactorEnabled
+            return slot
+        }
+
         /// The record of a user, made or refreshed from a load.
         mutating func userSlot(
             user: Bits128, tenant: Bits128, email: String, role: TenantRole, status: UserStatus, twoFactorEnabled: Bool
         ) -> UInt32 {
-            if let slot = userIndex[user] {
-                if users[Int(slot)].tenant == tenant {
-                    // A load under the current epoch is the user as now
-                    // stored; every session of the user answers with it.
-                    users[Int(slot)].email = email
-                    users[Int(slot)].role = role
-                    users[Int(slot)].status = status
-                    users[Int(slot)].twoFactorEnabled = twoFactorEnabled
-                    return slot
-                }
-                // The same user id in another tenant: trust neither.
-                removeUser(slot: slot)
+            if let slot = refreshUser(
+                user: user, tenant: tenant, email: email, role: role, status: status, twoFactorEnabled: twoFactorEnabled)
+            {
+                return slot
             }
             let record = UserRecord(
                 user: user, tenant: tenant, email: email, head: Entry.none, count: 0, role: role, status: status,
@@ -269,33 +285,90 @@ public final class SessionCache: Sendable {
             index[entry.key] = slot
         }
 
-        func pendingAt(_ session: SessionID, packed: Bits128?) -> Timestamp? {
-            if let packed, let touch = pending[packed] { return Timestamp(milliseconds: touch.at) }
-            return pendingOther[session]?.at
+    }
+
+    /// Last-active times waiting to be written, of the sessions whose ids
+    /// fall in one pending shard.
+    struct Pending {
+        var packed: [Bits128: PendingTouch] = [:]
+        /// Touches of sessions whose ids are not canonical (never cached).
+        var other: [SessionID: Touch] = [:]
+
+        func at(_ session: SessionID, packed packedSession: Bits128?) -> Timestamp? {
+            if let packedSession, let touch = packed[packedSession] { return Timestamp(milliseconds: touch.at) }
+            return other[session]?.at
         }
 
-        mutating func recordTouch(tenant: TenantID, session: SessionID, at now: Timestamp) {
-            if let packedSession = CompactID.pack(session), let packedTenant = CompactID.pack(tenant) {
-                if let existing = pending[packedSession], existing.at >= now.milliseconds { return }
-                pending[packedSession] = PendingTouch(tenant: packedTenant, at: now.milliseconds)
+        mutating func record(tenant: TenantID, session: SessionID, packed packedSession: Bits128?, at now: Timestamp) {
+            if let packedSession, let packedTenant = CompactID.pack(tenant) {
+                if let existing = packed[packedSession], existing.at >= now.milliseconds { return }
+                packed[packedSession] = PendingTouch(tenant: packedTenant, at: now.milliseconds)
             } else {
-                if let existing = pendingOther[session], existing.at >= now { return }
-                pendingOther[session] = Touch(tenantID: tenant, sessionID: session, at: now)
+                if let existing = other[session], existing.at >= now { return }
+                other[session] = Touch(tenantID: tenant, sessionID: session, at: now)
             }
         }
     }
 
-    private let state = Mutex(State())
-    /// The most entries kept.
+    /// One lock's share of the cache. The padding keeps two shards' locks
+    /// off one cache line.
+    final class Shard: Sendable {
+        private let before: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let state = Mutex(State())
+        private let after: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    }
+
+    /// One lock's share of the pending last-active times.
+    final class PendingShard: Sendable {
+        private let before: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let state = Mutex(Pending())
+        private let after: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    }
+
+    /// Sessions by their token hash's first bits: each shard has its own
+    /// lock, slab, index, user records and eviction hand, so the two event
+    /// loops and the store's readers rarely wait for one another.
+    private let shards: [Shard]
+    /// Pending last-active times by the session id's low bits. A lock here
+    /// is only ever taken inside a session shard's lock or alone, never the
+    /// other way round.
+    private let pendingShards: [PendingShard]
+    /// `shards.count - 1` (a power of two minus one).
+    private let mask: UInt64
+    /// The most entries one shard keeps.
+    private let shardCapacity: Int
+    /// Bumped by every invalidation before it drops anything; a load that
+    /// began under an older value is not cached.
+    private let invalidations = Atomic<UInt64>(0)
+    /// The most entries kept (each shard keeps its share, rounded up).
     public let capacity: Int
     /// Activity closer together than this is not written again.
     public let touchGranularityMilliseconds: Int64
+
+    /// Shards of a cache of at least this many entries; a smaller cache
+    /// keeps one (its eviction order is then exact, and tests rely on it).
+    /// A cache of capacity 0 keeps nothing, so it has no order to keep: it
+    /// is sharded too (its lookups and pending times still take locks).
+    static let shardedFrom = 16_384
+    static let shardCount = 16
 
     /// Creates a cache.
     public init(capacity: Int = 100_000, touchGranularityMilliseconds: Int64 = 1000) {
         // Slots are 32-bit indices.
         self.capacity = min(max(0, capacity), Int(UInt32.max - 1))
         self.touchGranularityMilliseconds = max(0, touchGranularityMilliseconds)
+        let count = self.capacity >= Self.shardedFrom || self.capacity == 0 ? Self.shardCount : 1
+        shards = (0..<count).map { _ in Shard() }
+        pendingShards = (0..<count).map { _ in PendingShard() }
+        mask = UInt64(count - 1)
+        shardCapacity = (self.capacity + count - 1) / count
+    }
+
+    private func shard(_ split: SplitHash) -> Shard { shards[Int(truncatingIfNeeded: split.key.low & mask)] }
+
+    private func pendingShard(_ packedSession: Bits128?) -> PendingShard {
+        guard let packedSession else { return pendingShards[0] }
+        return pendingShards[Int(truncatingIfNeeded: packedSession.low & mask)]
     }
 
     /// The outcome of a lookup.
@@ -332,16 +405,18 @@ public final class SessionCache: Sendable {
         tenant: TenantID, tenantStatus: TenantStatus = .active, tokenHash: [UInt8], now: Timestamp
     ) -> Lookup {
         guard let split = SplitHash(tokenHash) else {
-            return state.withLock { state in
+            return shards[0].state.withLock { state in
                 state.misses += 1
-                return .miss(epoch: state.epoch)
+                return .miss(epoch: epoch)
             }
         }
         let askedTenant = CompactID.pack(tenant)
-        let outcome: Outcome = state.withLock { state in
+        let outcome: Outcome = shard(split).state.withLock { state in
             guard let slot = state.index[split.key], state.entries[Int(slot)].tail == split.tail else {
                 state.misses += 1
-                return .lookup(.miss(epoch: state.epoch))
+                // Read after the lookup: a load that starts now sees every
+                // write whose invalidation came before this value.
+                return .lookup(.miss(epoch: epoch))
             }
             state.hits += 1
             let entry = state.entries[Int(slot)]
@@ -366,7 +441,9 @@ public final class SessionCache: Sendable {
             if now.milliseconds - entry.lastActiveAt >= touchGranularityMilliseconds {
                 state.entries[Int(slot)].lastActiveAt = now.milliseconds
                 session.lastActiveAt = now
-                state.pending[entry.session] = PendingTouch(tenant: askedTenant, at: now.milliseconds)
+                pendingShard(entry.session).state.withLock {
+                    $0.packed[entry.session] = PendingTouch(tenant: askedTenant, at: now.milliseconds)
+                }
             }
             return .answer(
                 Answer(
@@ -389,7 +466,7 @@ public final class SessionCache: Sendable {
     /// The current invalidation epoch, for a load that bypasses
     /// ``validate(tenant:tenantStatus:tokenHash:now:)`` (a fenced instance
     /// reading the store) and then ``insert(_:loadedAt:)``s what it read.
-    public var epoch: UInt64 { state.withLock { $0.epoch } }
+    public var epoch: UInt64 { invalidations.load(ordering: .sequentiallyConsistent) }
 
     /// Caches a session loaded from the store, unless an invalidation
     /// happened since the load began (its epoch is older). The user's facts
@@ -405,13 +482,19 @@ public final class SessionCache: Sendable {
         var flags = Entry.occupied
         if session.secondFactorSatisfied { flags |= Entry.secondFactor }
         if session.revokedAt != nil { flags |= Entry.revoked }
-        state.withLock { state in
-            guard state.epoch == epoch else { return }
+        let pendingTimes = pendingShard(packedSession)
+        let home = shard(split)
+        let inserted = home.state.withLock { state -> Bool in
+            // Checked under the shard's lock: an invalidation that bumps
+            // after this check takes the lock after this insert and drops it.
+            guard self.epoch == epoch else { return false }
             var lastActive = session.lastActiveAt.milliseconds
-            if let pending = state.pending[packedSession], pending.at > lastActive { lastActive = pending.at }
+            if let pending = pendingTimes.state.withLock({ $0.packed[packedSession] }), pending.at > lastActive {
+                lastActive = pending.at
+            }
             if let existing = state.index[split.key] {
                 state.remove(slot: existing)
-            } else if state.count >= capacity {
+            } else if state.count >= shardCapacity {
                 // Bounded: forget another entry; it reloads on its next use.
                 state.evictOne()
             }
@@ -423,60 +506,78 @@ public final class SessionCache: Sendable {
                     key: split.key, tail: split.tail, session: packedSession, createdAt: session.createdAt.milliseconds,
                     lastActiveAt: lastActive, absoluteExpiresAt: session.absoluteExpiresAt.milliseconds,
                     idleTimeoutSeconds: idle, user: user, next: Entry.none, flags: flags))
+            return true
+        }
+        // The user's sessions in other shards answer with the same facts
+        // (one shard's lock at a time, after this one's: never two held).
+        guard inserted, shards.count > 1 else { return }
+        for shard in shards where shard !== home {
+            shard.state.withLock { state in
+                guard self.epoch == epoch else { return }
+                _ = state.refreshUser(
+                    user: packedUser, tenant: packedTenant, email: validated.email, role: validated.role,
+                    status: validated.userStatus, twoFactorEnabled: validated.twoFactorEnabled)
+            }
         }
     }
 
     /// Records activity of a session validated from the store.
     public func touch(tenant: TenantID, session: SessionID, at now: Timestamp) {
-        state.withLock { state in state.recordTouch(tenant: tenant, session: session, at: now) }
+        let packed = CompactID.pack(session)
+        pendingShard(packed).state.withLock { $0.record(tenant: tenant, session: session, packed: packed, at: now) }
     }
 
     /// Drops every cached session of a user (the authority applies a
     /// write's marks with it).
     public func invalidate(user: UserID) {
         let packed = CompactID.pack(user)
-        state.withLock { state in
-            state.epoch &+= 1
-            if let packed, let slot = state.userIndex[packed] { state.removeUser(slot: slot) }
+        invalidations.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        // A user's sessions may sit in every shard, each with its own record.
+        guard let packed else { return }
+        for shard in shards {
+            shard.state.withLock { state in
+                if let slot = state.userIndex[packed] { state.removeUser(slot: slot) }
+            }
         }
     }
 
     /// Drops everything (a tenant-wide change).
     public func invalidateAll() {
-        state.withLock { state in
-            state.epoch &+= 1
-            state.index = [:]
-            state.entries = []
-            state.freeEntry = Entry.none
-            state.userIndex = [:]
-            state.users = []
-            state.freeUser = Entry.none
-            state.evictionCursor = 0
+        invalidations.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        for shard in shards {
+            shard.state.withLock { state in
+                state.index = [:]
+                state.entries = []
+                state.freeEntry = Entry.none
+                state.userIndex = [:]
+                state.users = []
+                state.freeUser = Entry.none
+                state.evictionCursor = 0
+            }
         }
     }
 
     /// The not-yet-written last-active time of a session, if any.
     public func pendingLastActive(_ session: SessionID) -> Timestamp? {
         let packed = CompactID.pack(session)
-        return state.withLock { $0.pendingAt(session, packed: packed) }
+        return pendingShard(packed).state.withLock { $0.at(session, packed: packed) }
     }
 
     /// Takes the last-active times waiting to be written.
     public func takePendingTouches() -> [Touch] {
-        let (packed, other) = state.withLock { state in
-            // Swapped out whole, so the memory of a burst goes with it.
-            defer {
-                state.pending = [:]
-                state.pendingOther = [:]
+        let taken = pendingShards.map { shard in
+            shard.state.withLock { pending in
+                // Swapped out whole, so the memory of a burst goes with it.
+                defer { pending = Pending() }
+                return pending
             }
-            return (state.pending, state.pendingOther)
         }
-        var touches = Array(other.values)
-        touches.reserveCapacity(packed.count + other.count)
+        var touches = taken.flatMap { $0.other.values }
+        touches.reserveCapacity(taken.reduce(touches.count) { $0 + $1.packed.count })
         // One string per tenant, not per touch: a flush of a burst is
         // otherwise millions of short-lived allocations.
         var tenants: [Bits128: TenantID] = [:]
-        for (session, touch) in packed {
+        for (session, touch) in taken.lazy.flatMap({ $0.packed }) {
             let tenant: TenantID
             if let known = tenants[touch.tenant] {
                 tenant = known
@@ -492,21 +593,29 @@ public final class SessionCache: Sendable {
 
     /// Puts back touches whose write failed (newer ones win).
     public func restore(_ touches: [Touch]) {
-        state.withLock { state in
-            for touch in touches { state.recordTouch(tenant: touch.tenantID, session: touch.sessionID, at: touch.at) }
+        for touch in touches {
+            let packed = CompactID.pack(touch.sessionID)
+            pendingShard(packed).state.withLock {
+                $0.record(tenant: touch.tenantID, session: touch.sessionID, packed: packed, at: touch.at)
+            }
         }
     }
 
     /// Entries, hits and misses (for metrics and tests).
     public var statistics: (entries: Int, hits: UInt64, misses: UInt64) {
-        state.withLock { ($0.count, $0.hits, $0.misses) }
+        shards.reduce((entries: 0, hits: UInt64(0), misses: UInt64(0))) { total, shard in
+            shard.state.withLock { (total.entries + $0.count, total.hits + $0.hits, total.misses + $0.misses) }
+        }
     }
 
     /// Entries forgotten to make room (the cache was full), since start.
-    public var evictions: UInt64 { state.withLock { $0.evictions } }
+    public var evictions: UInt64 { shards.reduce(0) { total, shard in total + shard.state.withLock { $0.evictions } } }
 
-    /// Cached users (records shared by their sessions), for tests.
-    var cachedUsers: Int { state.withLock { $0.userIndex.count } }
+    /// Distinct cached users (records shared by their sessions), for tests.
+    var cachedUsers: Int { Set(shards.flatMap { shard in shard.state.withLock { Array($0.userIndex.keys) } }).count }
+
+    /// User records: a user with sessions in several shards has one in each.
+    var userRecords: Int { shards.reduce(0) { total, shard in total + shard.state.withLock { $0.userIndex.count } } }
 }
 
 /// Canonical identifiers (a prefix and 26 base32 characters encoding 16
