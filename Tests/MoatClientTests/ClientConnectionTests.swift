@@ -14,6 +14,13 @@ final class ScriptedDaemon: Sendable {
     private struct State {
         var requests: [Moat_Rpc_V1_Request] = []
         var connections: [any Channel] = []
+        var waiters: [Waiter] = []
+    }
+
+    private struct Waiter {
+        let id: Int
+        let count: Int
+        let continuation: CheckedContinuation<Void, Never>
     }
 
     let socketPath: String
@@ -43,23 +50,45 @@ final class ScriptedDaemon: Sendable {
     }
 
     fileprivate func record(_ request: Moat_Rpc_V1_Request, on channel: any Channel) {
-        state.withLock { state in
+        let ready = state.withLock { state -> [Waiter] in
             state.requests.append(request)
             if !state.connections.contains(where: { $0 === channel }) { state.connections.append(channel) }
+            let count = state.requests.count
+            let ready = state.waiters.filter { $0.count <= count }
+            state.waiters.removeAll { $0.count <= count }
+            return ready
         }
+        for waiter in ready { waiter.continuation.resume() }
     }
 
     var connectionCount: Int { state.withLock { $0.connections.count } }
 
     /// Waits (10 s at most) until `count` requests arrived and returns them.
+    /// The recorder resumes the wait as the count-th request arrives; the
+    /// 10 s guard only ends a wait for requests that never come.
     func requests(atLeast count: Int) async throws -> [Moat_Rpc_V1_Request] {
-        for _ in 0..<1000 {
-            let requests = state.withLock { $0.requests }
-            if requests.count >= count { return requests }
-            try await Task.sleep(for: .milliseconds(10))
+        let id = Int.random(in: 0..<Int.max)
+        let guardTask = Task { [self] in
+            // real time: a bound on a wait that fails the test, not an ordering.
+            try? await Task.sleep(for: .seconds(10))
+            let waiter = self.state.withLock { state -> Waiter? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index)
+            }
+            waiter?.continuation.resume()
         }
-        XCTFail("only \(state.withLock { $0.requests.count }) of \(count) requests arrived")
-        return state.withLock { $0.requests }
+        await withCheckedContinuation { continuation in
+            let resumeNow = state.withLock { state -> Bool in
+                if state.requests.count >= count { return true }
+                state.waiters.append(Waiter(id: id, count: count, continuation: continuation))
+                return false
+            }
+            if resumeNow { continuation.resume() }
+        }
+        guardTask.cancel()
+        let requests = state.withLock { $0.requests }
+        if requests.count < count { XCTFail("only \(requests.count) of \(count) requests arrived") }
+        return requests
     }
 
     /// Sends answers, in the given order, on the latest connection.
@@ -202,6 +231,7 @@ final class ClientConnectionTests: XCTestCase {
         } catch let error as RPCError {
             XCTAssertEqual(error.code, .cancelled)
         }
+        // real time: that the cancelled call is never sent is an absence over a window.
         try await Task.sleep(for: .milliseconds(100))
         let requests = try await daemon.requests(atLeast: 1)
         XCTAssertEqual(requests.count, 1, "the cancelled call was not sent")

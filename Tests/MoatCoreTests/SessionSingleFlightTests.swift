@@ -97,6 +97,8 @@ final class SessionSingleFlightTests: XCTestCase {
         let deadline = ContinuousClock.now + .seconds(10)
         while accounts.authority.loadStatistics.joined < count {
             if ContinuousClock.now > deadline { return false }
+            // bounded poll: the misses join on their own tasks, and the
+            // authority's counter is the only outside sign that they have.
             try? await Task.sleep(for: .milliseconds(1))
         }
         return true

@@ -429,6 +429,50 @@ final class PostgresStoreTests: XCTestCase {
         await schema.drop()
     }
 
+    /// Statements travel with their BEGIN and savepoint in one pipeline:
+    /// a caught failure rolls back to its own savepoint only, so what the
+    /// body kept before and after it commits; a SAVEPOINT refused in an
+    /// aborted transaction never rolls back to an earlier statement's
+    /// savepoint (which would un-abort the transaction and silently drop
+    /// the work done since); a body that runs nothing still commits.
+    func testPipelinedStatementsKeepExactlyWhatTheBodyKept() async throws {
+        let schema = try await PostgresTestSchema.create()
+        let store = try await schema.openStore(encoder: PayloadIsType())
+        let insert = "INSERT INTO meta (key, value) VALUES (?, ?)"
+        try await store.database.write { db in
+            try db.execute(insert, ["a", [UInt8(1)]])
+            XCTAssertThrowsError(try db.execute(insert, ["a", [UInt8(2)]]))
+            try db.execute(insert, ["b", [UInt8(3)]])
+        }
+        let a = try await store.meta("a")
+        let b = try await store.meta("b")
+        XCTAssertEqual(a, [1])
+        XCTAssertEqual(b, [3])
+        let aborted = await thrown {
+            try await store.database.write { db in
+                try db.execute(insert, ["c", [UInt8(1)]])
+                _ = try? db.execute(insert, ["c", [UInt8(2)]])  // back to its savepoint, which stays
+                try db.execute(insert, ["d", [UInt8(1)]])
+                _ = try? db.query("SELECT no_such_column FROM meta", []) { _ in 0 }  // aborts the transaction
+                _ = try? db.execute(insert, ["e", [UInt8(1)]])  // its SAVEPOINT is refused
+            }
+        }
+        XCTAssertEqual((aborted as? StoreError)?.reason, .transactionAborted, "\(String(describing: aborted))")
+        let kept = try await store.database.read { db in
+            try db.query("SELECT key FROM meta WHERE key IN ('c', 'd', 'e') ORDER BY key", []) { try $0.string("key") }
+        }
+        XCTAssertEqual(kept, [], "an aborted transaction keeps nothing")
+        let nothing = try await store.database.write { _ in 42 }
+        let read = try await store.database.read { _ in 7 }
+        XCTAssertEqual(nothing, 42)
+        XCTAssertEqual(read, 7)
+        try await store.database.write { db in try db.execute(insert, ["f", [UInt8(9)]]) }
+        let f = try await store.meta("f")
+        XCTAssertEqual(f, [9], "the connection is usable after a body that sent nothing")
+        await store.close()
+        await schema.drop()
+    }
+
     /// A long poll waiting on one instance wakes when an event commits
     /// through another (LISTEN/NOTIFY at commit), well before its wait ends;
     /// a rolled-back append wakes nobody.

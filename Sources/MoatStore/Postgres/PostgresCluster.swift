@@ -1,3 +1,4 @@
+import CPostgres
 import Dispatch
 import Foundation
 public import MoatCore
@@ -291,30 +292,39 @@ public final class PostgresCluster: Sendable {
     /// Returns false when this instance's row was gone (it registers again
     /// and runs another cycle).
     func cycle(_ connection: PostgresConnection, housekeeping: Bool) throws -> Bool {
-        let db = PostgresQuerying(connection: connection)
         let started = CacheFence.now()
-        try connection.run("BEGIN ISOLATION LEVEL READ COMMITTED")
-        let registered = try db.queryFirst(
-            "SELECT applied FROM cluster_instances WHERE id = ? FOR UPDATE", [instanceID]
-        ) { try $0.int64("applied") }
-        guard registered != nil else {
+        let from = state.withLock { $0.applied } ?? 0
+        // BEGIN, the row lock and the log read travel in one pipeline (one
+        // round trip). Under READ COMMITTED each statement takes its own
+        // snapshot, so the log read's comes after the lock is held.
+        var failedAt: Int?
+        let results = try connection.pipeline(
+            [
+                ("BEGIN ISOLATION LEVEL READ COMMITTED", []),
+                ("SELECT applied FROM cluster_instances WHERE id = $1 FOR UPDATE", [instanceID]),
+                (
+                    """
+                    SELECT s.value AS head, l.position, l.origin, l.everything, l.users, l.tenants
+                    FROM revocation_sequence s
+                    LEFT JOIN revocation_log l ON l.position > $1 AND l.position <= $1 + $2
+                    WHERE s.id = 1 ORDER BY l.position
+                    """,
+                    [from, Self.batchLimit]
+                ),
+            ], failedAt: &failedAt)
+        defer { results.forEach { PQclear($0) } }
+        guard PQntuples(results[1]) > 0 else {
             try connection.run("ROLLBACK")
             fence.lapse()
             return false
         }
-        let from = state.withLock { $0.applied } ?? 0
-        // A new statement, so a snapshot taken after the row lock.
-        let rows = try db.query(
-            """
-            SELECT s.value AS head, l.position, l.origin, l.everything, l.users, l.tenants
-            FROM revocation_sequence s
-            LEFT JOIN revocation_log l ON l.position > ?1 AND l.position <= ?1 + ?2
-            WHERE s.id = 1 ORDER BY l.position
-            """,
-            [from, Self.batchLimit]
-        ) { row -> (head: Int64, entry: (position: Int64, origin: String, marks: ValidityMarks)?) in
+        let log = results[2]
+        let rows = try (0..<PQntuples(log)).map { index in
+            let row = PostgresRow(result: log, row: index)
             let head = try row.int64("head")
-            guard let position = try row.optionalInt64("position") else { return (head, nil) }
+            guard let position = try row.optionalInt64("position") else {
+                return (head: head, entry: (position: Int64, origin: String, marks: ValidityMarks)?.none)
+            }
             return (head, (position, try row.string("origin"), Self.decode(
                 everything: try row.bool("everything"), users: try row.string("users"), tenants: try row.string("tenants"))))
         }

@@ -22,9 +22,17 @@ final class PostgresConnection {
     private var translations: [String: String] = [:]
     /// True between BEGIN and COMMIT/ROLLBACK of a write transaction.
     var inWriteTransaction = false
+    /// True while the store runs a transaction body (read or write): a lost
+    /// connection then marks the transaction for a retry, even if the body
+    /// swallows the error.
+    var inTransaction = false
     /// Set when a statement of the current transaction failed in a way that
     /// only a new transaction can cure.
     var mustRetry: StoreError?
+    /// A transaction's opening statements (BEGIN, LOCK), held back until the
+    /// first statement of its body so that both travel in one round trip
+    /// (see ``begin(_:)``).
+    private var pendingBegin: [String] = []
 
     /// Connects; throws `STORE_UNAVAILABLE` if the server cannot be reached.
     init(url: String, password: String?) throws {
@@ -81,13 +89,36 @@ final class PostgresConnection {
         _ = PQsetNoticeProcessor(connection, { _, _ in }, nil)
         handle = connection
         translations.removeAll(keepingCapacity: true)
+        pendingBegin.removeAll()
+    }
+
+    /// Opens a transaction with `statements` (a BEGIN, then what must run
+    /// before the snapshot exists, such as LOCK TABLE). Nothing is sent
+    /// yet: they go in one pipeline with the body's first statement, so a
+    /// transaction costs one round trip fewer. The server sees the same
+    /// statements in the same order.
+    func begin(_ statements: [String]) {
+        pendingBegin = statements
+    }
+
+    /// Ends a transaction that ``begin(_:)`` opened with "COMMIT" or
+    /// "ROLLBACK"; if its body sent nothing, the server never saw the BEGIN
+    /// and nothing is sent.
+    func end(_ statement: String) throws {
+        if !pendingBegin.isEmpty {
+            pendingBegin.removeAll()
+            return
+        }
+        try run(statement)
     }
 
     /// Runs a script of statements without parameters (DDL, BEGIN, COMMIT).
     func run(_ sql: String) throws {
-        let result = try exec { PQexec($0, sql) }
+        let script = pendingBegin.isEmpty ? sql : (pendingBegin + [sql]).joined(separator: "; ")
+        pendingBegin.removeAll()
+        let result = try exec { PQexec($0, script) }
         defer { PQclear(result) }
-        try check(result, sql: sql)
+        try check(result, sql: script)
     }
 
     /// Runs one statement with parameters and returns its result (the caller
@@ -95,62 +126,42 @@ final class PostgresConnection {
     /// `savepoint: false` skips the statement savepoint of a write
     /// transaction, for a statement whose only failures are ones that need
     /// a new transaction anyway (two round trips fewer).
+    ///
+    /// A guarded statement travels with its SAVEPOINT and RELEASE (and a
+    /// held-back BEGIN) in one pipeline: one round trip, not three.
     func execute(_ sql: String, _ bindings: [any SQLiteBindable], savepoint: Bool = true) throws -> OpaquePointer {
         let translated = try translation(of: sql)
         let guarded = savepoint && inWriteTransaction && !Self.isPlainSelect(translated)
-        if guarded { try run("SAVEPOINT moat_statement") }
+        if !guarded && pendingBegin.isEmpty { return try executeTranslated(translated, bindings) }
+        let opening = pendingBegin.map { (sql: $0, bindings: [any SQLiteBindable]()) }
+        pendingBegin.removeAll()
+        var statements = opening
+        if guarded { statements.append(("SAVEPOINT moat_statement", [])) }
+        let index = statements.count
+        statements.append((translated, bindings))
+        if guarded { statements.append(("RELEASE SAVEPOINT moat_statement", [])) }
+        var failedAt: Int?
         do {
-            let result = try executeTranslated(translated, bindings)
-            if guarded { try run("RELEASE SAVEPOINT moat_statement") }
+            var results = try pipeline(statements, failedAt: &failedAt)
+            let result = results.remove(at: index)
+            results.forEach { PQclear($0) }
             return result
         } catch let error as StoreError {
-            if guarded, isUp { try? run("ROLLBACK TO SAVEPOINT moat_statement") }
+            // Back to the savepoint only if it was set: when SAVEPOINT itself
+            // failed, a savepoint of the same name left by an earlier
+            // statement would undo work this transaction kept since.
+            if guarded, let failedAt, failedAt >= index, isUp { try? run("ROLLBACK TO SAVEPOINT moat_statement") }
             throw error
         }
     }
 
     private func executeTranslated(_ sql: String, _ bindings: [any SQLiteBindable]) throws -> OpaquePointer {
-        var types: [Oid] = []
-        var values: [[CChar]?] = []
-        var lengths: [Int32] = []
-        var formats: [Int32] = []
-        for binding in bindings {
-            switch binding.sqliteValue {
-            case .null:
-                types.append(0)
-                values.append(nil)
-                lengths.append(0)
-                formats.append(0)
-            case .integer(let value):
-                types.append(20)  // int8
-                values.append(Array(String(value).utf8CString))
-                lengths.append(0)
-                formats.append(0)
-            case .real(let value):
-                types.append(701)  // float8
-                values.append(Array("\(value)".utf8CString))
-                lengths.append(0)
-                formats.append(0)
-            case .text(let value):
-                // libpq parameters are C strings and PostgreSQL text cannot
-                // hold NUL: refuse instead of storing a truncated value.
-                if value.utf8.contains(0) {
-                    throw StoreError(.invalidText, message: "a text value contains a NUL character")
-                }
-                types.append(25)  // text
-                values.append(Array(value.utf8CString))
-                lengths.append(0)
-                formats.append(0)
-            case .blob(let bytes):
-                types.append(17)  // bytea, binary
-                values.append(bytes.map { CChar(bitPattern: $0) })
-                lengths.append(Int32(bytes.count))
-                formats.append(1)
-            }
-        }
+        let parameters = try Parameters(bindings)
         let result = try exec { connection in
-            withCBuffers(values) { pointers in
-                PQexecParams(connection, sql, Int32(bindings.count), types, pointers, lengths, formats, 1)
+            withCBuffers(parameters.values) { pointers in
+                PQexecParams(
+                    connection, sql, Int32(parameters.types.count), parameters.types, pointers, parameters.lengths,
+                    parameters.formats, 1)
             }
         }
         do {
@@ -160,6 +171,65 @@ final class PostgresConnection {
             throw error
         }
         return result
+    }
+
+    /// Sends `statements` (in `$N` form) in one libpq pipeline: the server
+    /// gets them in one write, runs them in order (skipping the rest after
+    /// a failure, up to the pipeline's Sync) and its answers come back in
+    /// one read. Returns every statement's result, for the caller to clear;
+    /// throws the first failure, with `failedAt` set to its index. A
+    /// connection that breaks on the way is closed.
+    func pipeline(_ statements: [(sql: String, bindings: [any SQLiteBindable])], failedAt: inout Int?) throws -> [OpaquePointer] {
+        let parameters = try statements.map { try Parameters($0.bindings) }
+        guard let handle, PQstatus(handle) == CONNECTION_OK else {
+            throw lost("the PostgreSQL connection is down")
+        }
+        var healthy = PQenterPipelineMode(handle) == 1
+        for (statement, parameter) in zip(statements, parameters) where healthy {
+            healthy = withCBuffers(parameter.values) { pointers in
+                PQsendQueryParams(
+                    handle, statement.sql, Int32(parameter.types.count), parameter.types, pointers, parameter.lengths,
+                    parameter.formats, 1) == 1
+            }
+        }
+        if healthy { healthy = PQpipelineSync(handle) == 1 }
+        var results: [OpaquePointer] = []
+        if healthy {
+            // Each statement's result is followed by a NULL; then the Sync's.
+            for _ in statements {
+                guard let result = PQgetResult(handle) else {
+                    healthy = false
+                    break
+                }
+                results.append(result)
+                while let extra = PQgetResult(handle) { PQclear(extra) }
+            }
+        }
+        if healthy {
+            if let sync = PQgetResult(handle) {
+                healthy = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+                PQclear(sync)
+            } else {
+                healthy = false
+            }
+        }
+        if healthy { healthy = PQexitPipelineMode(handle) == 1 }
+        guard healthy else {
+            let message = Self.text(PQerrorMessage(handle))
+            results.forEach { PQclear($0) }
+            close()
+            throw lost("the PostgreSQL connection broke in a pipeline: \(message)")
+        }
+        for (index, result) in results.enumerated() {
+            do {
+                try check(result, sql: statements[index].sql)
+            } catch {
+                failedAt = index
+                results.forEach { PQclear($0) }
+                throw error
+            }
+        }
+        return results
     }
 
     /// Runs `call` on the live connection; a NULL result (out of memory, or
@@ -176,7 +246,7 @@ final class PostgresConnection {
 
     private func lost(_ message: String) -> StoreError {
         let error = StoreError(.unavailable, message: message)
-        if inWriteTransaction { mustRetry = error }
+        if inTransaction { mustRetry = error }
         return error
     }
 
@@ -191,7 +261,7 @@ final class PostgresConnection {
         let short = sql.count > 200 ? String(sql.prefix(200)) + "…" : sql
         let error = StoreError(
             PostgresSQL.reason(forSQLState: state, connectionUp: isUp), message: "\(message) [sqlstate \(state)] [sql: \(short)]")
-        if error.reason == .unavailable || error.reason == .serializationFailure, inWriteTransaction {
+        if error.reason == .unavailable || error.reason == .serializationFailure, inTransaction {
             mustRetry = error
         }
         throw error
@@ -362,6 +432,44 @@ extension PostgresConnection {
             PQfreemem(notification)
         }
         return received
+    }
+}
+
+/// Bindings in libpq's form: text as `text`, integers as `int8`, blobs as
+/// binary `bytea`, NULL untyped.
+private struct Parameters {
+    var types: [Oid] = []
+    var values: [[CChar]?] = []
+    var lengths: [Int32] = []
+    var formats: [Int32] = []
+
+    init(_ bindings: [any SQLiteBindable]) throws {
+        for binding in bindings {
+            switch binding.sqliteValue {
+            case .null:
+                append(0, nil)
+            case .integer(let value):
+                append(20, Array(String(value).utf8CString))  // int8
+            case .real(let value):
+                append(701, Array("\(value)".utf8CString))  // float8
+            case .text(let value):
+                // libpq parameters are C strings and PostgreSQL text cannot
+                // hold NUL: refuse instead of storing a truncated value.
+                if value.utf8.contains(0) {
+                    throw StoreError(.invalidText, message: "a text value contains a NUL character")
+                }
+                append(25, Array(value.utf8CString))  // text
+            case .blob(let bytes):
+                append(17, bytes.map { CChar(bitPattern: $0) }, length: Int32(bytes.count), binary: true)  // bytea
+            }
+        }
+    }
+
+    private mutating func append(_ type: Oid, _ value: [CChar]?, length: Int32 = 0, binary: Bool = false) {
+        types.append(type)
+        values.append(value)
+        lengths.append(length)
+        formats.append(binary ? 1 : 0)
     }
 }
 

@@ -293,12 +293,14 @@ enum PostgresTransaction {
         /// `READ COMMITTED` with a lock timeout (row-locking reads).
         case lockingRead(lockTimeoutMilliseconds: Int64)
 
-        var begin: String {
+        /// The statements that open the transaction (each one statement:
+        /// they travel in a pipeline with the body's first).
+        var begin: [String] {
             switch self {
-            case .read: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-            case .write: "BEGIN ISOLATION LEVEL SERIALIZABLE"
+            case .read: ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"]
+            case .write: ["BEGIN ISOLATION LEVEL SERIALIZABLE"]
             case .lockingRead(let milliseconds):
-                "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '\(milliseconds)ms'"
+                ["BEGIN ISOLATION LEVEL READ COMMITTED", "SET LOCAL lock_timeout = '\(milliseconds)ms'"]
             }
         }
 
@@ -313,10 +315,13 @@ enum PostgresTransaction {
         /// retries run one at a time, after every writer that held those
         /// rows has committed, and so see their commits and do not conflict
         /// on them again. First attempts stay as concurrent as before.
-        var retryBegin: String {
+        var retryBegin: [String] {
             switch self {
             case .write:
-                "BEGIN ISOLATION LEVEL SERIALIZABLE; LOCK TABLE event_sequence, revocation_sequence IN SHARE ROW EXCLUSIVE MODE"
+                [
+                    "BEGIN ISOLATION LEVEL SERIALIZABLE",
+                    "LOCK TABLE event_sequence, revocation_sequence IN SHARE ROW EXCLUSIVE MODE",
+                ]
             case .read, .lockingRead: begin
             }
         }
@@ -372,15 +377,19 @@ enum PostgresTransaction {
         let connection: PostgresConnection
         do {
             connection = try slot.connection()
-            try connection.run(serialized ? mode.retryBegin : mode.begin)
+            // Sent with the body's first statement (one round trip fewer);
+            // its failures surface there and are retried the same way.
+            connection.begin(serialized ? mode.retryBegin : mode.begin)
         } catch {
             if let transient = isTransient(error) { return .retry(transient) }
             return .done(.failure(error))
         }
         connection.mustRetry = nil
         connection.inWriteTransaction = write
+        connection.inTransaction = true
         let result = Result { try body(PostgresQuerying(connection: connection)) }
         connection.inWriteTransaction = false
+        connection.inTransaction = false
         let failedInside = connection.handleTransactionStatus == PQTRANS_INERROR
         if let retry = connection.mustRetry {
             rollBack(connection)
@@ -399,7 +408,7 @@ enum PostgresTransaction {
                 .transactionAborted, message: "a statement failed inside the transaction and its error was ignored; nothing was kept")))
         }
         do {
-            try connection.run("COMMIT")
+            try connection.end("COMMIT")
         } catch let error as StoreError {
             if error.reason == .serializationFailure { return .retry(error) }
             if error.reason == .unavailable {
@@ -420,7 +429,7 @@ enum PostgresTransaction {
     private static func rollBack(_ connection: PostgresConnection) {
         guard connection.isUp else { return }
         do {
-            try connection.run("ROLLBACK")
+            try connection.end("ROLLBACK")
         } catch {
             // A connection that cannot roll back is not trusted with the next job.
             connection.close()
