@@ -34,7 +34,7 @@ import cluster_check as wire  # noqa: E402  (the check's client and daemon helpe
 
 INSTANCES = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 ROUNDS = int(sys.argv[6]) if len(sys.argv) > 6 else 200
-POLL_GAP = 0.0005
+POLL_GAP = float(os.environ.get("POLL_GAP_MS", "0.5")) / 1000
 
 
 def percentile(values, fraction):

@@ -1,8 +1,13 @@
 import MoatCore
 
 extension SQLiteAccountWriting {
+    /// Rows are updated in one fixed order (tenant, then session id), so
+    /// that two instances flushing overlapping touches on one PostgreSQL
+    /// wait for each other instead of deadlocking (which PostgreSQL only
+    /// detects after `deadlock_timeout`, a second, while a revoking write
+    /// on one of those rows waits behind them).
     func touchSessions(_ touches: [SessionCache.Touch]) throws {
-        for touch in touches {
+        for touch in Self.lockOrder(touches) {
             try db.execute(
                 """
                 UPDATE sessions SET last_active_at = ?
@@ -10,6 +15,11 @@ extension SQLiteAccountWriting {
                 """,
                 [touch.at.milliseconds, touch.tenantID.rawValue, touch.sessionID.rawValue, touch.at.milliseconds])
         }
+    }
+
+    /// `touches` sorted by tenant, then session id.
+    static func lockOrder(_ touches: [SessionCache.Touch]) -> [SessionCache.Touch] {
+        touches.sorted { ($0.tenantID.rawValue, $0.sessionID.rawValue) < ($1.tenantID.rawValue, $1.sessionID.rawValue) }
     }
 
     func deleteEndedSessions(tenant: TenantID, endedBefore: Timestamp) throws -> Int {
