@@ -71,13 +71,14 @@ enum StoreBackend: Sendable {
         }
     }
 
-    /// An empty write transaction: returns once the store's writer (the
-    /// SQLite writer thread, or a PostgreSQL connection) took and committed
-    /// one (the watchdog's probe).
+    /// A write transaction (empty on SQLite, one `SELECT 1` on PostgreSQL):
+    /// returns once the store's writer (the SQLite writer thread, or a
+    /// PostgreSQL connection) took and committed one (the watchdog's probe).
     func probeWrite() async throws {
         switch self {
         case .sqlite(let store): try await store.database.write { _ in }
-        case .postgres(let store): try await store.database.write { _ in }
+        // A body that sends nothing sends no BEGIN either: ask the server.
+        case .postgres(let store): try await store.database.write { db in try Self.askServer(db) }
         }
     }
 
@@ -96,14 +97,20 @@ enum StoreBackend: Sendable {
         }
     }
 
-    /// An empty read transaction (the health probe): returns once the
-    /// store answered one; on PostgreSQL this reconnects a dropped pool
-    /// connection.
+    /// A read transaction (the health probe; empty on SQLite, one `SELECT 1`
+    /// on PostgreSQL): returns once the store answered one; on PostgreSQL
+    /// this reconnects a dropped pool connection.
     func probeRead() async throws {
         switch self {
         case .sqlite(let store): try await store.database.read { _ in }
-        case .postgres(let store): try await store.database.read { _ in }
+        case .postgres(let store): try await store.database.read { db in try Self.askServer(db) }
         }
+    }
+
+    /// One round trip to the PostgreSQL server (a probe's transaction must
+    /// reach it: an empty one is never sent).
+    private static func askServer(_ db: PostgresQuerying) throws {
+        _ = try db.queryFirst("SELECT 1 AS one", []) { try $0.int64("one") }
     }
 
     /// How often Health's store probe runs: every second on PostgreSQL (a

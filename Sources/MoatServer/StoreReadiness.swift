@@ -45,8 +45,8 @@ public final class StoreReadiness: Sendable {
     }
 }
 
-/// Probes the store every interval with an empty read transaction (on
-/// PostgreSQL this takes a pool connection, reconnecting if it dropped) and
+/// Probes the store every interval with a read transaction (on PostgreSQL
+/// one `SELECT 1` on a pool connection, reconnecting if it dropped) and
 /// records the outcome in ``StoreReadiness``; logs each change once.
 enum StoreProbe {
     static func service(
